@@ -1,0 +1,84 @@
+"""User-facing errors and crash-safe file writing shared by every package.
+
+A `VistaError` is a mistake the user can fix (bad input, missing file, wrong flag). The CLI
+and the app print its message as one line and never a traceback; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+class VistaError(Exception):
+    """An error caused by the user's input; its message names the file and the problem."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temp file + rename, so a crash never leaves half a file.
+
+    On a full disk (ENOSPC) the previous file at `path` is left untouched and a VistaError says so.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except OSError as error:
+        try:
+            os.unlink(tmp_name)
+        except OSError:
+            pass
+        if error.errno == 28:  # ENOSPC
+            raise VistaError(f"{path}: the disk is full; nothing was overwritten, free space and retry") from error
+        if error.errno in (13, 30):  # EACCES, EROFS
+            raise VistaError(f"{path}: the folder is not writable ({error.strerror})") from error
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def read_json(path: Path, what: str = "JSON file", max_bytes: int = 64 * 1024 * 1024) -> Any:
+    """Read a JSON file written by a user or another tool; NaN/Infinity and huge files are refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise VistaError(f"{path}: {what} not found")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise VistaError(f"{path}: {what} is {size / 1e6:.0f} MB, larger than the {max_bytes / 1e6:.0f} MB limit")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as error:
+        raise VistaError(f"{path}: {what} is not UTF-8 text") from error
+    except (json.JSONDecodeError, ValueError) as error:
+        raise VistaError(f"{path}: {what} is malformed: {error}") from error
+
+
+def require_finite(values: Any, where: str) -> None:
+    """Raise if a nested list/number structure holds NaN or infinity."""
+    stack = [values]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, (int, float)) and not isinstance(item, bool):
+            if not math.isfinite(item):
+                raise VistaError(f"{where}: holds NaN or infinity")

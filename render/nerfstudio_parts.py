@@ -1,0 +1,42 @@
+"""The only module that imports nerfstudio: the parts of it Vista reuses.
+
+nerfstudio supplies the maths whose conventions we want to share exactly (OpenCV distortion
+inversion, mip-NeRF 360 scene contraction, spherical-harmonics direction encoding). Its framework
+(DataManager/Pipeline/Trainer) is not used. Imports are lazy so `render` imports fast.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def undistort_normalized(coords: torch.Tensor, distortion: torch.Tensor) -> torch.Tensor:
+    """Invert OpenCV radial+tangential distortion on normalised image coords [..., 2].
+
+    `distortion` is nerfstudio's [..., 6] = (k1, k2, k3, k4, p1, p2).
+    """
+    from nerfstudio.cameras.camera_utils import radial_and_tangential_undistort
+
+    return radial_and_tangential_undistort(coords, distortion)
+
+
+def contract(positions: torch.Tensor) -> torch.Tensor:
+    """mip-NeRF 360 contraction with the L-inf norm (nerfstudio's recommendation for hash grids):
+    the unit cube stays, everything else maps into the cube of side 4."""
+    from nerfstudio.field_components.spatial_distortions import SceneContraction
+
+    return SceneContraction(order=float("inf"))(positions)
+
+
+def spherical_harmonics(directions: torch.Tensor, degree: int) -> torch.Tensor:
+    """Real SH basis up to `degree` (degree**2 components) of unit directions [..., 3]."""
+    from nerfstudio.utils.math import components_from_spherical_harmonics
+
+    return components_from_spherical_harmonics(degree, directions)
+
+
+def trunc_exp(x: torch.Tensor) -> torch.Tensor:
+    """exp with a clamped gradient (Instant-NGP's density activation), nerfstudio's implementation."""
+    from nerfstudio.field_components.activations import trunc_exp as _trunc_exp
+
+    return _trunc_exp(x)

@@ -1,0 +1,206 @@
+"""Render rays and whole cameras from any radiance field: march, skip empty space, composite.
+
+`render` sees a field only through the small `RadianceField` protocol, in the field's unit cube:
+bounded "object" scenes map the box [-1, 1]^3 to it, "unbounded" captures are first contracted
+(mip-NeRF 360, via nerfstudio's SceneContraction) into [-2, 2]^3.
+
+Sampling follows Instant-NGP: fixed steps across the box (object) or a linear-then-disparity
+schedule (unbounded), candidates in empty cells of the occupancy grid dropped, then a cheap
+no-gradient density pass stops each ray once it is opaque, and only the surviving samples are
+evaluated (and differentiated) in full.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import torch
+
+from render.cameras import Cameras, Rays, image_rays
+from render.config import SamplingConfig
+from render.occupancy import OccupancyGrid
+from render.volume import accumulate, distortion_loss, render_weights
+
+SceneKind = Literal["object", "unbounded"]
+
+_UNBOUNDED_NEAR = 0.05
+_UNBOUNDED_LINEAR_UNTIL = 3.0  # beyond the unit cube seen from any camera inside it
+_UNBOUNDED_FAR = 1000.0
+
+
+class RadianceField(Protocol):
+    def density_and_features(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Density [S] and geometry features [S, G] at points u [S, 3] of the unit cube."""
+
+    def color(self, features: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+        """RGB [S, 3] in [0, 1] from geometry features and unit view directions [S, 3]."""
+
+
+@dataclass
+class Renderable:
+    """What rendering needs of a trained scene."""
+
+    field: RadianceField
+    grid: OccupancyGrid
+    kind: SceneKind
+    scene_from_world: torch.Tensor  # [4, 4] similarity: scale * rotation, translation
+    background: torch.Tensor  # [3]
+    sampling: SamplingConfig
+
+    @property
+    def scale(self) -> float:
+        return float(torch.linalg.norm(self.scene_from_world[:3, 0]))
+
+    def step_size(self) -> float:
+        """Marching step in scene units (the object box diagonal / max samples)."""
+        span = 2 * math.sqrt(3) if self.kind == "object" else _UNBOUNDED_LINEAR_UNTIL * 2
+        return span / self.sampling.max_samples_per_ray
+
+
+@dataclass
+class RayBundleOutput:
+    rgb: torch.Tensor  # [R, 3]
+    depth: torch.Tensor  # [R] in scene units along the ray (0 where nothing was hit)
+    opacity: torch.Tensor  # [R]
+    n_samples: int
+    distortion: torch.Tensor | None = None
+
+
+@dataclass
+class Image:
+    rgb: torch.Tensor  # [H, W, 3] in [0, 1]
+    depth: torch.Tensor  # [H, W] in world units along the ray
+    opacity: torch.Tensor  # [H, W]
+
+
+def field_coords(positions: torch.Tensor, kind: SceneKind) -> torch.Tensor:
+    """Scene coordinates -> the field's unit cube."""
+    if kind == "object":
+        return (positions + 1.0) * 0.5
+    from render.nerfstudio_parts import contract
+
+    return (contract(positions) + 2.0) * 0.25
+
+
+def rays_to_scene(rays: Rays, scene_from_world: torch.Tensor) -> Rays:
+    linear = scene_from_world[:3, :3]
+    origins = rays.origins @ linear.T + scene_from_world[:3, 3]
+    directions = rays.directions @ linear.T
+    return Rays(origins, directions / directions.norm(dim=-1, keepdim=True))
+
+
+def _box_interval(rays: Rays) -> tuple[torch.Tensor, torch.Tensor]:
+    """Entry and exit distances of rays through the box [-1, 1]^3 (slab method)."""
+    d = rays.directions
+    safe = torch.where(d.abs() < 1e-9, torch.full_like(d, 1e-9), d)
+    inv = 1.0 / safe
+    a = (-1.0 - rays.origins) * inv
+    b = (1.0 - rays.origins) * inv
+    t_near = torch.minimum(a, b).amax(dim=-1).clamp(min=0.0)
+    t_far = torch.maximum(a, b).amin(dim=-1)
+    return t_near, t_far
+
+
+def _unbounded_edges(s: torch.Tensor) -> torch.Tensor:
+    """Map s in [0, 1] to distances: linear to 3 units, then linear in disparity to the far plane."""
+    half = s.clamp(max=0.5) * 2
+    linear = _UNBOUNDED_NEAR + (_UNBOUNDED_LINEAR_UNTIL - _UNBOUNDED_NEAR) * half
+    rest = (s - 0.5).clamp(min=0.0) * 2
+    disparity = 1 / _UNBOUNDED_LINEAR_UNTIL + (1 / _UNBOUNDED_FAR - 1 / _UNBOUNDED_LINEAR_UNTIL) * rest
+    return torch.where(s <= 0.5, linear, 1.0 / disparity)
+
+
+@dataclass
+class Samples:
+    ray_indices: torch.Tensor  # [S] sorted
+    t_starts: torch.Tensor  # [S]
+    t_ends: torch.Tensor  # [S]
+    u: torch.Tensor  # [S, 3] field coordinates
+
+    def select(self, keep: torch.Tensor) -> "Samples":
+        return Samples(self.ray_indices[keep], self.t_starts[keep], self.t_ends[keep], self.u[keep])
+
+
+def march(scene: Renderable, rays: Rays, jitter: torch.Tensor | None) -> Samples:
+    """Candidate samples of rays (in scene coordinates) that fall in occupied cells.
+
+    jitter [R] in [0, 1) shifts each ray's samples (stratified sampling in training); None in rendering.
+    """
+    n_rays = len(rays)
+    m = scene.sampling.max_samples_per_ray
+    shift = torch.full((n_rays, 1), 0.5) if jitter is None else jitter[:, None]
+    k = torch.arange(m + 1, dtype=torch.float32)[None, :]
+    if scene.kind == "object":
+        t_near, t_far = _box_interval(rays)
+        step = scene.step_size()
+        edges = t_near[:, None] + (k + shift - 0.5) * step
+        edges = torch.maximum(edges, t_near[:, None])
+        valid_limit = t_far[:, None]
+    else:
+        edges = _unbounded_edges(((k + shift - 0.5) / m).clamp(0.0, 1.0))
+        valid_limit = torch.full((n_rays, 1), _UNBOUNDED_FAR)
+    starts, ends = edges[:, :-1], edges[:, 1:]
+    mids = (starts + ends) * 0.5
+    valid = (mids < valid_limit) & (ends > starts)
+    ray_idx, step_idx = torch.nonzero(valid, as_tuple=True)
+    t_mid = mids[ray_idx, step_idx]
+    positions = rays.origins[ray_idx] + rays.directions[ray_idx] * t_mid[:, None]
+    u = field_coords(positions, scene.kind)
+    keep = scene.grid.query(u)
+    return Samples(ray_idx[keep], starts[ray_idx, step_idx][keep], ends[ray_idx, step_idx][keep], u[keep])
+
+
+def render_rays(scene: Renderable, rays_scene: Rays, *, jitter: torch.Tensor | None = None,
+                background: torch.Tensor | None = None, with_distortion: bool = False) -> RayBundleOutput:
+    """Render rays given in scene coordinates; differentiable when gradients are enabled."""
+    n_rays = len(rays_scene)
+    samples = march(scene, rays_scene, jitter)
+    deltas = samples.t_ends - samples.t_starts
+    # Pass 1, no gradient: find where each ray becomes opaque and which samples matter.
+    with torch.no_grad():
+        sigma, features = scene.field.density_and_features(samples.u)
+        _, transmittance, alphas = render_weights(sigma, deltas, samples.ray_indices, n_rays)
+        keep = (transmittance > scene.sampling.early_stop_transmittance) & (alphas > scene.sampling.min_alpha)
+    samples = samples.select(keep)
+    deltas = deltas[keep]
+    if torch.is_grad_enabled():
+        sigma, features = scene.field.density_and_features(samples.u)
+    else:
+        sigma, features = sigma[keep], features[keep]
+    directions = rays_scene.directions[samples.ray_indices]
+    rgb = scene.field.color(features, directions)
+    weights, _, _ = render_weights(sigma, deltas, samples.ray_indices, n_rays)
+    t_mids = (samples.t_starts + samples.t_ends) * 0.5
+    opacity = accumulate(weights, None, samples.ray_indices, n_rays)
+    color = accumulate(weights, rgb, samples.ray_indices, n_rays)
+    depth = accumulate(weights, t_mids, samples.ray_indices, n_rays) / opacity.clamp(min=1e-6)
+    bg = scene.background if background is None else background
+    color = color + (1.0 - opacity)[:, None] * bg
+    distortion = None
+    if with_distortion:
+        distortion = distortion_loss(weights, t_mids, deltas, samples.ray_indices, n_rays)
+    return RayBundleOutput(color, depth, opacity, int(samples.ray_indices.numel()), distortion)
+
+
+@torch.no_grad()
+def render_camera(scene: Renderable, cameras: Cameras, index: int, chunk_rays: int = 8192) -> Image:
+    """Render camera `index` of `cameras` (world coordinates) to RGB, depth and opacity.
+
+    Rays are processed `chunk_rays` at a time so memory stays bounded at any resolution."""
+    rays_world = image_rays(cameras, index)
+    rays = rays_to_scene(rays_world, scene.scene_from_world.to(rays_world.origins.dtype))
+    rgb, depth, opacity = [], [], []
+    for start in range(0, len(rays), chunk_rays):
+        chunk = Rays(rays.origins[start:start + chunk_rays], rays.directions[start:start + chunk_rays])
+        out = render_rays(scene, chunk)
+        rgb.append(out.rgb)
+        depth.append(out.depth)
+        opacity.append(out.opacity)
+    h, w = cameras.height, cameras.width
+    return Image(
+        torch.cat(rgb).clamp(0, 1).reshape(h, w, 3),
+        (torch.cat(depth) / scene.scale).reshape(h, w),
+        torch.cat(opacity).reshape(h, w),
+    )

@@ -1,0 +1,158 @@
+"""Configs for the field and its training, with the named presets the CLI, app and tests share.
+
+Every field carries a docstring-style comment; `vista train --help` lists the presets.
+"""
+
+from __future__ import annotations
+
+import math
+import dataclasses
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from render.config import SamplingConfig
+from render.errors import VistaError
+
+Backend = Literal["auto", "torch", "tcnn"]
+
+
+@dataclass(frozen=True)
+class HashGridConfig:
+    """Multiresolution hash encoding (Instant-NGP, Müller et al. 2022).
+
+    The keys are tiny-cuda-nn's `HashGrid` keys, so `to_tcnn()` is a one-liner and the torch
+    grid uses the same level layout and hash, making checkpoints portable between backends.
+    """
+
+    n_levels: int = 16
+    """Number of resolution levels."""
+    n_features_per_level: int = 2
+    """Features stored per table entry."""
+    log2_hashmap_size: int = 19
+    """log2 of the entries per level; coarse levels that fit are indexed densely, not hashed."""
+    base_resolution: int = 16
+    """Grid resolution of the coarsest level."""
+    per_level_scale: float = 1.3819
+    """Growth factor of the resolution from one level to the next."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.n_levels <= 32:
+            raise ValueError(f"n_levels must be in 1..32, got {self.n_levels}")
+        if self.n_features_per_level not in (1, 2, 4, 8):
+            raise ValueError(f"n_features_per_level must be 1, 2, 4 or 8, got {self.n_features_per_level}")
+        if not 10 <= self.log2_hashmap_size <= 24:
+            raise ValueError(f"log2_hashmap_size must be in 10..24, got {self.log2_hashmap_size}")
+        if self.base_resolution < 2:
+            raise ValueError(f"base_resolution must be >= 2, got {self.base_resolution}")
+        if not 1.0 <= self.per_level_scale <= 4.0:
+            raise ValueError(f"per_level_scale must be in [1, 4], got {self.per_level_scale}")
+
+    @property
+    def n_output_dims(self) -> int:
+        return self.n_levels * self.n_features_per_level
+
+    def to_tcnn(self) -> dict:
+        return {
+            "otype": "HashGrid",
+            "n_levels": self.n_levels,
+            "n_features_per_level": self.n_features_per_level,
+            "log2_hashmap_size": self.log2_hashmap_size,
+            "base_resolution": self.base_resolution,
+            "per_level_scale": self.per_level_scale,
+        }
+
+    @staticmethod
+    def spanning(finest_resolution: int, n_levels: int = 16, base_resolution: int = 16, **kwargs) -> "HashGridConfig":
+        """A grid whose finest level has about `finest_resolution` cells per side."""
+        scale = math.exp(math.log(finest_resolution / base_resolution) / max(n_levels - 1, 1))
+        return HashGridConfig(n_levels=n_levels, base_resolution=base_resolution, per_level_scale=round(scale, 4), **kwargs)
+
+
+@dataclass(frozen=True)
+class FieldConfig:
+    """The radiance field: hash grid -> density MLP -> (features, view direction) -> colour MLP."""
+
+    grid: HashGridConfig = dataclasses.field(default_factory=lambda: HashGridConfig.spanning(1024))
+    hidden_dim: int = 64
+    """Width of the density MLP (one hidden layer, as in Instant-NGP)."""
+    geo_feature_dim: int = 15
+    """Features passed from the density MLP to the colour MLP."""
+    color_hidden_dim: int = 64
+    """Width of the two hidden layers of the colour MLP."""
+    sh_degree: int = 4
+    """Spherical-harmonics degree of the view-direction encoding (1..4)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.sh_degree <= 4:
+            raise ValueError(f"sh_degree must be in 1..4, got {self.sh_degree}")
+        for name in ("hidden_dim", "geo_feature_dim", "color_hidden_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run; saved with every checkpoint."""
+
+    preset: str = "preview"
+    field: FieldConfig = dataclasses.field(default_factory=FieldConfig)
+    sampling: SamplingConfig = dataclasses.field(default_factory=SamplingConfig)
+    steps: int = 2000
+    """Optimisation steps (a time budget in minutes, if given, stops earlier)."""
+    rays_per_step: int = 4096
+    learning_rate: float = 1e-2
+    weight_decay_mlp: float = 1e-6
+    seed: int = 0
+    checkpoint_every: int = 500
+    """Steps between checkpoints (also written at the end and on Ctrl-C)."""
+    eval_every: int = 0
+    """Steps between held-out PSNR measurements during training (0: only at the end)."""
+    backend: Backend = "auto"
+    distortion_loss_weight: float = 0.0
+    """mip-NeRF 360 distortion loss weight (0 disables it); guidance raises it."""
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.rays_per_step < 16:
+            raise ValueError(f"rays_per_step must be >= 16, got {self.rays_per_step}")
+        if not 0 < self.learning_rate < 1:
+            raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # Seconds on a CPU: for tests and a first look.
+    "test": TrainConfig(
+        preset="test",
+        field=FieldConfig(grid=HashGridConfig.spanning(256, n_levels=8, log2_hashmap_size=15), hidden_dim=32,
+                          color_hidden_dim=32),
+        sampling=SamplingConfig(grid_resolution=64, max_samples_per_ray=192, warmup_steps=64, update_every=8),
+        steps=300,
+        rays_per_step=1024,
+        checkpoint_every=100,
+    ),
+    # A few minutes on a CPU.
+    "preview": TrainConfig(
+        preset="preview",
+        field=FieldConfig(grid=HashGridConfig.spanning(512, n_levels=16, log2_hashmap_size=17)),
+        sampling=SamplingConfig(grid_resolution=96, max_samples_per_ray=384),
+        steps=1500,
+        rays_per_step=4096,
+    ),
+    # Ten minutes or more on a CPU, far less on a GPU.
+    "quality": TrainConfig(
+        preset="quality",
+        field=FieldConfig(grid=HashGridConfig.spanning(1024, n_levels=16, log2_hashmap_size=19)),
+        sampling=SamplingConfig(grid_resolution=128, max_samples_per_ray=512),
+        steps=20000,
+        rays_per_step=4096,
+        checkpoint_every=1000,
+    ),
+}
+
+
+def preset_config(name: str, **overrides) -> TrainConfig:
+    """The named preset with some top-level fields replaced (e.g. steps, seed, backend)."""
+    if name not in PRESETS:
+        raise VistaError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})

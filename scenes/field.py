@@ -1,0 +1,41 @@
+"""The radiance field: hash grid -> density MLP -> (geometry features, view direction) -> colour MLP.
+
+Instant-NGP's architecture (Müller et al. 2022): one hidden layer for density, two for colour,
+spherical-harmonics direction encoding, truncated-exp density. The grid and MLPs come from
+`scenes.backends`, so the same class runs on tiny-cuda-nn or PyTorch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from render.nerfstudio_parts import spherical_harmonics, trunc_exp
+from scenes.backends import make_encoding, make_mlp
+from scenes.config import FieldConfig
+
+
+class NerfField(nn.Module):
+    """Implements `render.render.RadianceField` on the unit cube."""
+
+    def __init__(self, config: FieldConfig, backend: str, generator: torch.Generator | None = None):
+        super().__init__()
+        self.config = config
+        self.backend = backend
+        self.encoding = make_encoding(config.grid, backend, generator)
+        self.density_mlp = make_mlp(config.grid.n_output_dims, 1 + config.geo_feature_dim, config.hidden_dim, 1,
+                                    backend)
+        self.color_mlp = make_mlp(config.sh_degree**2 + config.geo_feature_dim, 3, config.color_hidden_dim, 2,
+                                  backend)
+
+    def density_and_features(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.density_mlp(self.encoding(u.clamp(0.0, 1.0)))
+        # the -1 bias starts densities low so early rays are not saturated (as nerfacto does)
+        return trunc_exp(h[:, 0] - 1.0), h[:, 1:]
+
+    def color(self, features: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+        sh = spherical_harmonics(directions, self.config.sh_degree)
+        return torch.sigmoid(self.color_mlp(torch.cat([sh, features], dim=-1)))
+
+    def density(self, u: torch.Tensor) -> torch.Tensor:
+        return self.density_and_features(u)[0]

@@ -1,0 +1,157 @@
+"""A trained scene and its folder: `scene.json` (strict JSON) + `field.safetensors` (weights).
+
+No pickle anywhere: weights are safetensors, everything else JSON. The backend that trained the
+field is recorded; the torch and tcnn grids share one layout, so either can load the weights.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from render.cameras import Cameras
+from render.configio import config_from_dict, config_to_dict
+from render.errors import VistaError, atomic_write_bytes, atomic_write_json, read_json
+from render.occupancy import OccupancyGrid
+from render.render import Renderable, SceneKind
+from scenes.backends import resolve_backend
+from scenes.config import TrainConfig
+from scenes.field import NerfField
+
+SCHEMA_VERSION = 1
+SCENE_FILE = "scene.json"
+WEIGHTS_FILE = "field.safetensors"
+
+
+@dataclass
+class Scene:
+    field: NerfField
+    grid: OccupancyGrid
+    kind: SceneKind
+    scene_from_world: torch.Tensor  # [4, 4]
+    background: tuple[float, float, float]
+    config: TrainConfig
+    backend: str
+    capture: Cameras  # the training cameras, world coordinates (for path presets and coverage)
+    capture_names: list[str]
+    data_source: str
+    step: int = 0
+    metrics: dict = field(default_factory=dict)
+
+    def renderable(self) -> Renderable:
+        return Renderable(self.field, self.grid, self.kind, self.scene_from_world, torch.tensor(self.background),
+                          self.config.sampling)
+
+
+def new_scene(config: TrainConfig, backend: str, kind: SceneKind, scene_from_world: torch.Tensor,
+              background: tuple[float, float, float], capture: Cameras, capture_names: list[str],
+              data_source: str) -> Scene:
+    generator = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)  # nn.Linear initialises from the global generator
+    field_module = NerfField(config.field, backend, generator)
+    grid = OccupancyGrid(config.sampling.grid_resolution)
+    return Scene(field_module, grid, kind, scene_from_world, background, config, backend, capture, capture_names,
+                 data_source)
+
+
+def _cameras_to_json(cameras: Cameras, names: list[str]) -> dict:
+    return {
+        "names": names,
+        "width": cameras.width,
+        "height": cameras.height,
+        "world_from_camera": cameras.world_from_camera.tolist(),
+        "fx": cameras.fx.tolist(), "fy": cameras.fy.tolist(), "cx": cameras.cx.tolist(), "cy": cameras.cy.tolist(),
+    }
+
+
+def _cameras_from_json(data: dict, where: str) -> tuple[Cameras, list[str]]:
+    try:
+        cameras = Cameras(torch.tensor(data["world_from_camera"], dtype=torch.float32),
+                          torch.tensor(data["fx"]), torch.tensor(data["fy"]), torch.tensor(data["cx"]),
+                          torch.tensor(data["cy"]), int(data["width"]), int(data["height"]))
+        return cameras, list(data["names"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise VistaError(f"{where}: 'capture' cameras are malformed ({error})") from error
+
+
+def scene_state(scene: Scene) -> dict[str, torch.Tensor]:
+    state = {f"field.{k}": v.detach().contiguous() for k, v in scene.field.state_dict().items()}
+    state["occupancy.density"] = scene.grid.density.contiguous()
+    return state
+
+
+def scene_metadata(scene: Scene) -> dict:
+    return {
+        "format": "vista-scene",
+        "schema_version": SCHEMA_VERSION,
+        "step": scene.step,
+        "backend": scene.backend,
+        "kind": scene.kind,
+        "background": list(scene.background),
+        "scene_from_world": scene.scene_from_world.tolist(),
+        "occupancy": {"resolution": scene.grid.resolution, "threshold": scene.grid.threshold},
+        "data_source": scene.data_source,
+        "config": config_to_dict(scene.config),
+        "capture": _cameras_to_json(scene.capture, scene.capture_names),
+        "metrics": scene.metrics,
+    }
+
+
+def save_scene(scene: Scene, directory: Path) -> None:
+    """Write the weights, then the JSON that points at them; both carry the step so a torn pair is detected."""
+    directory = Path(directory)
+    atomic_write_bytes(directory / WEIGHTS_FILE, save(scene_state(scene), metadata={"step": str(scene.step)}))
+    atomic_write_json(directory / SCENE_FILE, scene_metadata(scene))
+
+
+def load_scene(directory: Path, backend: str = "auto") -> Scene:
+    """Load a scene folder; any problem is a VistaError naming the file."""
+    directory = Path(directory)
+    meta_path = directory / SCENE_FILE
+    weights_path = directory / WEIGHTS_FILE
+    if not directory.is_dir():
+        raise VistaError(f"{directory}: scene folder not found")
+    if not meta_path.is_file():
+        raise VistaError(f"{meta_path}: not found; is {directory} a Vista scene folder (made by `vista train`)?")
+    meta = read_json(meta_path, "scene file")
+    if not isinstance(meta, dict) or meta.get("format") != "vista-scene":
+        raise VistaError(f"{meta_path}: not a Vista scene file")
+    version = meta.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise VistaError(f"{meta_path}: scene schema version {version!r} is newer than this Vista understands "
+                         f"({SCHEMA_VERSION}); upgrade Vista")
+    config = config_from_dict(TrainConfig, meta.get("config"), f"{meta_path}: config")
+    try:
+        state = load_file(str(weights_path))
+    except FileNotFoundError as error:
+        raise VistaError(f"{weights_path}: weights file not found") from error
+    except (SafetensorError, OSError, ValueError) as error:
+        raise VistaError(f"{weights_path}: weights file is corrupt or truncated ({error})") from error
+    with open(weights_path, "rb") as handle:
+        header_len = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(header_len))
+    step = int(header.get("__metadata__", {}).get("step", -1))
+    if step != meta.get("step"):
+        raise VistaError(f"{directory}: {WEIGHTS_FILE} (step {step}) and {SCENE_FILE} (step {meta.get('step')}) "
+                         "do not match; the folder was written by an interrupted run: resume training")
+    chosen = resolve_backend(backend)
+    capture, names = _cameras_from_json(meta.get("capture", {}), str(meta_path))
+    try:
+        scene_from_world = torch.tensor(meta["scene_from_world"], dtype=torch.float32)
+        scene = new_scene(config, chosen, meta["kind"], scene_from_world, tuple(meta["background"]), capture, names,
+                          str(meta.get("data_source", "")))
+        field_state = {k[len("field."):]: v for k, v in state.items() if k.startswith("field.")}
+        scene.field.load_state_dict(field_state)
+        occ = meta.get("occupancy", {})
+        scene.grid.restore(state["occupancy.density"], float(occ.get("threshold") or config.sampling.occupancy_threshold))
+    except (KeyError, RuntimeError, TypeError, ValueError) as error:
+        raise VistaError(f"{directory}: scene files are inconsistent ({error})") from error
+    scene.step = step
+    scene.metrics = meta.get("metrics", {})
+    scene.field.eval()
+    return scene
