@@ -1,0 +1,45 @@
+"""Camera conventions: OpenGL axes, pixel centres, distortion."""
+
+import torch
+
+from render.cameras import Cameras, camera_rays, image_rays
+
+
+def _camera(distortion=None):
+    pose = torch.eye(4)[:3].unsqueeze(0).clone()
+    pose[0, :, 3] = torch.tensor([1.0, 2.0, 3.0])
+    return Cameras(pose, torch.tensor([100.0]), torch.tensor([100.0]), torch.tensor([32.0]), torch.tensor([24.0]),
+                   64, 48, distortion)
+
+
+def test_principal_ray_looks_down_minus_z_from_the_camera_centre():
+    rays = camera_rays(_camera(), torch.tensor([0]), torch.tensor([[32.0, 24.0]]))
+    torch.testing.assert_close(rays.origins, torch.tensor([[1.0, 2.0, 3.0]]))
+    torch.testing.assert_close(rays.directions, torch.tensor([[0.0, 0.0, -1.0]]))
+
+
+def test_image_up_is_world_up_and_right_is_right():
+    rays = camera_rays(_camera(), torch.tensor([0, 0]), torch.tensor([[32.0, 0.0], [64.0, 24.0]]))
+    assert rays.directions[0, 1] > 0  # top row of the image looks up (+y)
+    assert rays.directions[1, 0] > 0  # right column looks right (+x)
+
+
+def test_image_rays_are_row_major_pixel_centres():
+    rays = image_rays(_camera(), 0)
+    assert len(rays) == 64 * 48
+    d = rays.directions[1] / -rays.directions[1, 2]
+    torch.testing.assert_close(d[:2], torch.tensor([(1.5 - 32) / 100, -(0.5 - 24) / 100]))
+
+
+def test_zero_distortion_equals_pinhole_and_distortion_bends_rays():
+    pixels = torch.tensor([[5.0, 5.0]])
+    plain = camera_rays(_camera(), torch.tensor([0]), pixels)
+    zero = camera_rays(_camera(torch.zeros(1, 6)), torch.tensor([0]), pixels)
+    torch.testing.assert_close(plain.directions, zero.directions)
+    bent = camera_rays(_camera(torch.tensor([[0.1, 0.0, 0.0, 0.0, 0.0, 0.0]])), torch.tensor([0]), pixels)
+    assert (bent.directions - plain.directions).abs().max() > 1e-3
+
+
+def test_from_fov_gives_the_requested_vertical_field_of_view():
+    cams = Cameras.from_fov(torch.eye(4)[:3].unsqueeze(0), 60.0, 320, 180)
+    torch.testing.assert_close(cams.fov_y_deg, torch.tensor([60.0]))
