@@ -46,6 +46,8 @@ class StepReport:
     samples_per_ray: float
     elapsed_s: float
     eta_s: float
+    scene: "Scene | None" = None
+    """The scene being trained (for live preview renders; do not modify it)."""
 
 
 ProgressCallback = Callable[[StepReport], bool | None]  # return False to stop (checkpoint kept)
@@ -255,7 +257,7 @@ def _train_loop(scene: Scene, data: PosedImages, out_dir: Path, config: TrainCon
             scene.step += 1
             rays_done += config.rays_per_step
             samples_done += out.n_samples
-            last = {"loss": float(loss), "psnr": psnr_from_mse(float(mse))}
+            last = {"loss": loss.item(), "psnr": psnr_from_mse(mse.item())}
             bar.update(1)
             elapsed = time.perf_counter() - start_time
             rays_per_s = rays_done / max(elapsed, 1e-9)
@@ -268,7 +270,7 @@ def _train_loop(scene: Scene, data: PosedImages, out_dir: Path, config: TrainCon
                 if budget_s is not None:
                     remaining = min(remaining, max(budget_s - elapsed, 0.0))
                 report = StepReport(scene.step, config.steps, last["loss"], last["psnr"], rays_per_s,
-                                    samples_done / max(rays_done, 1), elapsed, remaining)
+                                    samples_done / max(rays_done, 1), elapsed, remaining, scene)
                 if callback(report) is False:
                     stopped = True
                     break
