@@ -20,6 +20,7 @@ class OccupancyGrid:
         self.density = torch.zeros(n) if density is None else density.float().reshape(n).clone()
         self.occupied = torch.ones(n, dtype=torch.bool)
         self.threshold: float | None = None
+        self._coarse: tuple | None = None
 
     def restore(self, density: torch.Tensor, threshold: float) -> None:
         self.density = density.float().reshape(-1).clone()
@@ -33,6 +34,21 @@ class OccupancyGrid:
     def query(self, u: torch.Tensor) -> torch.Tensor:
         """Occupied? for points u [..., 3] in the unit cube."""
         return self.occupied[self.cell_index(u)]
+
+    def query_coarse(self, u: torch.Tensor, factor: int) -> torch.Tensor:
+        """Is anything occupied near u, on a grid `factor` times coarser, dilated by one coarse cell?
+
+        Conservative for segments up to one coarse cell long, so the coarse pass never hides a surface."""
+        key = factor
+        if self._coarse is None or self._coarse[0] != key or self._coarse[1] is not self.occupied:
+            r = self.resolution
+            grid = self.occupied.reshape(1, 1, r, r, r).float()
+            coarse = torch.nn.functional.max_pool3d(grid, kernel_size=factor, stride=factor, ceil_mode=True)
+            coarse = torch.nn.functional.max_pool3d(coarse, kernel_size=3, stride=1, padding=1)
+            self._coarse = (key, self.occupied, coarse.reshape(-1) > 0, coarse.shape[-1])
+        _, _, occupied, rc = self._coarse
+        cell = (u * self.resolution).long().clamp_(0, self.resolution - 1) // factor
+        return occupied[(cell[..., 0] * rc + cell[..., 1]) * rc + cell[..., 2]]
 
     def cell_centers(self, cells: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
         r = self.resolution

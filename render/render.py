@@ -128,28 +128,59 @@ def march(scene: Renderable, rays: Rays, jitter: torch.Tensor | None) -> Samples
 
     jitter [R] in [0, 1) shifts each ray's samples (stratified sampling in training); None in rendering.
     """
-    n_rays = len(rays)
-    m = scene.sampling.max_samples_per_ray
-    shift = torch.full((n_rays, 1), 0.5) if jitter is None else jitter[:, None]
-    k = torch.arange(m + 1, dtype=torch.float32)[None, :]
+    shift = torch.full((len(rays),), 0.5) if jitter is None else jitter
     if scene.kind == "object":
-        t_near, t_far = _box_interval(rays)
-        step = scene.step_size()
-        edges = t_near[:, None] + (k + shift - 0.5) * step
-        edges = torch.maximum(edges, t_near[:, None])
-        valid_limit = t_far[:, None]
-    else:
-        edges = _unbounded_edges(((k + shift - 0.5) / m).clamp(0.0, 1.0))
-        valid_limit = torch.full((n_rays, 1), _UNBOUNDED_FAR)
+        return _march_object(scene, rays, shift)
+    return _march_unbounded(scene, rays, shift)
+
+
+_COARSE = 4  # fine steps per coarse step in the object marcher
+
+
+def _packed_range(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For per-ray counts [R]: (ray index, index within the ray) of every element, packed."""
+    ray = torch.repeat_interleave(torch.arange(counts.numel()), counts)
+    starts = torch.cumsum(counts, 0) - counts
+    return ray, torch.arange(ray.numel()) - starts[ray]
+
+
+def _march_object(scene: Renderable, rays: Rays, shift: torch.Tensor) -> Samples:
+    """Fixed steps through the box, coarse-to-fine: a coarse pass over a dilated, 4x coarser occupancy grid
+    discards empty stretches before fine samples are made, so empty space costs a quarter as much."""
+    step = scene.step_size()
+    t_near, t_far = _box_interval(rays)
+    chord = (t_far - t_near).clamp(min=0.0)
+    n_fine = torch.ceil(chord / step).long().clamp(max=scene.sampling.max_samples_per_ray)
+    n_coarse = (n_fine + _COARSE - 1) // _COARSE
+    ray_c, j = _packed_range(n_coarse)
+    t_coarse_mid = t_near[ray_c] + ((j * _COARSE).float() + _COARSE / 2) * step
+    coarse_pos = rays.origins[ray_c] + rays.directions[ray_c] * t_coarse_mid[:, None]
+    keep_c = scene.grid.query_coarse(field_coords(coarse_pos, "object"), _COARSE)
+    ray_c, j = ray_c[keep_c], j[keep_c]
+    # expand each kept coarse step into its fine steps
+    ray = ray_c.repeat_interleave(_COARSE)
+    k = (j * _COARSE).repeat_interleave(_COARSE) + torch.arange(_COARSE).repeat(ray_c.numel())
+    valid = k < n_fine[ray]
+    ray, k = ray[valid], k[valid]
+    starts = torch.maximum(t_near[ray] + (k.float() + shift[ray] - 0.5) * step, t_near[ray])
+    ends = torch.minimum(t_near[ray] + (k.float() + shift[ray] + 0.5) * step, t_far[ray])
+    positions = rays.origins[ray] + rays.directions[ray] * ((starts + ends) * 0.5)[:, None]
+    u = field_coords(positions, "object")
+    keep = scene.grid.query(u) & (ends > starts)
+    return Samples(ray[keep], starts[keep], ends[keep], u[keep])
+
+
+def _march_unbounded(scene: Renderable, rays: Rays, shift: torch.Tensor) -> Samples:
+    m = scene.sampling.max_samples_per_ray
+    k = torch.arange(m + 1, dtype=torch.float32)[None, :]
+    edges = _unbounded_edges(((k + shift[:, None] - 0.5) / m).clamp(0.0, 1.0))
     starts, ends = edges[:, :-1], edges[:, 1:]
-    mids = (starts + ends) * 0.5
-    valid = (mids < valid_limit) & (ends > starts)
-    ray_idx, step_idx = torch.nonzero(valid, as_tuple=True)
-    t_mid = mids[ray_idx, step_idx]
-    positions = rays.origins[ray_idx] + rays.directions[ray_idx] * t_mid[:, None]
-    u = field_coords(positions, scene.kind)
+    ray_idx, step_idx = torch.nonzero(ends > starts, as_tuple=True)
+    starts, ends = starts[ray_idx, step_idx], ends[ray_idx, step_idx]
+    positions = rays.origins[ray_idx] + rays.directions[ray_idx] * ((starts + ends) * 0.5)[:, None]
+    u = field_coords(positions, "unbounded")
     keep = scene.grid.query(u)
-    return Samples(ray_idx[keep], starts[ray_idx, step_idx][keep], ends[ray_idx, step_idx][keep], u[keep])
+    return Samples(ray_idx[keep], starts[keep], ends[keep], u[keep])
 
 
 def render_rays(scene: Renderable, rays_scene: Rays, *, jitter: torch.Tensor | None = None,

@@ -88,7 +88,7 @@ def hash_encode_reference(x: torch.Tensor, table: torch.Tensor, layout: GridLayo
         index, w = level_indices_and_weights(x, layout, level)
         # index_select, not table[index]: its backward (index_add) is deterministic on the CPU, while
         # advanced indexing's (index_put_ with accumulate) is not, and runs must be reproducible.
-        corner_features = table.index_select(0, index.reshape(-1)).reshape(*index.shape, -1)  # [P, 8, F]
+        corner_features = table.index_select(0, index.reshape(-1)).reshape(*index.shape, table.shape[1])  # [P, 8, F]
         features.append((corner_features * w[..., None]).sum(dim=1))
     return torch.cat(features, dim=-1)
 

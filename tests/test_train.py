@@ -75,3 +75,14 @@ def test_depth_is_in_world_units(lego, trained):
     distance_to_origin = float(lego.cameras.positions[i].norm())
     # the lego sits at the origin: the centre pixel hits it less than one object radius from the origin
     assert math.isfinite(float(centre)) and abs(float(centre) - distance_to_origin) < 1.5
+
+
+def test_coarse_empty_space_pass_never_hides_a_surface(lego, trained, monkeypatch):
+    from render.occupancy import OccupancyGrid
+
+    scene, _ = trained
+    i = lego.heldout_indices[1]
+    fast = render_camera(scene.renderable(), lego.cameras, i)
+    monkeypatch.setattr(OccupancyGrid, "query_coarse", lambda self, u, factor: torch.ones(u.shape[0], dtype=torch.bool))
+    exhaustive = render_camera(scene.renderable(), lego.cameras, i)
+    assert torch.equal(fast.rgb, exhaustive.rgb)
