@@ -70,6 +70,8 @@ def read_json(path: Path, what: str = "JSON file", max_bytes: int = 64 * 1024 * 
         raise VistaError(f"{path}: {what} is not UTF-8 text") from error
     except (json.JSONDecodeError, ValueError) as error:
         raise VistaError(f"{path}: {what} is malformed: {error}") from error
+    except RecursionError as error:  # adversarial nesting ([[[[...) exhausts json's recursive decoder
+        raise VistaError(f"{path}: {what} is malformed: nested too deeply") from error
 
 
 def require_finite(values: Any, where: str) -> None:
