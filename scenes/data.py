@@ -92,13 +92,20 @@ def _read_image(path: Path, where: str) -> np.ndarray:
             if image.width * image.height > MAX_IMAGE_PIXELS:
                 raise VistaError(f"{path}: {image.width}x{image.height} is larger than {MAX_IMAGE_PIXELS:,} pixels")
             image.load()
-            if image.mode in ("I;16", "I;16B", "I", "F"):
+            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+                # 16-bit photos: scale by the bit depth, not by each image's own maximum, which would give
+                # every photo of a capture a different exposure
+                array = np.clip(np.asarray(image, dtype=np.float64) / 257.0, 0, 255).round().astype(np.uint8)
+                return np.repeat(array[..., None], 3, axis=-1)
+            if image.mode == "F":  # float images carry no range: [0, 1] is kept, larger ranges are scaled down
                 array = np.asarray(image, dtype=np.float64)
-                array = (array / max(array.max(), 1) * 255).astype(np.uint8)
+                array = (array / max(array.max(), 1) * 255).clip(0, 255).astype(np.uint8)
                 return np.repeat(array[..., None], 3, axis=-1)
             image = image.convert("RGBA" if "A" in image.mode or image.mode == "P" and "transparency" in image.info
                                   else "RGB")
             return np.asarray(image)
+    except Image.DecompressionBombError as error:  # Pillow refuses huge headers before Vista can look
+        raise VistaError(f"{path}: image is larger than {MAX_IMAGE_PIXELS:,} pixels ({error})") from error
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise VistaError(f"{path}: not a readable image ({error})") from error
 
