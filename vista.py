@@ -15,6 +15,7 @@ import sys
 
 COMMAND_MODULES = [
     "scenes.cli",  # train, eval, info
+    "scenes.cli_app",  # app (the Gradio studio)
 ]
 
 
