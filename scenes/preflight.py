@@ -1,0 +1,312 @@
+"""Pre-flight checks on a folder of photos before structure from motion.
+
+Each photo gets a verdict — used, or excluded with a reason a user can act on — and the photos that
+pass are written upright (EXIF orientation applied by Pillow's `ImageOps.exif_transpose`), 8-bit RGB,
+at one working resolution, ready for COLMAP and the trainer.
+
+Checks, in order: readable (Pillow opens and fully decodes it: a text file named .jpg, a truncated
+JPEG and an HEIC without a decoder are refused here), big enough, one orientation and aspect ratio
+for the capture (the trainer needs one image size), not blurred relative to the rest of the capture
+(variance of the Laplacian, scipy.ndimage), not a near-duplicate of an earlier photo (a DCT
+perceptual hash, scipy.fft, confirmed by a pixel difference). The EXIF 35 mm-equivalent focal length,
+when present, becomes the focal-length prior for COLMAP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import fft, ndimage
+
+from render.errors import VistaError, atomic_write_bytes
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".heic", ".heif")
+MIN_SIDE_PX = 64
+MAX_SOURCE_PIXELS = 200_000_000  # a 200 MP photo is real; beyond that Pillow's bomb guard is right
+DEFAULT_MAX_SIZE_PX = 1600
+BLUR_FRACTION = 0.3  # sharpness below this fraction of the capture's median counts as blurred
+DUPLICATE_HASH_BITS = 4  # perceptual hashes closer than this many bits (of 64) are candidates
+DUPLICATE_PIXEL_DIFF = 2.0 / 255  # ... and confirmed when the mean absolute difference is below this
+
+
+@dataclass
+class PhotoVerdict:
+    """What the pre-flight check decided about one photo."""
+
+    name: str  # path relative to the capture folder
+    used: bool = False
+    reason: str = ""  # why it was excluded (empty when used)
+    width: int = 0  # upright size at the source resolution
+    height: int = 0
+    sharpness: float = 0.0  # variance of the Laplacian at a common size
+    focal_px_prior: float | None = None  # EXIF 35 mm-equivalent focal length, in working-resolution pixels
+    working_name: str | None = None  # file name in the working image folder
+    notes: list[str] = field(default_factory=list)  # conversions done (16-bit, orientation, ...)
+
+
+@dataclass
+class Preflight:
+    """Verdicts for every photo; the used ones are written to `image_dir` at `working_size`."""
+
+    verdicts: list[PhotoVerdict]
+    image_dir: Path
+    working_size: tuple[int, int]  # (width, height)
+
+    @property
+    def used(self) -> list[PhotoVerdict]:
+        return [v for v in self.verdicts if v.used]
+
+    def to_dict(self) -> dict:
+        return {"working_size": list(self.working_size), "photos": [asdict(v) for v in self.verdicts]}
+
+
+def list_photos(folder: Path) -> list[Path]:
+    """Image-like files under `folder` (recursively, hidden files skipped), in name order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise VistaError(f"{folder}: photo folder not found")
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def _focal_35mm(image: Image.Image) -> float | None:
+    """EXIF FocalLengthIn35mmFilm (0xA405) in mm, or FocalLength scaled by the sensor's crop factor."""
+    try:
+        exif = image.getexif().get_ifd(0x8769)  # the Exif sub-IFD holds the focal-length tags
+    except Exception:  # noqa: BLE001 - malformed EXIF is common and only costs the prior
+        return None
+    value = exif.get(0xA405)
+    try:
+        if value and float(value) > 0:
+            return float(value)
+    except (TypeError, ValueError):
+        return None
+    return None
+
+
+def _to_rgb8(image: Image.Image, notes: list[str]) -> Image.Image:
+    """8-bit RGB, whatever Pillow decoded: 16-bit and float greyscale are rescaled, alpha dropped."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        notes.append(f"converted {image.mode} to 8-bit")
+        array = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(array).convert("RGB")
+    if image.mode != "RGB":
+        if "A" in image.mode or (image.mode == "P" and "transparency" in image.info):
+            notes.append("dropped the alpha channel")
+        return image.convert("RGB")
+    return image
+
+
+def read_photo(path: Path, notes: list[str]) -> tuple[Image.Image, float | None]:
+    """Open, fully decode and orient one photo. Raises VistaError with the reason it is unusable."""
+    suffix = path.suffix.lower()
+    try:
+        with Image.open(path) as image:
+            if image.width * image.height > MAX_SOURCE_PIXELS:
+                raise VistaError(f"{image.width}x{image.height} is larger than {MAX_SOURCE_PIXELS:,} pixels")
+            image.load()  # decodes everything: truncated files fail here, not later in COLMAP
+            focal_35 = _focal_35mm(image)
+            upright = ImageOps.exif_transpose(image)
+            if upright is not image and (upright.size != image.size or image.getexif().get(0x0112, 1) != 1):
+                notes.append("rotated upright from EXIF orientation")
+            return _to_rgb8(upright, notes), focal_35
+    except VistaError:
+        raise
+    except UnidentifiedImageError as error:
+        if suffix in (".heic", ".heif"):
+            raise VistaError("HEIC/HEIF photo and this Pillow cannot decode it; export it as JPEG "
+                             "(or pip install pillow-heif)") from error
+        raise VistaError("not an image Pillow can read (wrong extension or corrupt file)") from error
+    except Image.DecompressionBombError as error:
+        raise VistaError(f"too many pixels ({error})") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        if "truncated" in str(error).lower():
+            raise VistaError("truncated file (the copy or download did not finish)") from error
+        raise VistaError(f"corrupt image ({error})") from error
+
+
+def laplacian_variance(gray: np.ndarray) -> float:
+    """Sharpness as the variance of the Laplacian (Pech-Pacheco et al. 2000): low means blurred."""
+    return float(ndimage.laplace(gray.astype(np.float64)).var())
+
+
+def perceptual_hash(gray: np.ndarray) -> np.ndarray:
+    """64-bit pHash: signs of the 8x8 lowest DCT frequencies of a 32x32 thumbnail, relative to their median."""
+    small = np.asarray(Image.fromarray(gray.astype(np.uint8)).resize((32, 32), Image.Resampling.LANCZOS),
+                       dtype=np.float64)
+    low = fft.dctn(small, norm="ortho")[:8, :8].ravel()
+    return low > np.median(low[1:])
+
+
+def _analysis_gray(image: Image.Image, long_side: int = 512) -> np.ndarray:
+    """Greyscale at a common size so sharpness is compared like with like across resolutions."""
+    scale = long_side / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return np.asarray(image.convert("L").resize(size, Image.Resampling.BILINEAR), dtype=np.float64)
+
+
+def _working_size(width: int, height: int, max_size: int) -> tuple[int, int]:
+    scale = min(1.0, max_size / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _working_name(rel: Path, taken: set[str]) -> str:
+    stem = "_".join(rel.with_suffix("").parts)
+    name = f"{stem}.jpg"
+    counter = 1
+    while name.lower() in taken:
+        counter += 1
+        name = f"{stem}_{counter}.jpg"
+    taken.add(name.lower())
+    return name
+
+
+def preflight_photos(folder: Path, image_dir: Path, max_size: int = DEFAULT_MAX_SIZE_PX,
+                     photos: list[Path] | None = None) -> Preflight:
+    """Check every photo under `folder`, write the usable ones upright at the working size to `image_dir`.
+
+    Never raises for a bad photo (it is excluded with its reason); raises VistaError only when the
+    folder itself is missing or holds no photo files.
+    """
+    folder = Path(folder)
+    if max_size < MIN_SIDE_PX:
+        raise VistaError(f"--max-size {max_size} is below the {MIN_SIDE_PX} px minimum")
+    paths = list_photos(folder) if photos is None else photos
+    if not paths:
+        raise VistaError(f"{folder}: no photo files ({', '.join(PHOTO_SUFFIXES)}) found")
+
+    # 1. decode, orient, measure
+    verdicts: list[PhotoVerdict] = []
+    images: dict[int, Image.Image] = {}
+    grays: dict[int, np.ndarray] = {}
+    focal_35: dict[int, float] = {}
+    digests: dict[str, int] = {}
+    for i, path in enumerate(paths):
+        verdict = PhotoVerdict(name=path.relative_to(folder).as_posix())
+        verdicts.append(verdict)
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as error:
+            verdict.reason = f"cannot be read ({error.strerror})"
+            continue
+        if digest in digests:
+            verdict.reason = f"duplicate: the same file as {verdicts[digests[digest]].name}"
+            continue
+        digests[digest] = i
+        try:
+            image, focal = read_photo(path, verdict.notes)
+        except VistaError as error:
+            verdict.reason = str(error)
+            continue
+        verdict.width, verdict.height = image.size
+        if min(image.size) < MIN_SIDE_PX:
+            verdict.reason = f"too small ({image.width}x{image.height}; at least {MIN_SIDE_PX} px a side)"
+            continue
+        images[i] = image
+        grays[i] = _analysis_gray(image)
+        verdict.sharpness = laplacian_variance(grays[i])
+        if focal:
+            focal_35[i] = focal
+
+    # 2. one shape for the capture: the trainer stacks images of one size
+    shapes = Counter(_aspect_key(images[i].size) for i in images)
+    if shapes:
+        main_shape, _ = shapes.most_common(1)[0]
+        for i in list(images):
+            if _aspect_key(images[i].size) != main_shape:
+                w, h = images[i].size
+                orientation = "portrait" if h > w else "landscape"
+                majority = "portrait" if main_shape < 1 else "landscape"
+                verdicts[i].reason = (f"{orientation} {w}x{h} among {majority} photos of another shape "
+                                      "(one shape per capture; rotate or crop it to match)"
+                                      if orientation != majority else
+                                      f"aspect ratio {w}x{h} differs from the rest of the capture")
+                del images[i]
+
+    # 3. blur relative to the capture
+    sharpness = np.array([verdicts[i].sharpness for i in images])
+    if len(sharpness) >= 3:
+        threshold = BLUR_FRACTION * float(np.median(sharpness))
+        for i in list(images):
+            if verdicts[i].sharpness < threshold:
+                verdicts[i].reason = (f"blurred: sharpness {verdicts[i].sharpness:.0f} is below "
+                                      f"{BLUR_FRACTION:.0%} of the capture's median {threshold / BLUR_FRACTION:.0f}")
+                del images[i]
+
+    # 4. near-duplicates of an earlier kept photo (a tripod burst, or the same photo re-saved)
+    kept: list[int] = []
+    hashes = {i: perceptual_hash(grays[i]) for i in images}
+    for i in list(images):
+        duplicate_of = next((j for j in kept if _near_duplicate(hashes[i], hashes[j], grays[i], grays[j])), None)
+        if duplicate_of is not None:
+            verdicts[i].reason = f"near-duplicate of {verdicts[duplicate_of].name} (the camera did not move)"
+            del images[i]
+        else:
+            kept.append(i)
+
+    # 5. working resolution: the most common size among kept photos, scaled to max_size
+    if images:
+        source_size = Counter(images[i].size for i in images).most_common(1)[0][0]
+        working = _working_size(*source_size, max_size)
+    else:
+        working = (0, 0)
+    image_dir = Path(image_dir)
+    taken: set[str] = set()
+    for i, image in images.items():
+        verdict = verdicts[i]
+        if image.size != working:
+            image = image.resize(working, Image.Resampling.LANCZOS)
+        if i in focal_35:
+            # COLMAP's convention: the 35 mm frame is 36 mm wide along the image's long side
+            verdict.focal_px_prior = focal_35[i] / 36.0 * max(working)
+        verdict.working_name = _working_name(Path(verdict.name), taken)
+        atomic_write_bytes(image_dir / verdict.working_name, _jpeg_bytes(image))
+        verdict.used = True
+    return Preflight(verdicts, image_dir, working)
+
+
+def _aspect_key(size: tuple[int, int]) -> float:
+    # rounded so 4032x3024 and 4000x3000 count as one shape
+    return round(size[0] / size[1], 2)
+
+
+def _near_duplicate(hash_a: np.ndarray, hash_b: np.ndarray, gray_a: np.ndarray, gray_b: np.ndarray) -> bool:
+    if int(np.count_nonzero(hash_a != hash_b)) >= DUPLICATE_HASH_BITS or gray_a.shape != gray_b.shape:
+        return False
+    return float(np.abs(gray_a - gray_b).mean()) / 255.0 < DUPLICATE_PIXEL_DIFF
+
+
+def _jpeg_bytes(image: Image.Image) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=95, subsampling=0)
+    return buffer.getvalue()
+
+
+def summarize_exclusions(preflight: Preflight) -> str:
+    """One line: how many photos were excluded and the commonest reasons."""
+    excluded = [v for v in preflight.verdicts if not v.used]
+    if not excluded:
+        return f"all {len(preflight.verdicts)} photos passed the pre-flight check"
+    kinds = Counter(v.reason.split(":")[0].split(" (")[0] for v in excluded)
+    return (f"{len(excluded)} of {len(preflight.verdicts)} photos excluded: "
+            + ", ".join(f"{n} {k}" for k, n in kinds.most_common(4)))
+
+
+def focal_prior(preflight: Preflight) -> float | None:
+    """The median EXIF focal length of the used photos (working-resolution pixels), if any has one."""
+    values = [v.focal_px_prior for v in preflight.used if v.focal_px_prior]
+    if not values:
+        return None
+    value = float(np.median(values))
+    return value if math.isfinite(value) and value > 0 else None
