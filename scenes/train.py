@@ -153,9 +153,9 @@ def prepare_output(out_dir: Path, resume: bool, overwrite: bool) -> None:
         for name in (SCENE_FILE, WEIGHTS_FILE):
             (out_dir / name).unlink(missing_ok=True)
         shutil.rmtree(out_dir / CHECKPOINTS, ignore_errors=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
     probe = out_dir / ".vista-write-test"
     try:
+        out_dir.mkdir(parents=True, exist_ok=True)  # fails when a parent is a file or read-only
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
