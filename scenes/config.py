@@ -155,4 +155,7 @@ def preset_config(name: str, **overrides) -> TrainConfig:
     """The named preset with some top-level fields replaced (e.g. steps, seed, backend)."""
     if name not in PRESETS:
         raise VistaError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-    return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+    try:
+        return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+    except ValueError as error:  # __post_init__ range checks, e.g. --steps 0
+        raise VistaError(f"preset {name!r}: {error}") from error
