@@ -16,6 +16,7 @@ import sys
 COMMAND_MODULES = [
     "scenes.cli",  # train, eval, info
     "scenes.cli_app",  # app (the Gradio studio)
+    "scenes.cli_poses",  # poses, import, export
 ]
 
 

@@ -1,0 +1,105 @@
+"""Structure from motion end to end on 15 real photos of fox-small (CI runs it), and captures that must fail clearly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+
+import pytest
+from PIL import Image, ImageFilter
+
+import vista
+from render.errors import VistaError, read_json
+from scenes.data import load_posed_images
+from scenes.imports import import_colmap
+from scenes.sfm import REPORT_FILE, _largest_gap, choose_matcher, compare_poses, estimate_poses
+from tests.conftest import shared_dataset
+
+SUBSET = slice(0, 45, 3)  # 15 photos spread over the whole capture
+
+
+@pytest.fixture(scope="module")
+def fox_run(tmp_path_factory):
+    """`vista poses` through the CLI on 15 fox photos plus three bad files, run once for the module."""
+    fox = shared_dataset("fox-small")
+    photos = tmp_path_factory.mktemp("fox-photos")
+    chosen = sorted((fox / "images").iterdir())[SUBSET]
+    for path in chosen:
+        shutil.copy(path, photos / path.name)
+    shutil.copy(chosen[4], photos / f"{chosen[4].stem}_copy.jpg")  # the same photo twice
+    (photos / "notes.jpg").write_text("not a photo")
+    with Image.open(chosen[7]) as image:
+        image.filter(ImageFilter.GaussianBlur(6)).save(photos / f"{chosen[7].stem}_shaky.jpg", quality=95)
+    out = tmp_path_factory.mktemp("fox-data")
+    code = vista.main(["poses", str(photos), "--out", str(out)])
+    return fox, [p.name for p in chosen], out, code
+
+
+def test_poses_register_the_photos_accurately(fox_run, capsys):
+    fox, names, out, code = fox_run
+    assert code == 0
+    report = read_json(out / REPORT_FILE)
+    assert report["registered"] >= 14 and report["matcher"] == "exhaustive"
+    assert report["mean_reprojection_error_px"] < 1.0 and report["points"] > 500
+    errors = compare_poses(read_json(out / "transforms.json"), read_json(fox / "transforms.json"))
+    assert len(errors.names) == report["registered"]
+    assert errors.median_rotation_deg < 2.0
+    assert errors.median_position_fraction < 0.02
+    # OPENCV intrinsics carried through: the focal length agrees with the reference COLMAP's
+    transforms = read_json(out / "transforms.json")
+    assert transforms["fl_x"] == pytest.approx(read_json(fox / "transforms.json")["fl_x"], rel=0.03)
+    assert transforms["camera_model"] == "OPENCV" and "applied_transform" in transforms
+
+
+def test_report_says_why_photos_were_excluded(fox_run):
+    _, names, out, _ = fox_run
+    photos = {p["name"]: p for p in read_json(out / REPORT_FILE)["photos"]}
+    assert len(photos) == 18
+    assert "same file" in photos[f"{names[4][:-4]}_copy.jpg"]["reason"]
+    assert photos["notes.jpg"]["status"] == "excluded" and "not an image" in photos["notes.jpg"]["reason"]
+    assert photos[f"{names[7][:-4]}_shaky.jpg"]["reason"].startswith("blurred")
+    registered = [p for p in photos.values() if p["status"] == "registered"]
+    assert all(p["points"] > 50 and p["features"] > 100 for p in registered)
+    assert all(p["reason"] for p in photos.values() if p["status"] != "registered")
+
+
+def test_trainer_reads_the_output_and_colmap_model_imports_identically(fox_run, tmp_path):
+    _, _, out, _ = fox_run
+    data = load_posed_images(out)
+    assert data.kind == "unbounded" and (data.cameras.width, data.cameras.height) == (270, 480)
+    assert data.cameras.distortion is not None
+    import_colmap(out / "colmap" / "model", tmp_path / "imported", images=out / "images")
+    ours, imported = read_json(out / "transforms.json"), read_json(tmp_path / "imported" / "transforms.json")
+    assert [f["transform_matrix"] for f in ours["frames"]] == [f["transform_matrix"] for f in imported["frames"]]
+
+
+def test_too_few_and_identical_photos_fail_clearly(tmp_path, capsys):
+    fox = shared_dataset("fox-small")
+    two = tmp_path / "two.zip"
+    with zipfile.ZipFile(two, "w") as zf:
+        for path in sorted((fox / "images").iterdir())[:2]:
+            zf.write(path, f"shoot/{path.name}")
+    assert vista.main(["poses", str(two), "--out", str(tmp_path / "a")]) == 2
+    error = capsys.readouterr().err
+    assert "2 usable photo(s)" in error and "at least 3" in error and "take 20 or more" in error
+    assert (tmp_path / "a" / REPORT_FILE).is_file() and not (tmp_path / "a" / "transforms.json").exists()
+
+    same = tmp_path / "same"
+    same.mkdir()
+    with Image.open(fox / "images" / "0001.jpg") as image:
+        for i in range(5):
+            image.save(same / f"{i}.jpg", quality=95 - i)  # re-encoded copies of one photo
+    with pytest.raises(VistaError, match="identical: move the camera"):
+        estimate_poses(same, tmp_path / "b")
+    report = json.loads((tmp_path / "b" / REPORT_FILE).read_text())
+    assert sum(p["status"] == "excluded" for p in report["photos"]) == 4
+
+
+def test_matcher_choice_and_gap_suggestion():
+    assert choose_matcher([f"{i}.jpg" for i in range(50)], "auto") == "exhaustive"
+    assert choose_matcher([f"{i:04d}.jpg" for i in range(300)], "auto") == "sequential"
+    assert choose_matcher([f"{i}.jpg" for i in range(300)], "exhaustive") == "exhaustive"
+    order = [f"{i}.jpg" for i in range(10)]
+    assert _largest_gap(order, {"0.jpg", "1.jpg", "2.jpg", "6.jpg", "7.jpg", "9.jpg"}) == ("2.jpg", "6.jpg")
+    assert _largest_gap(order, set(order)) is None
