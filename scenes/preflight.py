@@ -151,7 +151,7 @@ def _analysis_gray(image: Image.Image, long_side: int = 512) -> np.ndarray:
     """Greyscale at a common size so sharpness is compared like with like across resolutions."""
     scale = long_side / max(image.size)
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return np.asarray(image.convert("L").resize(size, Image.Resampling.BILINEAR), dtype=np.float64)
+    return np.asarray(image.convert("L").resize(size, Image.Resampling.BILINEAR), dtype=np.float32)
 
 
 def _working_size(width: int, height: int, max_size: int) -> tuple[int, int]:
@@ -175,21 +175,24 @@ def preflight_photos(folder: Path, image_dir: Path, max_size: int = DEFAULT_MAX_
     """Check every photo under `folder`, write the usable ones upright at the working size to `image_dir`.
 
     Never raises for a bad photo (it is excluded with its reason); raises VistaError only when the
-    folder itself is missing or holds no photo files.
+    folder itself is missing or holds no photo files. Memory stays bounded for hundreds of photos:
+    each photo is decoded once, written at most `max_size` on its long side, and only a small
+    greyscale copy is kept for the blur and duplicate checks.
     """
-    folder = Path(folder)
+    folder, image_dir = Path(folder), Path(image_dir)
     if max_size < MIN_SIDE_PX:
         raise VistaError(f"--max-size {max_size} is below the {MIN_SIDE_PX} px minimum")
     paths = list_photos(folder) if photos is None else photos
     if not paths:
         raise VistaError(f"{folder}: no photo files ({', '.join(PHOTO_SUFFIXES)}) found")
 
-    # 1. decode, orient, measure
+    # 1. decode, orient, measure; write a provisional working copy
     verdicts: list[PhotoVerdict] = []
-    images: dict[int, Image.Image] = {}
+    sizes: dict[int, tuple[int, int]] = {}  # upright source size of each photo still in the running
     grays: dict[int, np.ndarray] = {}
     focal_35: dict[int, float] = {}
     digests: dict[str, int] = {}
+    taken: set[str] = set()
     for i, path in enumerate(paths):
         verdict = PhotoVerdict(name=path.relative_to(folder).as_posix())
         verdicts.append(verdict)
@@ -211,65 +214,69 @@ def preflight_photos(folder: Path, image_dir: Path, max_size: int = DEFAULT_MAX_
         if min(image.size) < MIN_SIDE_PX:
             verdict.reason = f"too small ({image.width}x{image.height}; at least {MIN_SIDE_PX} px a side)"
             continue
-        images[i] = image
+        sizes[i] = image.size
         grays[i] = _analysis_gray(image)
         verdict.sharpness = laplacian_variance(grays[i])
         if focal:
             focal_35[i] = focal
+        verdict.working_name = _working_name(Path(verdict.name), taken)
+        bounded = _working_size(*image.size, max_size)
+        atomic_write_bytes(image_dir / verdict.working_name,
+                           _jpeg_bytes(image if image.size == bounded else image.resize(bounded, Image.LANCZOS)))
+        del image
 
     # 2. one shape for the capture: the trainer stacks images of one size
-    shapes = Counter(_aspect_key(images[i].size) for i in images)
+    shapes = Counter(_aspect_key(sizes[i]) for i in sizes)
     if shapes:
         main_shape, _ = shapes.most_common(1)[0]
-        for i in list(images):
-            if _aspect_key(images[i].size) != main_shape:
-                w, h = images[i].size
+        for i in list(sizes):
+            if _aspect_key(sizes[i]) != main_shape:
+                w, h = sizes[i]
                 orientation = "portrait" if h > w else "landscape"
                 majority = "portrait" if main_shape < 1 else "landscape"
                 verdicts[i].reason = (f"{orientation} {w}x{h} among {majority} photos of another shape "
                                       "(one shape per capture; rotate or crop it to match)"
                                       if orientation != majority else
                                       f"aspect ratio {w}x{h} differs from the rest of the capture")
-                del images[i]
+                del sizes[i]
 
     # 3. blur relative to the capture
-    sharpness = np.array([verdicts[i].sharpness for i in images])
+    sharpness = np.array([verdicts[i].sharpness for i in sizes])
     if len(sharpness) >= 3:
         threshold = BLUR_FRACTION * float(np.median(sharpness))
-        for i in list(images):
+        for i in list(sizes):
             if verdicts[i].sharpness < threshold:
                 verdicts[i].reason = (f"blurred: sharpness {verdicts[i].sharpness:.0f} is below "
                                       f"{BLUR_FRACTION:.0%} of the capture's median {threshold / BLUR_FRACTION:.0f}")
-                del images[i]
+                del sizes[i]
 
     # 4. near-duplicates of an earlier kept photo (a tripod burst, or the same photo re-saved)
     kept: list[int] = []
-    hashes = {i: perceptual_hash(grays[i]) for i in images}
-    for i in list(images):
+    hashes = {i: perceptual_hash(grays[i]) for i in sizes}
+    for i in list(sizes):
         duplicate_of = next((j for j in kept if _near_duplicate(hashes[i], hashes[j], grays[i], grays[j])), None)
         if duplicate_of is not None:
             verdicts[i].reason = f"near-duplicate of {verdicts[duplicate_of].name} (the camera did not move)"
-            del images[i]
+            del sizes[i]
         else:
             kept.append(i)
 
-    # 5. working resolution: the most common size among kept photos, scaled to max_size
-    if images:
-        source_size = Counter(images[i].size for i in images).most_common(1)[0][0]
-        working = _working_size(*source_size, max_size)
-    else:
-        working = (0, 0)
-    image_dir = Path(image_dir)
-    taken: set[str] = set()
-    for i, image in images.items():
-        verdict = verdicts[i]
-        if image.size != working:
-            image = image.resize(working, Image.Resampling.LANCZOS)
+    # 5. one working size: the commonest source size among kept photos, bounded by max_size
+    working = _working_size(*Counter(sizes.values()).most_common(1)[0][0], max_size) if sizes else (0, 0)
+    for i, verdict in enumerate(verdicts):
+        if verdict.working_name is None:
+            continue
+        path = image_dir / verdict.working_name
+        if i not in sizes:
+            path.unlink(missing_ok=True)
+            verdict.working_name = None
+            continue
+        with Image.open(path) as written:
+            if written.size != working:  # same shape, other resolution: bring it to the capture's size
+                atomic_write_bytes(path, _jpeg_bytes(written.convert("RGB").resize(working, Image.LANCZOS)))
         if i in focal_35:
             # COLMAP's convention: the 35 mm frame is 36 mm wide along the image's long side
             verdict.focal_px_prior = focal_35[i] / 36.0 * max(working)
-        verdict.working_name = _working_name(Path(verdict.name), taken)
-        atomic_write_bytes(image_dir / verdict.working_name, _jpeg_bytes(image))
         verdict.used = True
     return Preflight(verdicts, image_dir, working)
 

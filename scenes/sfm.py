@@ -98,6 +98,30 @@ def choose_matcher(names: list[str], matcher: Matcher) -> str:
     return "exhaustive" if len(names) <= EXHAUSTIVE_MAX_PHOTOS else "sequential"
 
 
+_MARKER = ".made-by-vista-poses"
+
+
+def _fresh_dir(path: Path) -> Path:
+    """An empty folder at `path`, replacing one an earlier `vista poses` run made; never anyone else's."""
+    if path.is_symlink() or (path.exists() and not (path / _MARKER).is_file()):
+        raise VistaError(f"{path}: exists and was not made by `vista poses`; choose another --out "
+                         "(nothing was changed)")
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    (path / _MARKER).write_text("this folder is replaced when `vista poses` runs again\n")
+    return path
+
+
+def _check_folders(source: Path, out_dir: Path) -> None:
+    """Refuse an --out that would overwrite or sit inside the photos (a retry would read its own output)."""
+    src, out = source.resolve(), out_dir.resolve()
+    if src.is_dir() and (out == src or out.is_relative_to(src) or src.is_relative_to(out / "images")
+                         or src.is_relative_to(out / "colmap") or src.is_relative_to(out / "photos")):
+        raise VistaError(f"{out_dir}: --out must be outside the photo folder {source} (and not its parent's "
+                         "images/ folder)")
+
+
 def _collect_photos(source: Path, out_dir: Path) -> Path:
     """The folder of photos: `source` itself, or a zip extracted safely into out_dir/photos."""
     from scenes.safezip import extract_zip
@@ -107,9 +131,7 @@ def _collect_photos(source: Path, out_dir: Path) -> Path:
     if source.is_file():
         if source.suffix.lower() != ".zip":
             raise VistaError(f"{source}: expected a folder of photos or a .zip of them")
-        target = out_dir / "photos"
-        if target.exists():
-            shutil.rmtree(target)  # our own extraction from an earlier run
+        target = _fresh_dir(out_dir / "photos")
         extract_zip(source, target)
         return target
     return source
@@ -288,15 +310,14 @@ def estimate_poses(source: Path, out_dir: Path, matcher: Matcher = "auto", max_s
     source, out_dir = Path(source), Path(out_dir)
     if matcher not in ("auto", "sequential", "exhaustive"):
         raise VistaError(f"unknown matcher {matcher!r}: use auto, sequential or exhaustive")
+    _check_folders(source, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
 
     # 1. pre-flight
     t0 = time.perf_counter()
     photos_dir = _collect_photos(source, out_dir)
-    image_dir = out_dir / "images"
-    if image_dir.exists():
-        shutil.rmtree(image_dir)  # a retry replaces the working images of the previous run
+    image_dir = _fresh_dir(out_dir / "images")  # a retry replaces the working images of the previous run
     preflight = preflight_photos(photos_dir, image_dir, max_size=max_size)
     seconds["preflight"] = time.perf_counter() - t0
     say(summarize_exclusions(preflight))
@@ -313,10 +334,7 @@ def estimate_poses(source: Path, out_dir: Path, matcher: Matcher = "auto", max_s
                                                             f"needs at least {MIN_PHOTOS}")
 
     # 2. features and matches (a fresh database each run, so retries with other settings start clean)
-    work = out_dir / "colmap"
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
+    work = _fresh_dir(out_dir / "colmap")
     database = work / "database.db"
     report.matcher = choose_matcher(names, matcher)
     say(f"extracting features from {len(names)} photos at {preflight.working_size[0]}x{preflight.working_size[1]}"

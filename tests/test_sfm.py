@@ -103,3 +103,25 @@ def test_matcher_choice_and_gap_suggestion():
     order = [f"{i}.jpg" for i in range(10)]
     assert _largest_gap(order, {"0.jpg", "1.jpg", "2.jpg", "6.jpg", "7.jpg", "9.jpg"}) == ("2.jpg", "6.jpg")
     assert _largest_gap(order, set(order)) is None
+
+
+def test_out_folder_never_destroys_user_files(tmp_path):
+    fox = shared_dataset("fox-small")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in sorted((fox / "images").iterdir())[:2]:
+        shutil.copy(path, photos / path.name)
+    with pytest.raises(VistaError, match="outside the photo folder"):
+        estimate_poses(photos, photos / "out")
+    # a dataset folder whose images/ is someone else's is refused, not emptied
+    theirs = tmp_path / "data" / "images"
+    theirs.mkdir(parents=True)
+    (theirs / "keep.jpg").write_bytes(b"precious")
+    with pytest.raises(VistaError, match="not made by `vista poses`"):
+        estimate_poses(photos, tmp_path / "data")
+    assert (theirs / "keep.jpg").read_bytes() == b"precious"
+    assert sorted(p.name for p in photos.iterdir()) == ["0001.jpg", "0002.jpg"]
+    # our own folders are replaced on a retry
+    for _ in range(2):
+        with pytest.raises(VistaError, match="at least 3"):
+            estimate_poses(photos, tmp_path / "ours")
