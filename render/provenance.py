@@ -1,0 +1,320 @@
+"""Say honestly what a rendered video is: metadata, an invisible watermark, a visible label, C2PA.
+
+Four independent labels, each checked by `verify_video`:
+- MP4 metadata tags (title, comment "synthetic render", software + version), written by the muxer.
+- An invisible watermark in every frame: the DWT-DCT scheme Stable Diffusion XL uses, from the
+  `invisible-watermark` package (`imwatermark`), carrying Vista's own 48-bit message.
+- An optional visible "synthetic render" corner label (Pillow).
+- A C2PA manifest (`c2pa-python`) with digitalSourceType trainedAlgorithmicMedia, signed with the
+  user's certificate and key, applied to the finished MP4 as the very last step.
+
+imwatermark's dwtDct hides bits in the U (chroma) plane, so two things decide whether it survives H.264:
+clipping (on white backgrounds half the chroma shift is clipped away in RGB; `embed_watermark` keeps the
+chroma exactly and moves luma instead) and chroma subsampling (see `render.video.rgb_to_yuv420`).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from render.errors import VistaError
+
+SYNTHETIC_COMMENT = "synthetic render"
+LABEL_TEXT = "synthetic render"
+# Vista's own 48-bit message (the bytes "VISTA1"); SDXL embeds a different 48-bit message the same way.
+WATERMARK_BITS = [int(b) for b in np.unpackbits(np.frombuffer(b"VISTA1", dtype=np.uint8))]
+WATERMARK_METHOD = "dwtDct"
+WATERMARK_MIN_PIXELS = 256 * 256  # imwatermark refuses smaller images
+WATERMARK_MAX_BIT_ERRORS = 4  # a random 48-bit string has <= 4 errors with probability ~1e-9
+DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # BT.601, as OpenCV's BGR<->YUV
+
+
+def vista_version() -> str:
+    try:
+        return importlib.metadata.version("vista")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def video_metadata(title: str) -> dict[str, str]:
+    """Container tags every Vista MP4 carries (written as MP4 'mdta' keys, readable by ffprobe/exiftool)."""
+    software = f"Vista {vista_version()}"
+    return {
+        "title": title,
+        "comment": SYNTHETIC_COMMENT,
+        "software": software,
+        "description": f"Synthetic render of a neural radiance field by {software}; not a camera recording.",
+    }
+
+
+def watermark_fits(width: int, height: int) -> bool:
+    return width * height >= WATERMARK_MIN_PIXELS
+
+
+def _fit_luma_into_gamut(rgb: np.ndarray) -> np.ndarray:
+    """Float RGB [H, W, 3] -> uint8, keeping each pixel's chroma and moving only its luma into [0, 255].
+
+    Adding t to R, G and B adds t to Y and leaves U and V unchanged, so the chroma watermark survives where
+    plain clipping (e.g. on a white background) would erase it."""
+    luma = rgb @ _LUMA_WEIGHTS
+    chroma = rgb - luma[..., None]
+    low = (-chroma).max(axis=-1)
+    high = (255.0 - chroma).min(axis=-1)
+    luma = np.clip(luma, low, np.maximum(high, low))
+    return np.clip(np.round(chroma + luma[..., None]), 0, 255).astype(np.uint8)
+
+
+def embed_watermark(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB [H, W, 3] -> the same frame carrying WATERMARK_BITS (imwatermark dwtDct, as SDXL)."""
+    from imwatermark import WatermarkEncoder
+
+    height, width = rgb.shape[:2]
+    if not watermark_fits(width, height):
+        raise VistaError(f"a {width}x{height} frame is too small for the invisible watermark (needs >= 256x256 "
+                         "pixels); render larger or pass --no-watermark")
+    encoder = WatermarkEncoder()
+    encoder.set_watermark("bits", WATERMARK_BITS)
+    # float input: imwatermark's uint8 path rounds the YUV planes and loses bits
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1], dtype=np.float32)
+    marked = encoder.encode(bgr, WATERMARK_METHOD)
+    return _fit_luma_into_gamut(marked[:, :, ::-1])
+
+
+def watermark_bit_errors(rgb: np.ndarray) -> int:
+    """How many of the 48 watermark bits decode wrong in a uint8 RGB frame (0 = perfect)."""
+    from imwatermark import WatermarkDecoder
+
+    height, width = rgb.shape[:2]
+    if not watermark_fits(width, height):
+        return len(WATERMARK_BITS)
+    decoder = WatermarkDecoder("bits", len(WATERMARK_BITS))
+    bits = decoder.decode(np.ascontiguousarray(rgb[:, :, ::-1], dtype=np.float32), WATERMARK_METHOD)
+    return int(np.sum(np.asarray(bits, dtype=np.uint8) != np.asarray(WATERMARK_BITS, dtype=np.uint8)))
+
+
+def has_watermark(rgb: np.ndarray) -> bool:
+    return watermark_bit_errors(rgb) <= WATERMARK_MAX_BIT_ERRORS
+
+
+def add_label(rgb: np.ndarray, text: str = LABEL_TEXT) -> np.ndarray:
+    """Draw a visible label on a dark box in the bottom-right corner (Pillow's bundled font)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    height, width = rgb.shape[:2]
+    size = max(8, round(height * 0.035))
+    image = Image.fromarray(rgb).convert("RGBA")
+    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    font = ImageFont.load_default(size=size)
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    pad = max(2, size // 3)
+    x1, y1 = width - pad, height - pad
+    x0, y0 = x1 - (right - left) - 2 * pad, y1 - (bottom - top) - 2 * pad
+    draw.rectangle((x0, y0, x1, y1), fill=(0, 0, 0, 140))
+    draw.text((x0 + pad - left, y0 + pad - top), text, font=font, fill=(255, 255, 255, 230))
+    return np.asarray(Image.alpha_composite(image, overlay).convert("RGB"))
+
+
+# --- C2PA ------------------------------------------------------------------------------------------
+
+def _signing_algorithm(key_pem: bytes, where: Path) -> str:
+    """c2pa's algorithm name for a PEM private key (EC P-256/384/521, Ed25519 or RSA-PSS)."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError) as error:
+        raise VistaError(f"{where}: not an unencrypted PEM private key ({error})") from error
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        names = {"secp256r1": "es256", "secp384r1": "es384", "secp521r1": "es512"}
+        if key.curve.name not in names:
+            raise VistaError(f"{where}: EC curve {key.curve.name} is not allowed by C2PA (use P-256/384/521)")
+        return names[key.curve.name]
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return "ed25519"
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "ps256"
+    raise VistaError(f"{where}: unsupported key type {type(key).__name__} for C2PA signing")
+
+
+def c2pa_manifest(title: str) -> dict:
+    """The manifest definition: a 'created' action by a trained algorithm (C2PA's label for generative AI)."""
+    software = f"Vista {vista_version()}"
+    return {
+        "claim_generator_info": [{"name": "Vista", "version": vista_version()}],
+        "title": title,
+        "format": "video/mp4",
+        "assertions": [
+            {
+                "label": "c2pa.actions",
+                "data": {"actions": [{
+                    "action": "c2pa.created",
+                    "digitalSourceType": DIGITAL_SOURCE_TYPE,
+                    "softwareAgent": {"name": software},
+                    "description": "Rendered from a neural radiance field along a user-drawn camera path",
+                }]},
+            },
+        ],
+    }
+
+
+def sign_c2pa(video: Path, cert_path: Path, key_path: Path, title: str) -> None:
+    """Embed a signed C2PA manifest into `video` in place (write a signed copy, then rename over it).
+
+    c2pa-rs refuses self-signed end-entity certificates: `cert_path` must hold the signing certificate
+    (digitalSignature key usage, an extended key usage such as emailProtection or documentSigning) followed by
+    the certificate(s) of the CA that issued it."""
+    import c2pa
+
+    video, cert_path, key_path = Path(video), Path(cert_path), Path(key_path)
+    for path, what in ((cert_path, "certificate"), (key_path, "private key")):
+        if not path.is_file():
+            raise VistaError(f"{path}: {what} file not found")
+    cert_pem, key_pem = cert_path.read_bytes(), key_path.read_bytes()
+    if b"-----BEGIN CERTIFICATE-----" not in cert_pem:
+        raise VistaError(f"{cert_path}: not a PEM certificate chain")
+    algorithm = _signing_algorithm(key_pem, key_path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{video.name}.", suffix=".signing.mp4", dir=video.parent)
+    os.close(fd)
+    try:
+        signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(algorithm, cert_pem, key_pem, None))
+        builder = c2pa.Builder(json.dumps(c2pa_manifest(title)))
+        with open(video, "rb") as source, open(tmp_name, "w+b") as dest:
+            builder.sign(signer, "video/mp4", source, dest)
+            dest.flush()
+            os.fsync(dest.fileno())
+        os.replace(tmp_name, video)
+    except c2pa.C2paError as error:
+        raise VistaError(f"C2PA signing of {video} with {cert_path} failed: {error}") from error
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+
+
+def _trust_context(anchors_pem: bytes | None):
+    import c2pa
+
+    if anchors_pem is None:
+        return None
+    settings = c2pa.Settings.from_dict({"verify": {"verify_trust": True},
+                                        "trust": {"trust_anchors": anchors_pem.decode("utf-8")}})
+    return c2pa.Context(settings)
+
+
+@dataclass
+class C2paReport:
+    present: bool
+    valid: bool = False
+    """The manifest's signature and hashes check out (the signer may still be unknown to the trust list)."""
+    trusted: bool = False
+    digital_source_type: str | None = None
+    signer: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def read_c2pa(path: Path, trust_anchors_pem: bytes | None = None) -> C2paReport:
+    """Read and validate the C2PA manifest of a file, if it has one."""
+    import c2pa
+
+    try:
+        context = _trust_context(trust_anchors_pem)
+        reader = (c2pa.Reader.try_create(str(path)) if context is None
+                  else c2pa.Reader.try_create(str(path), None, None, context))
+    except c2pa.C2paError as error:
+        return C2paReport(present=True, problems=[f"unreadable manifest: {error}"])
+    if reader is None:
+        return C2paReport(present=False)
+    with reader:
+        store = json.loads(reader.json())
+    manifest = store.get("manifests", {}).get(store.get("active_manifest", ""), {})
+    source_types = [action.get("digitalSourceType") for assertion in manifest.get("assertions", [])
+                    if assertion.get("label", "").startswith("c2pa.actions")
+                    for action in assertion.get("data", {}).get("actions", [])]
+    statuses = [s for s in store.get("validation_status", []) or []]
+    codes = [s.get("code", "") for s in statuses]
+    # an unknown signer (not on the trust list) does not make the signature or the hashes wrong
+    problems = [s.get("code", "") + (f": {s['explanation']}" if s.get("explanation") else "") for s in statuses
+                if s.get("code") != "signingCredential.untrusted"]
+    state = store.get("validation_state")
+    return C2paReport(
+        present=True,
+        valid=not problems and state in ("Valid", "Trusted", None),
+        trusted=state == "Trusted" and "signingCredential.untrusted" not in codes,
+        digital_source_type=next((t for t in source_types if t), None),
+        signer=(manifest.get("signature_info") or {}).get("issuer"),
+        problems=problems,
+    )
+
+
+# --- verification ----------------------------------------------------------------------------------
+
+@dataclass
+class VerifyReport:
+    path: str
+    frames: int
+    metadata: dict[str, str]
+    watermark_frames: int
+    sampled_frames: int
+    c2pa: C2paReport
+
+    @property
+    def synthetic_metadata(self) -> bool:
+        return self.metadata.get("comment", "").strip().lower() == SYNTHETIC_COMMENT
+
+    @property
+    def watermark_found(self) -> bool:
+        return self.sampled_frames > 0 and self.watermark_frames * 2 > self.sampled_frames
+
+    @property
+    def label_found(self) -> bool:
+        return self.synthetic_metadata or self.watermark_found or self.c2pa.present
+
+    def text(self) -> str:
+        lines = [f"{self.path}: {self.frames} frames"]
+        if self.synthetic_metadata:
+            lines.append(f"metadata: comment '{SYNTHETIC_COMMENT}', software "
+                         f"'{self.metadata.get('software', '?')}', title '{self.metadata.get('title', '')}'")
+        else:
+            lines.append("metadata: no synthetic-render tags")
+        lines.append(f"invisible watermark: {'found' if self.watermark_found else 'not found'} "
+                     f"({self.watermark_frames}/{self.sampled_frames} sampled frames)")
+        c = self.c2pa
+        if not c.present:
+            lines.append("C2PA: no manifest")
+        else:
+            verdict = "valid" if c.valid else "INVALID"
+            trust = "trusted signer" if c.trusted else "signer not on the trust list"
+            lines.append(f"C2PA: {verdict} manifest, {trust}, issuer {c.signer!r}, digitalSourceType "
+                         f"{(c.digital_source_type or 'none').rsplit('/', 1)[-1]}")
+            lines.extend(f"  problem: {p}" for p in c.problems)
+        lines.append("verdict: labelled as a synthetic render" if self.label_found else "verdict: no label found")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "frames": self.frames, "metadata": self.metadata,
+                "synthetic_metadata": self.synthetic_metadata, "watermark_found": self.watermark_found,
+                "watermark_frames": self.watermark_frames, "sampled_frames": self.sampled_frames,
+                "c2pa": self.c2pa.__dict__, "label_found": self.label_found}
+
+
+def verify_video(path: Path, samples: int = 8, trust_anchors_pem: bytes | None = None) -> VerifyReport:
+    """Look for every label on a video: metadata tags, the watermark in sampled frames, a C2PA manifest."""
+    from render.video import probe_video, read_frames
+
+    path = Path(path)
+    info = probe_video(path)
+    count = info.frames
+    k = min(samples, count)
+    indices = sorted({round(i * (count - 1) / max(k - 1, 1)) for i in range(k)})
+    frames = read_frames(path, indices)
+    detected = sum(has_watermark(f) for f in frames)
+    return VerifyReport(str(path), count, info.metadata, detected, len(frames), read_c2pa(path, trust_anchors_pem))
