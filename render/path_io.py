@@ -173,7 +173,7 @@ def camera_path_json(path: CameraPath, width: int, height: int,
     if width < 1 or height < 1:
         raise VistaError(f"render size must be positive, got {width}x{height}")
     world_from_camera, fov = path.evaluate(path.frame_times())
-    key_matrices = np.stack([_keyframe_matrix(path, i) for i in range(len(path.keyframes))])
+    key_matrices = path.keyframe_matrices()
     if dataparser is not None:
         world_from_camera = dataparser.ns_from_world(world_from_camera)
         key_matrices = dataparser.ns_from_world(key_matrices)
@@ -212,13 +212,6 @@ def write_camera_path(out: Path, path: CameraPath, width: int, height: int,
     data = camera_path_json(path, width, height, dataparser)
     atomic_write_json(out, data)
     return data
-
-
-def _keyframe_matrix(path: CameraPath, index: int) -> np.ndarray:
-    from render.paths import keyframe_rotation
-
-    kf = path.keyframes[index]
-    return np.concatenate([keyframe_rotation(kf, path.up), np.asarray(kf.position, float)[:, None]], axis=1)
 
 
 def _flat4x4(m: np.ndarray) -> list[float]:

@@ -141,6 +141,11 @@ class CameraPath:
         return Cameras.from_fov(torch.from_numpy(world_from_camera).float(), torch.from_numpy(fov).float(),
                                 width, height)
 
+    def keyframe_matrices(self) -> np.ndarray:
+        """world_from_camera [K, 3, 4] (float64) of the keyframes themselves."""
+        return np.stack([np.concatenate([keyframe_rotation(kf, self.up), np.asarray(kf.position, float)[:, None]], 1)
+                         for kf in self.keyframes])
+
     def positions_at(self, times: np.ndarray) -> np.ndarray:
         """Camera centres [T, 3] (cheaper than `evaluate` when orientation is not needed)."""
         c = self._build()

@@ -1,0 +1,199 @@
+"""Previews of a camera path over its scene: a GLB (trimesh) and a top-down image (PIL) for the app.
+
+- `scene_points(renderable)`: the occupied cells of the scene's occupancy grid as coloured world points
+  (colour from the field, seen from above) — a cheap stand-in for the scene's geometry.
+- `path_glb(...)`: the points (or a mesh), the path as a polyline, frusta at the keyframes and, faintly,
+  the capture cameras; trimesh writes the GLB (lines as GL_LINES, points as GL_POINTS).
+- `top_down_map(...)`: an orthographic view down the scene's up axis with the points, the capture
+  cameras, the path coloured by per-frame coverage (red = the photos never saw it, green = well seen) and
+  numbered keyframes. The returned `TopDownMap` maps pixels to world points and back, so an app can
+  turn a click into a keyframe position.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from render.cameras import Cameras
+from render.render import Renderable
+
+PATH_COLOUR = (255, 140, 0)
+CAPTURE_COLOUR = (80, 150, 255)
+
+
+def scene_points(renderable: Renderable, max_points: int = 30000, seed: int = 0,
+                 view_direction: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Occupied cell centres in world coordinates [P, 3] and their colours [P, 3] uint8.
+
+    Unbounded scenes keep only the uncontracted inner region (the capture's focus)."""
+    grid = renderable.grid
+    cells = torch.nonzero(grid.occupied).reshape(-1)
+    if len(cells) == 0:
+        return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.uint8)
+    u = grid.cell_centers(cells, torch.full((len(cells), 3), 0.5))
+    if renderable.kind == "object":
+        scene = u * 2 - 1
+    else:
+        scene = u * 4 - 2
+        inner = (scene.abs() <= 1).all(dim=-1)
+        scene, u = scene[inner], u[inner]
+    if len(u) > max_points:
+        pick = torch.randperm(len(u), generator=torch.Generator().manual_seed(seed))[:max_points]
+        scene, u = scene[pick], u[pick]
+    m = renderable.scene_from_world.double()
+    world = (scene.double() - m[:3, 3]) @ torch.linalg.inv(m[:3, :3]).T
+    with torch.no_grad():
+        _, features = renderable.field.density_and_features(u)
+        direction = torch.tensor([0.0, 0.0, -1.0]) if view_direction is None else torch.as_tensor(
+            view_direction, dtype=torch.float32)
+        direction = (direction.double() @ m[:3, :3].T).float()
+        direction = (direction / direction.norm()).expand(len(u), 3)
+        colours = renderable.field.color(features, direction).clamp(0, 1)
+    return world.numpy(), (colours.numpy() * 255).round().astype(np.uint8)
+
+
+def frustum_lines(world_from_camera: np.ndarray, fov_y_deg: float, aspect: float, size: float) -> np.ndarray:
+    """Line segments [8, 2, 3] of a camera frustum (apex to 4 corners, and the image rectangle) `size` deep."""
+    h = size * math.tan(math.radians(fov_y_deg) / 2)
+    w = h * aspect
+    corners_cam = np.array([[w, h, -size], [-w, h, -size], [-w, -h, -size], [w, -h, -size]])
+    corners = corners_cam @ world_from_camera[:3, :3].T + world_from_camera[:3, 3]
+    apex = world_from_camera[:3, 3]
+    lines = [[apex, c] for c in corners] + [[corners[i], corners[(i + 1) % 4]] for i in range(4)]
+    return np.array(lines)
+
+
+def path_glb(frames_world_from_camera: np.ndarray, keyframe_world_from_camera: np.ndarray,
+             keyframe_fov_deg: np.ndarray, aspect: float, *, points: np.ndarray | None = None,
+             colours: np.ndarray | None = None, mesh=None, capture: Cameras | None = None,
+             frustum_size: float | None = None) -> bytes:
+    """GLB bytes of the scene (points or a trimesh mesh), the path polyline and frusta."""
+    import trimesh
+
+    scene = trimesh.Scene()
+    positions = frames_world_from_camera[:, :3, 3]
+    if frustum_size is None:
+        extent = np.ptp(positions, axis=0).max() if len(positions) > 1 else 1.0
+        frustum_size = 0.06 * max(extent, 1e-3)
+    if mesh is not None:
+        scene.add_geometry(mesh, node_name="scene")
+    if points is not None and len(points):
+        rgba = None
+        if colours is not None:
+            rgba = np.concatenate([colours, np.full((len(colours), 1), 255, np.uint8)], axis=1)
+        scene.add_geometry(trimesh.PointCloud(points, colors=rgba), node_name="points")
+    scene.add_geometry(_lines(np.stack([positions[:-1], positions[1:]], axis=1), PATH_COLOUR), node_name="path")
+    key_lines = np.concatenate([frustum_lines(m, f, aspect, frustum_size)
+                                for m, f in zip(keyframe_world_from_camera, keyframe_fov_deg)])
+    scene.add_geometry(_lines(key_lines, (255, 255, 255)), node_name="keyframes")
+    if capture is not None and len(capture):
+        c2w = capture.world_from_camera.double().numpy()
+        fov = capture.fov_y_deg.double().numpy()
+        capture_lines = np.concatenate([frustum_lines(m, f, capture.width / capture.height, frustum_size * 0.6)
+                                        for m, f in zip(c2w, fov)])
+        scene.add_geometry(_lines(capture_lines, CAPTURE_COLOUR), node_name="capture")
+    return scene.export(file_type="glb")
+
+
+def _lines(segments: np.ndarray, colour) -> "object":
+    import trimesh
+    from trimesh.path.entities import Line
+
+    vertices = segments.reshape(-1, 3)
+    entities = [Line(points=[2 * i, 2 * i + 1], color=(*colour, 255)) for i in range(len(segments))]
+    return trimesh.path.Path3D(entities=entities, vertices=vertices)
+
+
+@dataclass
+class TopDownMap:
+    """A top-down image and its pixel <-> world mapping (x right, y down; pixel centres at +0.5)."""
+
+    image: Image.Image
+    centre: np.ndarray  # [3] world point at the image centre
+    right: np.ndarray  # [3] world direction of +x pixels
+    forward: np.ndarray  # [3] world direction of -y pixels (up the image)
+    up: np.ndarray  # [3] the world up the map looks down
+    units_per_pixel: float
+
+    def pixel_to_world(self, x: float, y: float, height: float = 0.0) -> np.ndarray:
+        """World point under pixel (x, y), `height` world units above the map's centre plane."""
+        w, h = self.image.size
+        return (self.centre + (x - w / 2) * self.units_per_pixel * self.right
+                - (y - h / 2) * self.units_per_pixel * self.forward + height * self.up)
+
+    def world_to_pixel(self, points: np.ndarray) -> np.ndarray:
+        """Pixel coordinates [N, 2] of world points [N, 3] (height is dropped)."""
+        w, h = self.image.size
+        d = np.asarray(points, dtype=np.float64).reshape(-1, 3) - self.centre
+        return np.stack([d @ self.right / self.units_per_pixel + w / 2,
+                         -(d @ self.forward) / self.units_per_pixel + h / 2], axis=1)
+
+    def height_of(self, point: np.ndarray) -> float:
+        return float((np.asarray(point, dtype=np.float64) - self.centre) @ self.up)
+
+    def png(self) -> bytes:
+        buffer = io.BytesIO()
+        self.image.save(buffer, format="PNG")
+        return buffer.getvalue()
+
+
+def _coverage_colour(score: float) -> tuple[int, int, int]:
+    s = min(max(score, 0.0), 1.0)
+    return (int(255 * min(1.0, 2 * (1 - s))), int(255 * min(1.0, 2 * s)), 40)
+
+
+def top_down_map(frames_world_from_camera: np.ndarray, up: np.ndarray, *, centre: np.ndarray | None = None,
+                 keyframe_positions: np.ndarray | None = None, points: np.ndarray | None = None,
+                 colours: np.ndarray | None = None, capture: Cameras | None = None,
+                 coverage: np.ndarray | None = None, width: int = 512, height: int = 512,
+                 margin: float = 0.08) -> TopDownMap:
+    """Draw the path over the scene seen from above (down `up`), coloured by coverage when given."""
+    up = np.asarray(up, dtype=np.float64)
+    up = up / np.linalg.norm(up)
+    positions = frames_world_from_camera[:, :3, 3]
+    ref = np.array([1.0, 0.0, 0.0]) if abs(up[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    right = np.cross(ref, up)
+    right /= np.linalg.norm(right)
+    forward = np.cross(up, right)
+    content = [positions]
+    if points is not None and len(points):
+        content.append(points)
+    if capture is not None:
+        content.append(capture.positions.double().numpy())
+    everything = np.concatenate(content)
+    xs, ys = everything @ right, everything @ forward
+    span = max(np.ptp(xs) / (width * (1 - 2 * margin)), np.ptp(ys) / (height * (1 - 2 * margin)), 1e-9)
+    if centre is None:
+        centre = everything.mean(axis=0)
+    centre = np.asarray(centre, dtype=np.float64)
+    mid = np.array([(xs.max() + xs.min()) / 2, (ys.max() + ys.min()) / 2])
+    plane_centre = centre - (centre @ right) * right - (centre @ forward) * forward + mid[0] * right + mid[1] * forward
+    image = Image.new("RGB", (width, height), (24, 24, 28))
+    result = TopDownMap(image, plane_centre, right, forward, up, float(span))
+    draw = ImageDraw.Draw(image)
+    if points is not None and len(points):
+        order = np.argsort(points @ up)  # draw low points first so the top of the scene is visible
+        px = result.world_to_pixel(points[order])
+        cols = colours[order] if colours is not None else np.full((len(order), 3), 160, np.uint8)
+        for (x, y), c in zip(px, cols):
+            draw.point((float(x), float(y)), fill=tuple(int(v) for v in c))
+    if capture is not None:
+        for x, y in result.world_to_pixel(capture.positions.double().numpy()):
+            draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=CAPTURE_COLOUR)
+    px = result.world_to_pixel(positions)
+    for i in range(len(px) - 1):
+        colour = PATH_COLOUR if coverage is None else _coverage_colour(float(coverage[i]))
+        draw.line([tuple(px[i]), tuple(px[i + 1])], fill=colour, width=3)
+    x0, y0 = px[0]
+    draw.rectangle((x0 - 4, y0 - 4, x0 + 4, y0 + 4), outline=(255, 255, 255))
+    if keyframe_positions is not None:
+        for k, (x, y) in enumerate(result.world_to_pixel(keyframe_positions)):
+            draw.ellipse((x - 4, y - 4, x + 4, y + 4), outline=(255, 255, 255), width=2)
+            draw.text((x + 5, y - 12), str(k), fill=(255, 255, 255))
+    return result
