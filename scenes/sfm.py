@@ -132,7 +132,11 @@ def _collect_photos(source: Path, out_dir: Path) -> Path:
         if source.suffix.lower() != ".zip":
             raise VistaError(f"{source}: expected a folder of photos or a .zip of them")
         target = _fresh_dir(out_dir / "photos")
-        extract_zip(source, target)
+        try:
+            extract_zip(source, target)
+        except VistaError:
+            shutil.rmtree(target)  # a refused archive leaves nothing behind, not even our marker
+            raise
         return target
     return source
 
