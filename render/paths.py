@@ -230,6 +230,9 @@ def validate_path(path: CameraPath) -> None:
     scale = max(1e-9, float(np.ptp(np.array([k.position for k in keys], dtype=np.float64), axis=0).max()))
     for i, kf in enumerate(keys):
         _validate_keyframe(kf, f"keyframe {i}", scale)
+        if kf.look_at is not None:
+            _look_at_rotation(np.asarray(kf.position, float), np.asarray(kf.look_at, float), up, kf.roll_deg,
+                              where=f"keyframe {i}")
     pairs = list(zip(keys, keys[1:])) + ([(keys[-1], keys[0])] if path.loop else [])
     for i, (a, b) in enumerate(pairs):
         if _same_camera(a, b, scale):
@@ -322,7 +325,8 @@ def ease(kind: str, u: np.ndarray | float) -> np.ndarray:
 
 
 def _ease_inverse(kind: str, y: float) -> float:
-    y = min(max(y, 0.0), 1.0)
+    if y <= 0.0 or y >= 1.0:
+        return 0.0 if y <= 0.0 else 1.0
     if kind == "linear":
         return y
     if kind == "ease-in":
