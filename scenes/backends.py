@@ -18,7 +18,8 @@ from torch import nn
 
 from render.errors import VistaError
 from scenes.config import HashGridConfig
-from scenes.hashgrid import GridLayout, grid_layout, hash_encode_reference, init_table
+from scenes.hashgrid import GridLayout, grid_layout, init_table
+from scenes.hashgrid_fused import LayoutArrays, hash_encode
 
 log = logging.getLogger("vista")
 
@@ -69,13 +70,14 @@ class TorchHashGrid(nn.Module):
         self.config = config
         self.layout: GridLayout = grid_layout(config)
         self.table = nn.Parameter(init_table(self.layout, config.n_features_per_level, generator))
+        self._arrays = LayoutArrays(self.layout)
 
     @property
     def n_output_dims(self) -> int:
         return self.config.n_output_dims
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return hash_encode_reference(x, self.table, self.layout)
+        return hash_encode(x, self.table, self.layout, self._arrays)
 
 
 def make_encoding(config: HashGridConfig, backend: str, generator: torch.Generator | None = None) -> nn.Module:

@@ -139,7 +139,13 @@ def load_scene(directory: Path, backend: str = "auto") -> Scene:
     if step != meta.get("step"):
         raise VistaError(f"{directory}: {WEIGHTS_FILE} (step {step}) and {SCENE_FILE} (step {meta.get('step')}) "
                          "do not match; the folder was written by an interrupted run: resume training")
-    chosen = resolve_backend(backend)
+    trained_with = meta.get("backend", "torch")
+    # The grids share one layout, but tiny-cuda-nn's fused MLPs store their weights their own way
+    # (no biases, padded), so a scene renders with the backend that trained it.
+    if backend not in ("auto", trained_with):
+        raise VistaError(f"{meta_path}: this scene was trained with the {trained_with!r} backend and cannot be "
+                         f"loaded with {backend!r} (the MLP weights differ between backends)")
+    chosen = resolve_backend(trained_with)
     capture, names = _cameras_from_json(meta.get("capture", {}), str(meta_path))
     try:
         scene_from_world = torch.tensor(meta["scene_from_world"], dtype=torch.float32)

@@ -1,0 +1,73 @@
+"""Hash grid forward+backward on the CPU: Vista's fused kernel vs its plain-PyTorch twin vs nerfstudio's
+HashEncoding (torch implementation), same points, same run. Prints a table of ms and ratios.
+
+    .venv/bin/python bench/hashgrid.py [--points 65536] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from scenes.config import HashGridConfig
+from scenes.hashgrid import grid_layout, hash_encode_reference, init_table
+from scenes.hashgrid_fused import LayoutArrays, fused_available, hash_encode
+
+
+def timed(fn, repeats: int) -> float:
+    fn()  # warm-up (and the one-time kernel build)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=65536)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    config = HashGridConfig.spanning(1024, n_levels=16, log2_hashmap_size=19)
+    layout = grid_layout(config)
+    g = torch.Generator().manual_seed(0)
+    table = init_table(layout, 2, g).requires_grad_()
+    x = torch.rand(args.points, 3, generator=g)
+    arrays = LayoutArrays(layout)
+
+    def step(encode):
+        def run():
+            out = encode()
+            out.square().sum().backward()
+            table.grad = None
+        return run
+
+    rows = [("vista reference (plain torch)", timed(step(lambda: hash_encode_reference(x, table, layout)), args.repeats))]
+    if fused_available():
+        rows.append(("vista fused CPU kernel", timed(step(lambda: hash_encode(x, table, layout, arrays)), args.repeats)))
+    try:
+        from nerfstudio.field_components.encodings import HashEncoding
+
+        ns = HashEncoding(num_levels=16, min_res=16, max_res=1024, log2_hashmap_size=19, features_per_level=2,
+                          implementation="torch")
+
+        def ns_run():
+            out = ns(x)
+            out.square().sum().backward()
+            ns.zero_grad()
+        rows.append(("nerfstudio HashEncoding (torch)", timed(ns_run, max(1, args.repeats // 2))))
+    except ImportError:
+        pass
+    fastest = min(ms for _, ms in rows)
+    print(f"hash grid forward+backward, {args.points} points, 16 levels x 2 features, table 2^19, "
+          f"{torch.get_num_threads()} threads")
+    print(f"| implementation | ms | x slower than fastest |\n|---|---:|---:|")
+    for name, ms in rows:
+        print(f"| {name} | {ms:.1f} | {ms / fastest:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

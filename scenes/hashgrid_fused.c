@@ -1,0 +1,93 @@
+/* Fused multiresolution hash encoding for the CPU: the same layout, hash and trilinear weights as
+ * scenes/hashgrid.py (and tiny-cuda-nn's HashGrid), without building [P, 8, F] temporaries.
+ *
+ * Loops run level-major so that one level's table stays in cache while all points visit it.
+ * Forward: threads split the points of a level (each writes its own output rows).
+ * Backward: threads split the levels; a level's table rows belong to one thread, which adds its
+ * points in order, so gradients are bit-for-bit reproducible whatever the thread count.
+ * Compiled with -ffp-contract=off so no fused multiply-add changes the rounding of the reference.
+ */
+#include <math.h>
+#include <stdint.h>
+
+static const uint32_t PRIME_Y = 2654435761u;
+static const uint32_t PRIME_Z = 805459861u;
+
+typedef struct {
+    const float *scales;     /* [L] */
+    const int64_t *resolutions; /* [L] */
+    const int64_t *offsets;  /* [L + 1] */
+} Layout;
+
+/* Table rows and trilinear weights of the 8 corners of the cell around x at one level. */
+static inline void corners(const float *x, float scale, int64_t resolution, int64_t offset, int64_t size,
+                           int64_t rows[8], float weights[8]) {
+    float frac[3];
+    int64_t cell[3];
+    for (int d = 0; d < 3; ++d) {
+        float pos = x[d] * scale + 0.5f;
+        float fl = floorf(pos);
+        frac[d] = pos - fl;
+        cell[d] = (int64_t)fl;
+    }
+    const int dense = (uint64_t)resolution * (uint64_t)resolution * (uint64_t)resolution <= (uint64_t)size;
+    for (int c = 0; c < 8; ++c) {
+        const int64_t cx = cell[0] + (c & 1), cy = cell[1] + ((c >> 1) & 1), cz = cell[2] + ((c >> 2) & 1);
+        uint64_t index;
+        if (dense) {
+            index = (uint64_t)(cx + cy * resolution + cz * resolution * resolution);
+        } else {
+            index = (uint64_t)(((uint32_t)cx) ^ ((uint32_t)cy * PRIME_Y) ^ ((uint32_t)cz * PRIME_Z));
+        }
+        rows[c] = (int64_t)(index % (uint64_t)size) + offset;
+        const float wx = (c & 1) ? frac[0] : 1.0f - frac[0];
+        const float wy = ((c >> 1) & 1) ? frac[1] : 1.0f - frac[1];
+        const float wz = ((c >> 2) & 1) ? frac[2] : 1.0f - frac[2];
+        weights[c] = wx * wy * wz;
+    }
+}
+
+void hashgrid_forward(const float *x, int64_t n_points, const float *table, int n_features, int n_levels,
+                      const float *scales, const int64_t *resolutions, const int64_t *offsets, float *out,
+                      int n_threads) {
+    const int64_t stride = (int64_t)n_levels * n_features;
+    for (int l = 0; l < n_levels; ++l) {
+        const float scale = scales[l];
+        const int64_t resolution = resolutions[l], offset = offsets[l], size = offsets[l + 1] - offsets[l];
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+        for (int64_t p = 0; p < n_points; ++p) {
+            int64_t rows[8];
+            float w[8];
+            corners(x + 3 * p, scale, resolution, offset, size, rows, w);
+            float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            for (int c = 0; c < 8; ++c) {
+                const float *entry = table + rows[c] * n_features;
+                for (int f = 0; f < n_features; ++f) acc[f] += w[c] * entry[f];
+            }
+            float *o = out + p * stride + (int64_t)l * n_features;
+            for (int f = 0; f < n_features; ++f) o[f] = acc[f];
+        }
+    }
+}
+
+/* grad_table must be zero on entry; it receives d(loss)/d(table) given d(loss)/d(out). */
+void hashgrid_backward(const float *x, int64_t n_points, const float *grad_out, int n_features, int n_levels,
+                       const float *scales, const int64_t *resolutions, const int64_t *offsets,
+                       float *grad_table, int n_threads) {
+    const int64_t stride = (int64_t)n_levels * n_features;
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
+    for (int l = n_levels - 1; l >= 0; --l) { /* fine (slow) levels first for balance */
+        const float scale = scales[l];
+        const int64_t resolution = resolutions[l], offset = offsets[l], size = offsets[l + 1] - offsets[l];
+        for (int64_t p = 0; p < n_points; ++p) {
+            int64_t rows[8];
+            float w[8];
+            corners(x + 3 * p, scale, resolution, offset, size, rows, w);
+            const float *g = grad_out + p * stride + (int64_t)l * n_features;
+            for (int c = 0; c < 8; ++c) {
+                float *entry = grad_table + rows[c] * n_features;
+                for (int f = 0; f < n_features; ++f) entry[f] += w[c] * g[f];
+            }
+        }
+    }
+}

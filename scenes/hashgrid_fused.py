@@ -1,0 +1,139 @@
+"""The fast CPU hash grid: `hashgrid_fused.c` compiled once with the system C compiler, called via ctypes.
+
+Why C and not torch.utils.cpp_extension: the kernel needs no torch headers, so it compiles in about a
+second instead of a minute, and it loads lazily, so Vista imports on a machine without a compiler.
+Where it cannot be built (no compiler, no OpenMP), the plain-PyTorch twin in `hashgrid.py` runs
+instead, with a warning that says so; both give the same values and gradients (tests/test_hashgrid.py).
+
+VISTA_HASHGRID=reference forces the twin (for comparisons); VISTA_CACHE_DIR moves the build cache
+(default ~/.cache/vista).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from scenes.hashgrid import GridLayout, hash_encode_reference
+
+log = logging.getLogger("vista")
+
+_SOURCE = Path(__file__).with_name("hashgrid_fused.c")
+_FLAGS = ["-O3", "-fPIC", "-shared", "-fopenmp", "-ffp-contract=off", "-std=c11"]
+_library: ctypes.CDLL | None = None
+_unavailable: str | None = None
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("VISTA_CACHE_DIR") or Path.home() / ".cache" / "vista")
+
+
+def _build(target: Path) -> None:
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise RuntimeError("no C compiler (cc/gcc) on PATH")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # build beside the target and rename: concurrent processes never load a half-written library
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        partial = Path(tmp) / target.name
+        result = subprocess.run([compiler, *_FLAGS, str(_SOURCE), "-o", str(partial), "-lm"],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"{compiler} failed: {result.stderr.strip()[:500]}")
+        os.replace(partial, target)
+
+
+def _load() -> ctypes.CDLL | None:
+    global _library, _unavailable
+    if _library is not None or _unavailable is not None:
+        return _library
+    if os.environ.get("VISTA_HASHGRID") == "reference":
+        _unavailable = "VISTA_HASHGRID=reference"
+        return None
+    key = hashlib.sha256(_SOURCE.read_bytes() + " ".join(_FLAGS).encode() + sys.platform.encode()).hexdigest()[:16]
+    target = _cache_dir() / f"hashgrid-{key}.so"
+    try:
+        if not target.exists():
+            _build(target)
+        library = ctypes.CDLL(str(target))
+    except (OSError, RuntimeError) as error:
+        _unavailable = str(error)
+        log.warning("fused CPU hash grid unavailable (%s); using the plain PyTorch grid, which is "
+                    "about 20x slower", error)
+        return None
+    i64, f32p, i64p = ctypes.c_int64, ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int64)
+    for name in ("hashgrid_forward", "hashgrid_backward"):
+        getattr(library, name).argtypes = [f32p, i64, f32p, ctypes.c_int, ctypes.c_int, f32p, i64p, i64p, f32p,
+                                           ctypes.c_int]
+        getattr(library, name).restype = None
+    _library = library
+    return library
+
+
+def fused_available() -> bool:
+    return _load() is not None
+
+
+class LayoutArrays:
+    """The layout as contiguous arrays the kernel reads (kept alive beside the module)."""
+
+    def __init__(self, layout: GridLayout):
+        self.scales = torch.tensor(layout.scales, dtype=torch.float32)
+        self.resolutions = torch.tensor(layout.resolutions, dtype=torch.int64)
+        self.offsets = torch.tensor(layout.offsets, dtype=torch.int64)
+        self.n_levels = len(layout.scales)
+
+
+def _ptr(tensor: torch.Tensor, kind):
+    return ctypes.cast(tensor.data_ptr(), ctypes.POINTER(kind))
+
+
+class _FusedEncode(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, table: torch.Tensor, arrays: LayoutArrays) -> torch.Tensor:
+        library = _load()
+        n_features = table.shape[1]
+        out = torch.empty(x.shape[0], arrays.n_levels * n_features, dtype=torch.float32)
+        library.hashgrid_forward(_ptr(x, ctypes.c_float), x.shape[0], _ptr(table, ctypes.c_float), n_features,
+                                 arrays.n_levels, _ptr(arrays.scales, ctypes.c_float),
+                                 _ptr(arrays.resolutions, ctypes.c_int64), _ptr(arrays.offsets, ctypes.c_int64),
+                                 _ptr(out, ctypes.c_float), torch.get_num_threads())
+        ctx.save_for_backward(x)
+        ctx.arrays = arrays
+        ctx.table_shape = table.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        arrays: LayoutArrays = ctx.arrays
+        grad_out = grad_out.contiguous().float()
+        grad_table = torch.zeros(ctx.table_shape, dtype=torch.float32)
+        _load().hashgrid_backward(_ptr(x, ctypes.c_float), x.shape[0], _ptr(grad_out, ctypes.c_float),
+                                  ctx.table_shape[1], arrays.n_levels, _ptr(arrays.scales, ctypes.c_float),
+                                  _ptr(arrays.resolutions, ctypes.c_int64), _ptr(arrays.offsets, ctypes.c_int64),
+                                  _ptr(grad_table, ctypes.c_float), torch.get_num_threads())
+        return None, grad_table, None
+
+
+def hash_encode(x: torch.Tensor, table: torch.Tensor, layout: GridLayout,
+                arrays: LayoutArrays | None = None) -> torch.Tensor:
+    """Same contract as `hash_encode_reference`; fused on CPU float32 when the kernel is available.
+
+    Gradients flow to the table only (positions are data in NeRF training); a caller that needs
+    d/dx gets the reference path.
+    """
+    usable = (x.device.type == "cpu" and table.device.type == "cpu" and x.dtype == torch.float32
+              and table.dtype == torch.float32 and not x.requires_grad and table.shape[1] <= 8)
+    if not usable or _load() is None:
+        return hash_encode_reference(x, table, layout)
+    return _FusedEncode.apply(x.contiguous(), table.contiguous(), arrays or LayoutArrays(layout))
