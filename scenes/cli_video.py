@@ -1,0 +1,158 @@
+"""`vista render` (a scene along a camera path to MP4, or again from a recipe) and `vista verify` (labels of a video)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    render = subparsers.add_parser(
+        "render", help="render a scene along a camera path to an MP4",
+        description="Render SCENE along a camera path (nerfstudio camera_path.json, Vista keyframes or instant-ngp "
+                    "base_cam.json) to an H.264 MP4, labelled as a synthetic render (metadata, invisible watermark, "
+                    "optional visible label and C2PA signature), with a recipe JSON beside it. Frames are cached "
+                    "beside the video, so an interrupted render resumes when run again.")
+    render.add_argument("scene", type=Path, nargs="?", help="scene folder (made by `vista train`)")
+    render.add_argument("--path", type=Path, help="camera path file")
+    render.add_argument("--out", type=Path, help="MP4 to write")
+    render.add_argument("--width", type=int, help="frame width in pixels, even (default: the path file's)")
+    render.add_argument("--height", type=int, help="frame height in pixels, even (default: the path file's)")
+    render.add_argument("--fps", type=float, help="frames per second (default: the path file's)")
+    render.add_argument("--frames", help="render only frames a:b of the path (Python slice, b excluded)")
+    render.add_argument("--preview", action="store_true", help="quarter resolution, for a fast look")
+    render.add_argument("--crf", type=int, default=18, help="H.264 quality: lower is better and larger (default 18)")
+    render.add_argument("--seed", type=int, default=0, help="seed recorded in the recipe (default 0)")
+    render.add_argument("--png-dir", type=Path, help="also write every frame as a PNG into this folder")
+    render.add_argument("--depth-video", type=Path, help="also write a depth MP4 (turbo colormap)")
+    render.add_argument("--opacity-video", type=Path, help="also write an opacity (alpha) MP4")
+    render.add_argument("--no-watermark", action="store_true", help="do not embed the invisible watermark")
+    render.add_argument("--label", action="store_true", help="draw a visible 'synthetic render' corner label")
+    render.add_argument("--sign-cert", type=Path, help="PEM certificate chain for C2PA signing (with --sign-key)")
+    render.add_argument("--sign-key", type=Path, help="PEM private key for C2PA signing")
+    render.add_argument("--recipe", type=Path, help="render again from a recipe JSON; checks the frames are identical")
+    render.add_argument("--keep-frames", action="store_true", help="keep the frame cache (OUT.frames) after encoding")
+    render.add_argument("--no-progress", action="store_true", help="no progress bar")
+    render.set_defaults(handler=run_render)
+
+    verify = subparsers.add_parser("verify", help="report the synthetic-render labels a video carries",
+                                   description="Look for Vista's labels on a video: MP4 metadata tags, the invisible "
+                                               "watermark (in sampled frames) and a C2PA manifest. Exit code 0 if a "
+                                               "label is found, 1 if not.")
+    verify.add_argument("video", type=Path, help="video file")
+    verify.add_argument("--samples", type=int, default=8, help="frames to check for the watermark (default 8)")
+    verify.add_argument("--trust-anchors", type=Path, help="PEM CA certificates to trust when validating C2PA")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.set_defaults(handler=run_verify)
+
+
+def parse_frames(spec: str | None, count: int) -> list[int]:
+    """'a:b', 'a:', ':b' or 'a' (Python slice semantics) -> frame indices; an empty selection is an error."""
+    from render.errors import VistaError
+
+    if spec is None:
+        selected = list(range(count))
+    else:
+        try:
+            parts = [int(p) if p.strip() else None for p in spec.split(":")]
+        except ValueError as error:
+            raise VistaError(f"--frames {spec!r}: expected a:b with integers") from error
+        if len(parts) == 1:
+            if parts[0] is None:
+                raise VistaError(f"--frames {spec!r}: expected a:b with integers")
+            parts = [parts[0], parts[0] + 1 if parts[0] != -1 else None]
+        if len(parts) != 2:
+            raise VistaError(f"--frames {spec!r}: expected a:b")
+        selected = list(range(count))[parts[0]:parts[1]]
+    if not selected:
+        raise VistaError(f"--frames {spec or ':'}: selects no frames of the path's {count}")
+    return selected
+
+
+def _config(args: argparse.Namespace, fps: float):
+    from render.video import VideoConfig
+
+    return VideoConfig(fps=fps, crf=args.crf, watermark=not args.no_watermark, label=args.label)
+
+
+def run_render(args: argparse.Namespace) -> int:
+    from render.errors import VistaError
+    from scenes.recipe import render_from_recipe, render_shot
+
+    if args.recipe is not None:
+        ignored = [flag for flag, value in (("--path", args.path), ("--width", args.width), ("--height", args.height),
+                                            ("--fps", args.fps), ("--frames", args.frames)) if value is not None]
+        if ignored or args.preview:
+            raise VistaError(f"--recipe fixes the path, size and frames; drop {', '.join(ignored) or '--preview'}")
+        repro = render_from_recipe(args.recipe, args.out, args.scene, progress=not args.no_progress,
+                                   sign_cert=args.sign_cert, sign_key=args.sign_key)
+        _print_result(repro.result, repro.recipe_file)
+        if repro.identical:
+            print(f"reproduced: all {len(repro.result.frames)} frames are bit-identical to the recipe's")
+            return 0
+        print(f"NOT reproduced: {len(repro.mismatched_frames)} frame(s) differ from the recipe's "
+              f"(first: {repro.mismatched_frames[:5]}); compare the package versions in {args.recipe}")
+        return 1
+    missing = [name for name, value in (("SCENE", args.scene), ("--path", args.path), ("--out", args.out))
+               if value is None]
+    if missing:
+        raise VistaError(f"missing {', '.join(missing)} (or give --recipe)")
+    cameras, fps = _load_path(args)
+    frames = parse_frames(args.frames, len(cameras))
+    result, recipe_file = render_shot(
+        args.scene, cameras, args.out, _config(args, args.fps if args.fps is not None else fps), frames=frames, seed=args.seed,
+        path_source=str(args.path), png_dir=args.png_dir, depth_video=args.depth_video,
+        opacity_video=args.opacity_video, sign_cert=args.sign_cert, sign_key=args.sign_key,
+        progress=not args.no_progress, keep_frames=args.keep_frames)
+    _print_result(result, recipe_file)
+    return 0
+
+
+def _load_path(args: argparse.Namespace):
+    from render.errors import VistaError
+    from render.path_io import load_path_cameras
+    from render.video import preview_size, resize_cameras
+
+    for name, value in (("--width", args.width), ("--height", args.height)):
+        if value is not None and value < 2:
+            raise VistaError(f"{name} {value}: must be at least 2 pixels")
+    cameras, fps = load_path_cameras(args.path, args.width, args.height)
+    if len(cameras) == 0:
+        raise VistaError(f"{args.path}: the camera path has no frames")
+    if args.preview:
+        cameras = resize_cameras(cameras, *preview_size(cameras.width, cameras.height))
+    return cameras, fps
+
+
+def _print_result(result, recipe_file: Path) -> None:
+    cached = len(result.frames) - result.rendered
+    print(f"wrote {result.video}: {len(result.frames)} frames, {result.width}x{result.height}, {result.fps:g} fps, "
+          f"H.264 yuv420p" + (f" ({cached} frames from the cache)" if cached else ""))
+    if result.rendered:
+        print(f"rendered {result.rendered} frames in {result.render_seconds:.1f} s ({result.frames_per_s:.2f} frames/s)")
+    print(result.flicker.summary())
+    if result.watermark_checked:
+        print(f"invisible watermark decoded in {result.watermark_detected}/{result.watermark_checked} sampled "
+              "frames after encoding")
+    for name, path in result.extra_outputs.items():
+        print(f"{name.replace('_', ' ')}: {path}")
+    if result.signed:
+        print("C2PA manifest signed (digitalSourceType trainedAlgorithmicMedia)")
+    print(f"recipe: {recipe_file}")
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from render.errors import VistaError
+    from render.provenance import verify_video
+
+    anchors = None
+    if args.trust_anchors is not None:
+        if not args.trust_anchors.is_file():
+            raise VistaError(f"{args.trust_anchors}: trust anchors file not found")
+        anchors = args.trust_anchors.read_bytes()
+    if args.samples < 1:
+        raise VistaError(f"--samples {args.samples}: must be at least 1")
+    report = verify_video(args.video, args.samples, anchors)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
+    return 0 if report.label_found else 1

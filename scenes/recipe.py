@@ -1,0 +1,197 @@
+"""Render recipes: everything needed to render a shot again, written beside every video.
+
+`shot.mp4` gets `shot.recipe.json`: the scene folder and its content hash (SHA-256 of scene.json and
+field.safetensors), the path's cameras exactly as rendered (float32 values survive JSON unchanged), the
+frames, the render config, the seed, the package versions, and the SHA-256 of every rendered frame.
+`render_from_recipe` renders the same frames again and says whether they are bit-identical (they are on the
+same machine and package versions: rendering is deterministic).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from render.cameras import Cameras
+from render.configio import config_from_dict, config_to_dict
+from render.errors import VistaError, atomic_write_json, read_json, require_finite
+from render.video import VideoConfig, VideoResult, render_video
+from scenes.scene import SCENE_FILE, WEIGHTS_FILE, load_scene
+
+RECIPE_FORMAT = "vista-render-recipe"
+RECIPE_VERSION = 1
+_PACKAGES = ("vista", "torch", "numpy", "av", "invisible-watermark", "c2pa-python", "pillow", "safetensors")
+
+
+def scene_content_hash(scene_dir: Path) -> str:
+    """SHA-256 over scene.json and field.safetensors (streamed), as 'sha256:<hex>'."""
+    digest = hashlib.sha256()
+    for name in (SCENE_FILE, WEIGHTS_FILE):
+        path = Path(scene_dir) / name
+        if not path.is_file():
+            raise VistaError(f"{path}: not found; is {scene_dir} a Vista scene folder (made by `vista train`)?")
+        digest.update(name.encode() + b"\0")
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "missing"
+    versions["torch_threads"] = str(torch.get_num_threads())
+    return versions
+
+
+def recipe_path_for(video: Path) -> Path:
+    video = Path(video)
+    return video.with_name(video.stem + ".recipe.json")
+
+
+def cameras_to_dict(cameras: Cameras) -> dict:
+    if cameras.distortion is not None:
+        raise VistaError("path cameras with lens distortion cannot be written to a recipe")
+    return {"width": cameras.width, "height": cameras.height,
+            "world_from_camera": cameras.world_from_camera.tolist(),
+            "fx": cameras.fx.tolist(), "fy": cameras.fy.tolist(), "cx": cameras.cx.tolist(), "cy": cameras.cy.tolist()}
+
+
+def cameras_from_dict(data: dict, where: str) -> Cameras:
+    try:
+        require_finite([data["world_from_camera"], data["fx"], data["fy"], data["cx"], data["cy"]], where)
+        return Cameras(torch.tensor(data["world_from_camera"], dtype=torch.float32),
+                       torch.tensor(data["fx"], dtype=torch.float32), torch.tensor(data["fy"], dtype=torch.float32),
+                       torch.tensor(data["cx"], dtype=torch.float32), torch.tensor(data["cy"], dtype=torch.float32),
+                       int(data["width"]), int(data["height"]))
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise VistaError(f"{where}: cameras are malformed ({error})") from error
+
+
+@dataclass
+class Recipe:
+    scene_dir: Path
+    scene_hash: str
+    path_source: str
+    cameras: Cameras
+    frames: list[int]
+    config: VideoConfig
+    seed: int
+    video: Path
+    png_dir: Path | None
+    depth_video: Path | None
+    opacity_video: Path | None
+    frame_sha256: list[str]
+    versions: dict[str, str]
+
+
+def build_recipe(scene_dir: Path, scene_hash: str, path_source: str, cameras: Cameras, config: VideoConfig,
+                 seed: int, result: VideoResult) -> dict:
+    return {
+        "format": RECIPE_FORMAT,
+        "schema_version": RECIPE_VERSION,
+        "scene": {"dir": str(Path(scene_dir).resolve()), "content_hash": scene_hash},
+        "path": {"source": path_source, "cameras": cameras_to_dict(cameras)},
+        "frames": result.frames,
+        "render": config_to_dict(config),
+        "seed": seed,
+        "outputs": {"video": str(Path(result.video).resolve()),
+                    "png_dir": result.extra_outputs.get("png_dir"),
+                    "depth_video": result.extra_outputs.get("depth_video"),
+                    "opacity_video": result.extra_outputs.get("opacity_video"),
+                    "c2pa_signed": result.signed},
+        "result": {"frame_sha256": result.frame_sha256, "flicker": result.flicker.to_dict(),
+                   "watermark_detected": [result.watermark_detected, result.watermark_checked],
+                   "rendered_frames_per_s": result.frames_per_s},
+        "versions": package_versions(),
+    }
+
+
+def read_recipe(path: Path) -> Recipe:
+    path = Path(path)
+    data = read_json(path, "render recipe")
+    where = str(path)
+    if not isinstance(data, dict) or data.get("format") != RECIPE_FORMAT:
+        raise VistaError(f"{path}: not a Vista render recipe")
+    if not isinstance(data.get("schema_version"), int) or data["schema_version"] > RECIPE_VERSION:
+        raise VistaError(f"{path}: recipe schema version {data.get('schema_version')!r} is newer than this Vista "
+                         f"understands ({RECIPE_VERSION}); upgrade Vista")
+    try:
+        outputs = data["outputs"]
+        cameras = cameras_from_dict(data["path"]["cameras"], f"{where}: path")
+        frames = [int(i) for i in data["frames"]]
+        if any(not 0 <= i < len(cameras) for i in frames) or not frames:
+            raise VistaError(f"{where}: frames must be indices into the path's {len(cameras)} cameras")
+
+        def optional(key: str) -> Path | None:
+            return Path(outputs[key]) if outputs.get(key) else None
+
+        return Recipe(
+            scene_dir=Path(data["scene"]["dir"]), scene_hash=str(data["scene"]["content_hash"]),
+            path_source=str(data["path"].get("source", "")), cameras=cameras, frames=frames,
+            config=config_from_dict(VideoConfig, data["render"], f"{where}: render"), seed=int(data["seed"]),
+            video=Path(outputs["video"]), png_dir=optional("png_dir"), depth_video=optional("depth_video"),
+            opacity_video=optional("opacity_video"),
+            frame_sha256=[str(h) for h in data.get("result", {}).get("frame_sha256", [])],
+            versions={str(k): str(v) for k, v in data.get("versions", {}).items()},
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise VistaError(f"{where}: recipe is malformed ({error!r})") from error
+
+
+def render_shot(scene_dir: Path, cameras: Cameras, out: Path, config: VideoConfig, *, frames: list[int] | None = None,
+                seed: int = 0, path_source: str = "", png_dir: Path | None = None, depth_video: Path | None = None,
+                opacity_video: Path | None = None, sign_cert: Path | None = None, sign_key: Path | None = None,
+                progress: bool = True, on_frame=None, keep_frames: bool = False,
+                expected_hash: str | None = None) -> tuple[VideoResult, Path]:
+    """Load the scene, render the video (render.video.render_video) and write the recipe beside it."""
+    scene_dir = Path(scene_dir)
+    scene_hash = scene_content_hash(scene_dir)
+    if expected_hash is not None and scene_hash != expected_hash:
+        raise VistaError(f"{scene_dir}: the scene changed since the recipe was written (content hash {scene_hash}, "
+                         f"recipe {expected_hash}); its frames cannot be reproduced")
+    scene = load_scene(scene_dir)
+    torch.manual_seed(seed)  # rendering draws no random numbers today; seeded so any future sampling is repeatable
+    result = render_video(scene.renderable(), cameras, out, config, frames=frames, cache_key=scene_hash,
+                          title=f"Vista render of {scene_dir.name}", png_dir=png_dir, depth_video=depth_video,
+                          opacity_video=opacity_video, sign_cert=sign_cert, sign_key=sign_key, progress=progress,
+                          on_frame=on_frame, keep_frames=keep_frames)
+    recipe_file = recipe_path_for(out)
+    atomic_write_json(recipe_file, build_recipe(scene_dir, scene_hash, path_source, cameras, config, seed, result))
+    return result, recipe_file
+
+
+@dataclass
+class Reproduction:
+    result: VideoResult
+    recipe_file: Path
+    identical: bool
+    mismatched_frames: list[int]
+
+
+def render_from_recipe(recipe_path: Path, out: Path | None = None, scene_dir: Path | None = None, *,
+                       progress: bool = True, sign_cert: Path | None = None,
+                       sign_key: Path | None = None) -> Reproduction:
+    """Render a recipe again (default output: `<video>.rerender.mp4` beside the original, never over it) and
+    compare every frame's hash with the recorded one."""
+    recipe = read_recipe(recipe_path)
+    if out is None:
+        out = recipe.video.with_name(recipe.video.stem + ".rerender.mp4")
+    if Path(out).resolve() == recipe.video.resolve():
+        raise VistaError(f"{out}: is the recipe's own video; choose another --out so the original is kept")
+    result, recipe_file = render_shot(
+        scene_dir or recipe.scene_dir, recipe.cameras, Path(out), recipe.config, frames=recipe.frames,
+        seed=recipe.seed, path_source=recipe.path_source, sign_cert=sign_cert, sign_key=sign_key,
+        progress=progress, expected_hash=recipe.scene_hash)
+    mismatched = [recipe.frames[k] for k, (a, b) in enumerate(zip(result.frame_sha256, recipe.frame_sha256)) if a != b]
+    identical = len(result.frame_sha256) == len(recipe.frame_sha256) and not mismatched
+    return Reproduction(result, recipe_file, identical, mismatched)
