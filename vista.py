@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "scenes.cli",  # train, eval, info
     "scenes.cli_app",  # app (the Gradio studio)
     "scenes.cli_poses",  # poses, import, export
+    "scenes.cli_video",  # render, verify
     "scenes.cli_paths",  # path
 ]
 
