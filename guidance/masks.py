@@ -1,0 +1,83 @@
+"""Which pixels of a rendered novel view the field is unsure about, and may be replaced by a fixer.
+
+Three cues, any of which flags a pixel (Difix3D+ and Nerfbusters both restrict their fixes this
+way; fixing whole frames at high noise measurably hurts):
+- low opacity: the ray leaves the field without meeting a surface (a hole);
+- few covering cameras: the surface point the pixel shows lies inside fewer than `min_cameras`
+  training frustums, so nothing constrained it (Nerfbusters' visibility);
+- unstable depth: moving every sample by half a marching step moves the depth by more than
+  `max_depth_change` of itself — density is smeared along the ray (floaters, fog).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from render.cameras import Cameras, image_rays
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    """Thresholds of the uncertainty mask."""
+
+    min_opacity: float = 0.9
+    """Pixels whose accumulated opacity is below this are holes."""
+    min_cameras: int = 2
+    """Surface points seen by fewer training cameras than this are unconstrained."""
+    max_depth_change: float = 0.08
+    """Relative depth change between two sample jitters above which depth is unstable."""
+    dilate_px: int = 1
+    """Grow the mask by this many pixels so fixes blend at the seams."""
+
+
+@dataclass
+class UncertaintyMask:
+    low_opacity: torch.Tensor  # [H, W] bool
+    uncovered: torch.Tensor  # [H, W] bool
+    unstable: torch.Tensor  # [H, W] bool
+    mask: torch.Tensor  # [H, W] bool: the union, dilated
+
+    @property
+    def fraction(self) -> float:
+        return float(self.mask.float().mean())
+
+
+def covering_cameras(points: torch.Tensor, cameras: Cameras, margin_px: float = 0.0) -> torch.Tensor:
+    """How many of `cameras` see each world point [P, 3] (in front of the camera, inside the image) -> [P] int.
+
+    Occlusion is ignored: this is the frustum count Nerfbusters' visibility uses."""
+    rotation = cameras.world_from_camera[:, :, :3]  # [N, 3, 3]
+    position = cameras.world_from_camera[:, :, 3]  # [N, 3]
+    local = torch.einsum("nji,npj->npi", rotation, points[None] - position[:, None])  # world -> camera (OpenGL)
+    z = -local[..., 2]
+    in_front = z > 1e-6
+    zs = z.clamp(min=1e-6)
+    u = cameras.fx[:, None] * local[..., 0] / zs + cameras.cx[:, None]
+    v = -cameras.fy[:, None] * local[..., 1] / zs + cameras.cy[:, None]
+    inside = (u >= -margin_px) & (u <= cameras.width + margin_px) & (v >= -margin_px) & (v <= cameras.height + margin_px)
+    return (in_front & inside).sum(0)
+
+
+def dilate(mask: torch.Tensor, pixels: int) -> torch.Tensor:
+    if pixels <= 0:
+        return mask
+    k = 2 * pixels + 1
+    return torch.nn.functional.max_pool2d(mask[None, None].float(), k, stride=1, padding=pixels)[0, 0] > 0
+
+
+def uncertainty_mask(rgb_depth_opacity, jittered_depth: torch.Tensor, cameras: Cameras, index: int,
+                     capture: Cameras, config: MaskConfig = MaskConfig()) -> UncertaintyMask:
+    """The mask of view `index` of `cameras`, from its render (anything with .depth [H, W] and .opacity [H, W]),
+    the depth of a second render with shifted samples, and the training cameras `capture`."""
+    view = rgb_depth_opacity
+    h, w = cameras.height, cameras.width
+    low_opacity = view.opacity < config.min_opacity
+    rays = image_rays(cameras, index)
+    points = rays.origins + rays.directions * view.depth.reshape(-1, 1)
+    uncovered = (covering_cameras(points, capture) < config.min_cameras).reshape(h, w) & ~low_opacity
+    change = (view.depth - jittered_depth).abs() / torch.maximum(view.depth, jittered_depth).clamp(min=1e-6)
+    unstable = (change > config.max_depth_change) & ~low_opacity
+    mask = dilate(low_opacity | uncovered | unstable, config.dilate_px)
+    return UncertaintyMask(low_opacity, uncovered, unstable, mask)

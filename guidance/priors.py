@@ -1,0 +1,70 @@
+"""Geometric priors that remove floaters without any learned model.
+
+- Visibility / free-space loss (Nerfbusters, Warburg et al. 2023): density at points that no
+  supervising camera sees is pushed to zero, because nothing there was ever observed; hash-grid
+  collisions otherwise leave semi-transparent junk exactly where a new camera path looks.
+- Distortion loss (mip-NeRF 360, Barron et al. 2022): pulls each ray's weights into one compact
+  surface; it is `render.volume.distortion_loss`, computed by `render_rays(with_distortion=True)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from guidance.masks import covering_cameras
+from render.cameras import Cameras
+from render.render import Renderable
+
+
+def uncontract(contracted: torch.Tensor) -> torch.Tensor:
+    """Inverse of mip-NeRF 360's L-inf contraction (`render.nerfstudio_parts.contract`) on [..., 3] in (-2, 2)."""
+    norm = contracted.abs().amax(-1, keepdim=True).clamp(min=1e-9)
+    outside = norm > 1
+    radius = 1.0 / (2.0 - norm.clamp(max=2 - 1e-4))
+    return torch.where(outside, contracted / norm * radius, contracted)
+
+
+def scene_from_field(u: torch.Tensor, kind: str) -> torch.Tensor:
+    """Inverse of `render.render.field_coords`: the field's unit cube -> scene coordinates."""
+    if kind == "object":
+        return u * 2.0 - 1.0
+    return uncontract(u * 4.0 - 2.0)
+
+
+def world_from_scene(points: torch.Tensor, scene_from_world: torch.Tensor) -> torch.Tensor:
+    linear = scene_from_world[:3, :3]
+    return torch.linalg.solve(linear, (points - scene_from_world[:3, 3]).T).T
+
+
+@dataclass
+class VisibilityTerm:
+    loss: torch.Tensor  # scalar, differentiable
+    unseen_fraction: float  # of the sampled points
+
+
+def sample_region(renderable: Renderable, n_points: int, generator: torch.Generator,
+                  extent_scene: float = 2.0) -> torch.Tensor:
+    """Uniform points [P, 3] in field coordinates: the whole box for objects; for unbounded scenes the part of
+    the contracted cube within `extent_scene` scene units of the centre (where cameras and floaters are)."""
+    u = torch.rand(n_points, 3, generator=generator)
+    if renderable.kind == "object":
+        return u
+    # contracted radius of extent_scene, mapped to the unit cube
+    half = (2.0 - 1.0 / extent_scene if extent_scene > 1 else extent_scene) / 4.0
+    return 0.5 + (u - 0.5) * 2 * half
+
+
+def visibility_loss(renderable: Renderable, seen_by: Cameras, n_points: int, generator: torch.Generator,
+                    min_cameras: int = 1) -> VisibilityTerm:
+    """Mean optical thickness (sigma * marching step) of sampled points that fewer than `min_cameras` of
+    `seen_by` (world coordinates) see; averaged over all sampled points, so it shrinks as coverage grows."""
+    u = sample_region(renderable, n_points, generator)
+    world = world_from_scene(scene_from_field(u, renderable.kind), renderable.scene_from_world)
+    unseen = covering_cameras(world, seen_by) < min_cameras
+    if not unseen.any():
+        return VisibilityTerm(torch.zeros(()), 0.0)
+    sigma, _ = renderable.field.density_and_features(u[unseen])
+    thickness = sigma * renderable.step_size()
+    return VisibilityTerm(thickness.sum() / n_points, float(unseen.float().mean()))

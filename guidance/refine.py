@@ -1,0 +1,316 @@
+"""Guidance: `refine_scene(Scene, PosedImages, target cameras, RefineConfig, out_dir) -> Scene`.
+
+The Difix3D+ loop (Wu et al. 2025), aimed at the user's own camera path, plus the geometric
+priors of Nerfbusters and mip-NeRF 360:
+
+1. pick keyframes along the target path and pair each with its nearest capture camera;
+2. for each round r = 1..R, move the keyframes a fraction r/R of the way from the capture to the
+   path, render them, and mark the pixels the field is unsure about (`guidance.masks`);
+3. let the fixer (Tier 1: the patch prior's one-step denoiser; Tier 2: an img2img pipeline)
+   replace only the masked pixels, and keep the result as pseudo-ground-truth;
+4. train (the spine's loss on the photos, unchanged) plus the down-weighted pseudo-ground-truth,
+   the visibility loss on space no supervising camera sees, the distortion loss and, optionally,
+   the patch prior's score on rendered patches;
+5. write a NEW scene folder; the scene it started from is never touched.
+
+Everything is deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+import torch
+
+from guidance.masks import MaskConfig, uncertainty_mask
+from guidance.paths import stepping_cameras
+from guidance.priors import visibility_loss
+from guidance.views import render_view
+from render.cameras import Cameras, camera_rays
+from render.configio import config_to_dict
+from render.errors import VistaError, atomic_write_json
+from render.render import render_rays, rays_to_scene
+from scenes.data import PosedImages
+from scenes.scene import SCENE_FILE, Scene, save_scene
+from scenes.train import TrainingPixels, make_optimizer
+
+Fixer = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+"""(rgb [H, W, 3], mask [H, W] bool, seed) -> rgb with only the masked pixels changed."""
+
+REPORT_FILE = "refine.json"
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """One guidance run. The defaults are the Tier-1 settings the benchmark measures."""
+
+    steps: int = 600
+    """Training steps added to the scene (split evenly over the rounds)."""
+    rounds: int = 3
+    """Progressive rounds: keyframes move 1/R, 2/R, ... of the way from the capture to the path."""
+    keyframes: int = 6
+    """Target cameras fixed per round."""
+    learning_rate: float = 3e-3
+    """Adam learning rate at the start; decays to 10% by the end."""
+    geometric: bool = True
+    """Use the visibility and distortion losses."""
+    visibility_weight: float = 0.05
+    visibility_points: int = 4096
+    distortion_weight: float = 2e-3
+    fixer: Literal["none", "prior", "pipeline"] = "prior"
+    """'none': priors only; 'prior': the patch prior's one-step fixer; 'pipeline': an img2img pipeline."""
+    fix_timestep: int = 200
+    """Noise level of the one-step fixer (of 1000)."""
+    pseudo_weight: float = 0.5
+    """Weight of the fixed views' loss relative to the photos'."""
+    pseudo_rays: int = 512
+    """Pseudo-ground-truth rays added to each step."""
+    score_weight: float = 0.0
+    """Weight of the patch prior's score on rendered patches (0 disables the regulariser)."""
+    score_every: int = 4
+    """Steps between score evaluations (each renders one 32x32 patch)."""
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < self.rounds or self.rounds < 1:
+            raise ValueError(f"need steps >= rounds >= 1, got steps={self.steps}, rounds={self.rounds}")
+        if self.keyframes < 1:
+            raise ValueError("keyframes must be >= 1")
+
+
+@dataclass
+class PseudoViews:
+    """Fixed renders used as down-weighted ground truth: cameras, RGB [K, H, W, 3] and masks [K, H, W]."""
+
+    cameras: Cameras | None = None
+    rgb: list[torch.Tensor] = field(default_factory=list)
+    masks: list[torch.Tensor] = field(default_factory=list)
+
+    def add(self, cameras: Cameras, rgb: list[torch.Tensor], masks: list[torch.Tensor]) -> None:
+        if self.cameras is None:
+            self.cameras = cameras
+        else:
+            self.cameras = Cameras(torch.cat([self.cameras.world_from_camera, cameras.world_from_camera]),
+                                   torch.cat([self.cameras.fx, cameras.fx]), torch.cat([self.cameras.fy, cameras.fy]),
+                                   torch.cat([self.cameras.cx, cameras.cx]), torch.cat([self.cameras.cy, cameras.cy]),
+                                   cameras.width, cameras.height)
+        self.rgb += rgb
+        self.masks += masks
+
+    def __len__(self) -> int:
+        return len(self.rgb)
+
+    def sample(self, n: int, generator: torch.Generator):
+        h, w = self.rgb[0].shape[:2]
+        flat = torch.randint(0, len(self) * h * w, (n,), generator=generator)
+        image = flat // (h * w)
+        within = flat % (h * w)
+        xy = torch.stack([within % w, within // w], -1).float() + 0.5
+        stacked = torch.stack(self.rgb).reshape(-1, 3)
+        return image, xy, stacked[flat]
+
+
+@dataclass
+class RoundReport:
+    fraction: float
+    mask_fraction: float
+    low_opacity: float
+    uncovered: float
+    unstable: float
+    seconds_fixing: float
+
+
+@dataclass
+class RefineReport:
+    rounds: list[RoundReport] = field(default_factory=list)
+    train_seconds: float = 0.0
+    total_seconds: float = 0.0
+    note: str = ""
+
+
+def clone_scene(scene: Scene) -> Scene:
+    """An independent copy (refinement never changes the scene it was given)."""
+    return copy.deepcopy(scene)
+
+
+def pick_keyframes(targets: Cameras, count: int) -> Cameras:
+    """`count` cameras spread evenly along the target path (all of them if it is shorter)."""
+    if len(targets) <= count:
+        return targets
+    index = torch.linspace(0, len(targets) - 1, count).round().long()
+    return targets[index]
+
+
+def prepare_refine_output(out_dir: Path, source_dir: Path | None) -> None:
+    out_dir = Path(out_dir)
+    if source_dir is not None and out_dir.resolve() == Path(source_dir).resolve():
+        raise VistaError(f"{out_dir}: is the scene being refined; write the refined scene to a new folder "
+                         "(the original is kept for before/after comparison)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise VistaError(f"{out_dir}: exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        what = "a scene" if (out_dir / SCENE_FILE).is_file() else "files"
+        raise VistaError(f"{out_dir}: already holds {what}; choose a new folder for the refined scene")
+
+
+def fix_views(scene: Scene, cameras: Cameras, fixer: Fixer | None, mask_config: MaskConfig, seed: int,
+              round_index: int) -> tuple[list[torch.Tensor], list[torch.Tensor], RoundReport]:
+    """Render each camera, mask its uncertain pixels and let the fixer repaint them."""
+    renderable = scene.renderable()
+    fixed, masks, parts = [], [], []
+    start = time.perf_counter()
+    for i in range(len(cameras)):
+        view = render_view(renderable, cameras, i)
+        shifted = render_view(renderable, cameras, i, jitter=0.0)  # half a step nearer than the default 0.5
+        mask = uncertainty_mask(view, shifted.depth, cameras, i, scene.capture, mask_config)
+        rgb = view.rgb if fixer is None else fixer(view.rgb, mask.mask, seed * 1000 + round_index * 100 + i)
+        fixed.append(rgb)
+        masks.append(mask.mask)
+        parts.append(mask)
+    n = max(len(parts), 1)
+    report = RoundReport(0.0, sum(p.fraction for p in parts) / n,
+                         sum(float(p.low_opacity.float().mean()) for p in parts) / n,
+                         sum(float(p.uncovered.float().mean()) for p in parts) / n,
+                         sum(float(p.unstable.float().mean()) for p in parts) / n, time.perf_counter() - start)
+    return fixed, masks, report
+
+
+def _score_patch_loss(scene: Scene, cameras: Cameras, prior, generator: torch.Generator) -> torch.Tensor:
+    """Render a random 32x32 patch of a random camera with gradients; score-distillation loss from the prior."""
+    from guidance.patch_prior import PATCH, score_gradient
+
+    size = PATCH
+    if cameras.width < size or cameras.height < size:
+        return torch.zeros(())
+    i = int(torch.randint(0, len(cameras), (1,), generator=generator))
+    x0 = int(torch.randint(0, cameras.width - size + 1, (1,), generator=generator))
+    y0 = int(torch.randint(0, cameras.height - size + 1, (1,), generator=generator))
+    ys, xs = torch.meshgrid(torch.arange(y0, y0 + size), torch.arange(x0, x0 + size), indexing="ij")
+    xy = torch.stack([xs.reshape(-1), ys.reshape(-1)], -1).float() + 0.5
+    rays = rays_to_scene(camera_rays(cameras, torch.full((size * size,), i, dtype=torch.long), xy),
+                         scene.scene_from_world)
+    out = render_rays(scene.renderable(), rays, jitter=torch.rand(size * size, generator=generator))
+    patch = out.rgb.reshape(1, size, size, 3).permute(0, 3, 1, 2)
+    gradient = score_gradient(prior, patch, generator)
+    # score distillation: d loss / d patch = gradient / numel
+    return (gradient * patch).sum() / patch.numel()
+
+
+def refine_scene(scene: Scene, data: PosedImages, targets: Cameras, config: RefineConfig, out_dir: Path | None,
+                 fixer: Fixer | None = None, prior=None, source_dir: Path | None = None,
+                 show_progress: bool = True) -> tuple[Scene, RefineReport]:
+    """Refine a copy of `scene` toward the `targets` cameras (world coordinates) and save it to `out_dir`."""
+    from tqdm.auto import tqdm
+
+    if config.fixer != "none" and fixer is None:
+        raise VistaError(f"guidance tier {config.fixer!r} needs a fixer (the patch prior or a pipeline)")
+    if config.score_weight > 0 and prior is None:
+        raise VistaError("the score regulariser needs the patch prior")
+    if len(data.train_indices) != len(scene.capture):
+        raise VistaError(f"{data.source}: has {len(data.train_indices)} training photos but the scene was trained "
+                         f"on {len(scene.capture)}; refine with the data the scene was trained on")
+    if out_dir is not None:
+        prepare_refine_output(out_dir, source_dir)
+    started = time.perf_counter()
+    scene = clone_scene(scene)
+    train_config = scene.config
+    sampling = train_config.sampling
+    generator = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    optimizer = make_optimizer(scene, train_config)
+    pixels = TrainingPixels(data)
+    renderable = scene.renderable()
+    step_size = renderable.step_size()
+    keyframes = pick_keyframes(targets, config.keyframes)
+    pseudo = PseudoViews()
+    report = RefineReport()
+    steps_per_round = [config.steps // config.rounds + (1 if r < config.steps % config.rounds else 0)
+                       for r in range(config.rounds)]
+    done = 0
+    train_seconds = 0.0
+    bar = tqdm(total=config.steps, disable=not show_progress, unit="step", desc="refine", dynamic_ncols=True)
+    for round_index, round_steps in enumerate(steps_per_round):
+        fraction = (round_index + 1) / config.rounds
+        round_cameras = stepping_cameras(scene.capture, keyframes, fraction)
+        if config.fixer != "none":
+            scene.field.eval()
+            fixed, masks, round_report = fix_views(scene, round_cameras, fixer, config.mask, config.seed, round_index)
+            round_report.fraction = fraction
+            report.rounds.append(round_report)
+            pseudo.add(round_cameras, fixed, masks)
+        seen_by = scene.capture if pseudo.cameras is None else _concat(scene.capture, pseudo.cameras)
+        scene.field.train()
+        round_start = time.perf_counter()
+        for _ in range(round_steps):
+            if scene.step % sampling.update_every == 0:
+                scene.field.eval()
+                scene.grid.update(lambda u: scene.field.density(u) * step_size, sampling.occupancy_threshold,
+                                  all_cells=False, generator=generator)
+                scene.field.train()
+            progress = done / config.steps
+            for group in optimizer.param_groups:
+                group["lr"] = config.learning_rate * (0.1 ** progress)
+            loss = _photo_loss(scene, data, pixels, train_config.rays_per_step, generator, config)
+            if len(pseudo):
+                image, xy, target = pseudo.sample(config.pseudo_rays, generator)
+                rays = rays_to_scene(camera_rays(pseudo.cameras, image, xy), scene.scene_from_world)
+                out = render_rays(renderable, rays, jitter=torch.rand(len(image), generator=generator))
+                loss = loss + config.pseudo_weight * torch.mean((out.rgb - target) ** 2)
+            if config.geometric and config.visibility_weight > 0:
+                term = visibility_loss(renderable, seen_by, config.visibility_points, generator)
+                loss = loss + config.visibility_weight * term.loss
+            if config.score_weight > 0 and done % config.score_every == 0:
+                loss = loss + config.score_weight * _score_patch_loss(scene, round_cameras, prior, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scene.step += 1
+            done += 1
+            bar.update(1)
+        train_seconds += time.perf_counter() - round_start
+    bar.close()
+    scene.field.eval()
+    report.train_seconds = train_seconds
+    report.total_seconds = time.perf_counter() - started
+    scene.metrics = dict(scene.metrics)
+    scene.metrics["guidance"] = {"fixer": config.fixer, "steps": config.steps, "seconds": report.total_seconds}
+    if out_dir is not None:
+        save_scene(scene, out_dir)
+        atomic_write_json(Path(out_dir) / REPORT_FILE, {
+            "source_scene": None if source_dir is None else str(source_dir),
+            "config": config_to_dict(config),
+            "rounds": [r.__dict__ for r in report.rounds],
+            "train_seconds": report.train_seconds, "total_seconds": report.total_seconds, "note": report.note,
+        })
+    return scene, report
+
+
+def _photo_loss(scene: Scene, data: PosedImages, pixels: TrainingPixels, n_rays: int, generator: torch.Generator,
+                config: RefineConfig) -> torch.Tensor:
+    """The spine's photo loss (scenes/train.py): random pixels, random backgrounds behind alpha, MSE."""
+    image_index, xy, target = pixels.sample(n_rays, generator)
+    jitter = torch.rand(n_rays, generator=generator)
+    background = None
+    if data.has_alpha:
+        background = torch.rand(n_rays, 3, generator=generator)
+        alpha = target[:, 3:4]
+        target = target[:, :3] * alpha + background * (1 - alpha)
+    rays = rays_to_scene(camera_rays(data.cameras, image_index, xy), scene.scene_from_world)
+    use_distortion = config.geometric and config.distortion_weight > 0
+    out = render_rays(scene.renderable(), rays, jitter=jitter, background=background, with_distortion=use_distortion)
+    loss = torch.mean((out.rgb - target) ** 2)
+    if out.distortion is not None:
+        loss = loss + config.distortion_weight * out.distortion
+    return loss
+
+
+def _concat(a: Cameras, b: Cameras) -> Cameras:
+    if (b.width, b.height) != (a.width, a.height):
+        b = b.scaled(a.width / b.width)  # one image size per batch; the frustum test only needs it roughly
+    return Cameras(torch.cat([a.world_from_camera, b.world_from_camera]), torch.cat([a.fx, b.fx]),
+                   torch.cat([a.fy, b.fy]), torch.cat([a.cx, b.cx]), torch.cat([a.cy, b.cy]), a.width, a.height)
