@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "scenes.cli_poses",  # poses, import, export
     "scenes.cli_video",  # render, verify
     "scenes.cli_paths",  # path
+    "guidance.cli",  # refine
 ]
 
 
