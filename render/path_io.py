@@ -134,6 +134,17 @@ def read_path_file(path: Path, *, dataparser: DataparserTransform | None = None,
                    fps: float | None = None) -> PathFile:
     """Read a camera path file; the format is recognised from its keys."""
     path = Path(path)
+    try:
+        return _read_path_file(path, dataparser, seconds, fps)
+    except VistaError as error:
+        if str(path) in str(error):
+            raise
+        # keyframe and path checks (render/paths.py) do not know which file they came from
+        raise VistaError(f"{path}: {error}") from error
+
+
+def _read_path_file(path: Path, dataparser: DataparserTransform | None, seconds: float | None,
+                    fps: float | None) -> PathFile:
     data = read_json(path, "camera path file")
     where = str(path)
     if not isinstance(data, dict):
