@@ -75,8 +75,8 @@ def workspace_token(workspace: Path) -> str:
 def confine_path(root: Path, workspace: Path, text: str, what: str = "path") -> Path:
     """Resolve a path the user typed and refuse it unless it stays inside this session's reach.
 
-    Relative paths are taken from the session folder. The resolved path (symlinks followed) must lie
-    inside the workspace root, and if it lies under `sessions/`, inside this session's own folder."""
+    Relative paths are taken from the workspace root. The resolved path (symlinks followed) must lie
+    inside the root, and if it lies under `sessions/`, inside this session's own folder."""
     text = (text or "").strip()
     if not text:
         raise VistaError(f"{what}: empty; type a folder inside the workspace")
@@ -86,7 +86,7 @@ def confine_path(root: Path, workspace: Path, text: str, what: str = "path") -> 
     workspace = Path(workspace).resolve()
     candidate = Path(text).expanduser()
     if not candidate.is_absolute():
-        candidate = workspace / candidate
+        candidate = root / candidate
     try:
         resolved = candidate.resolve()
     except (OSError, RuntimeError) as error:

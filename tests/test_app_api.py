@@ -1,0 +1,207 @@
+"""The studio through its real API: the app launched in-process, driven with gradio_client.
+
+The flow test picks the sample scene, builds it with the `test` preset, draws a path (a preset plus a
+keyframe added by a map click) and renders it; the MP4 it downloads must decode. A second session
+running at the same time must not see or reach the first one's files.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from render.errors import VistaError
+from scenes import workspace as wsp
+from tests.conftest import shared_dataset
+
+gradio_client = pytest.importorskip("gradio_client")
+
+
+# --- workspaces: confinement and limits (no server needed) -------------------------------------------
+
+def test_confine_path_keeps_users_inside_their_workspace(tmp_path):
+    root = wsp.workspace_root(tmp_path / "root")
+    mine, theirs = wsp.new_workspace(root), wsp.new_workspace(root)
+    (mine / "scene").mkdir()
+    (root / "library" / "lego").mkdir(parents=True)
+    assert wsp.confine_path(root, mine, "library/lego") == (root / "library" / "lego").resolve()
+    assert wsp.confine_path(root, mine, str(root / "library" / "lego")) == (root / "library" / "lego").resolve()
+    assert wsp.confine_path(root, mine, str(mine / "scene")) == (mine / "scene").resolve()
+    refused = {
+        "/etc": "outside the workspace",
+        "..": "outside the workspace",
+        "library/../../x": "outside the workspace",
+        str(theirs): "another session",
+        f"sessions/{theirs.name}/scene": "another session",
+        f"{mine}/../{theirs.name}": "another session",
+        "": "empty",
+        "a\x00b": "not a valid path",
+    }
+    for text, reason in refused.items():
+        with pytest.raises(VistaError, match=reason):
+            wsp.confine_path(root, mine, text)
+    # a symlink inside the session that points out of the workspace is resolved, then refused
+    (mine / "escape").symlink_to("/etc")
+    with pytest.raises(VistaError, match="outside the workspace"):
+        wsp.confine_path(root, mine, str(mine / "escape" / "passwd"))
+
+
+def test_uploads_are_bounded_and_renamed_safely(tmp_path):
+    files = []
+    for i in range(4):
+        files.append(tmp_path / f"p{i}.jpg")
+        files[-1].write_bytes(b"x" * 1000)
+    wsp.check_upload(files, max_files=4, max_bytes=4000)
+    with pytest.raises(VistaError, match="5 files, more than the 4"):
+        wsp.check_upload(files + [files[0]], max_files=4)
+    with pytest.raises(VistaError, match="4 MB|0 MB in total"):
+        wsp.check_upload(files, max_bytes=3999)
+    with pytest.raises(VistaError, match="no files"):
+        wsp.check_upload([])
+    assert wsp.safe_name("../../etc/passwd") == "passwd"
+    assert wsp.safe_name("..\\..\\x y.jpg") == "x_y.jpg"
+    assert wsp.safe_name(".hidden") == "hidden"
+    assert wsp.open_workspace(tmp_path, "../../etc") is None
+    assert wsp.open_workspace(tmp_path, "0" * 32) is None  # well-formed but never created
+
+
+def test_job_state_survives_in_the_folder_and_reports_errors(tmp_path):
+    folder = wsp.new_workspace(tmp_path)
+
+    def work(job):
+        for step in range(1, 4):
+            job.update(step=step, total=3, stage="counting")
+        return {"answer": 42}
+
+    wsp.start_job(folder, "count", work)
+    state = wsp.wait_job(folder, timeout_s=30)
+    assert state.status == "done" and state.result == {"answer": 42} and state.step == 3
+    on_disk = wsp.read_json(folder / wsp.JOB_FILE, "job")
+    assert on_disk["status"] == "done" and on_disk["result"] == {"answer": 42}
+
+    def bad_input(job):
+        raise VistaError("photos.zip: not a readable zip archive")
+
+    wsp.start_job(folder, "build", bad_input)
+    state = wsp.wait_job(folder, timeout_s=30)
+    assert state.status == "failed" and state.message == "photos.zip: not a readable zip archive"
+
+    def slow(job):
+        while True:
+            job.check_cancelled()
+            time.sleep(0.01)
+
+    wsp.start_job(folder, "render", slow)
+    with pytest.raises(VistaError, match="already running"):
+        wsp.start_job(folder, "render", slow)
+    assert wsp.cancel_job(folder)
+    assert wsp.wait_job(folder, timeout_s=30).status == "cancelled"
+
+
+# --- the app through gradio_client ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    import app
+
+    shared_dataset("lego-100")
+    root = tmp_path_factory.mktemp("studio")
+    demo = app.launch_app(root, block=False, quiet=True)
+    yield demo.local_url, root
+    demo.close()
+
+
+def wait_for_job(client, timeout_s: float = 600) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = client.predict(api_name="/job_status")
+        if state["status"] not in ("queued", "running"):
+            return state
+        time.sleep(1.0)
+    raise AssertionError(f"job still running after {timeout_s} s: {state}")
+
+
+def session_dirs(root: Path) -> set[Path]:
+    return {p for p in (root / wsp.SESSIONS).iterdir() if p.is_dir()}
+
+
+@pytest.mark.slow
+def test_whole_flow_ends_in_a_video_that_decodes_and_sessions_stay_apart(studio):
+    import av
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    url, root = studio
+    timings = {}
+    a = Client(url, verbose=False)
+    b = Client(url, verbose=False)
+
+    t0 = time.perf_counter()
+    a.predict(api_name="/use_sample")
+    a.predict("test", None, 0, api_name="/build")
+    [workspace_a] = session_dirs(root)
+
+    # while A builds, B works in its own folder and cannot reach A's
+    assert b.predict(api_name="/job_status") == {"status": "none"}
+    with pytest.raises(AppError, match="another session"):
+        b.predict(str(workspace_a / "scene"), api_name="/load_folder")
+    with pytest.raises(AppError, match="another session"):
+        b.predict(f"sessions/{workspace_a.name}/scene", api_name="/load_folder")
+    with pytest.raises(AppError, match="outside the workspace"):
+        b.predict("/etc", api_name="/load_folder")
+    [workspace_b] = session_dirs(root) - {workspace_a}
+
+    state = wait_for_job(a)
+    timings["build"] = time.perf_counter() - t0
+    assert state["status"] == "done", state
+    assert state["result"]["step"] == 300
+    assert state["result"]["heldout_psnr"] > 17.0  # the test preset reaches ~20 dB on lego-100
+
+    # B still has nothing: no scene, no job, none of A's files
+    assert b.predict(api_name="/job_status") == {"status": "none"}
+    with pytest.raises(AppError, match="no scene yet"):
+        b.predict("orbit", 2, 1.0, None, 360, api_name="/apply_preset")
+    assert not any(p.name in ("scene", "job.json") for p in workspace_b.iterdir())
+
+    # path: a preset, then one more keyframe from a click on the top-down map
+    t0 = time.perf_counter()
+    out = a.predict("orbit", 2, 1.0, None, 180, api_name="/apply_preset")
+    assert "Preset **orbit**" in out[0]
+    table = out[13]  # the keyframe table
+    n_keys = len(table["data"])
+    assert n_keys >= 2
+    out = a.predict(200, 120, 1.0, 2, api_name="/add_keyframe_pixel")
+    assert f"Keyframe {n_keys + 1} added" in out[0]
+    assert len(out[13]["data"]) == n_keys + 1
+    timings["path"] = time.perf_counter() - t0
+
+    # bad input is a readable message, not a traceback
+    with pytest.raises(AppError, match="resolution 0 x 180"):
+        a.predict(0, 180, 12, "draft", api_name="/render")
+
+    t0 = time.perf_counter()
+    a.predict(128, 96, 12, "draft", api_name="/render")
+    state = wait_for_job(a)
+    timings["render"] = time.perf_counter() - t0
+    assert state["status"] == "done", state
+    frames = state["result"]["frames"]
+    assert frames == 24  # 2 s at 12 fps
+
+    out = a.predict(api_name="/outputs")
+    downloads = out[-2]
+    names = sorted(Path(f).name for f in downloads)
+    assert names == ["camera_path.json", "shot.mp4", "shot.recipe.json"]
+    mp4 = next(Path(f) for f in downloads if f.endswith(".mp4"))
+    with av.open(str(mp4)) as container:
+        decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert len(decoded) == frames
+    assert decoded[0].shape == (96, 128, 3)
+    assert decoded[0].std() > 5  # a picture of the lego, not a blank frame
+    assert "synthetic render" in out[-1]  # the provenance verdict is shown
+
+    # B's outputs are still empty
+    assert b.predict(api_name="/outputs")[-2] is None
+    print("\napp flow timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
