@@ -25,7 +25,7 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable
@@ -710,7 +710,3 @@ def render_video(renderable: Renderable, cameras: Cameras, out: Path, config: Vi
         cache.remove()
     return VideoResult(out, indices, cameras.width, cameras.height, config.fps, hashes, flicker, rendered, seconds,
                        checked, detected, signed, extra)
-
-
-def video_config_dict(config: VideoConfig) -> dict:
-    return asdict(config)

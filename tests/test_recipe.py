@@ -8,7 +8,6 @@ and it keeps the test fast.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
