@@ -7,6 +7,11 @@ recovered camera centres to the ones in fox-small's transforms.json with a simil
 (Umeyama) and prints a markdown table against the acceptance targets: >= 90% registered, median
 rotation error <= 2 deg, median position error <= 2% of the extent (the diagonal of the reference
 camera centres' bounding box).
+
+With --train-minutes M it then trains the same preset for the same budget on the recovered poses and
+on the given ones (`scenes.train.train_scene`, as `vista train --minutes M` does) and reports each
+scene's held-out PSNR; --eval-scale renders the held-out views at a fraction of their size (the photos
+box-downsampled to match) when full-resolution evaluation is too slow for the machine.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import torch  # noqa: E402
+
 from render.errors import read_json  # noqa: E402
 from scenes.sfm import compare_poses, estimate_poses  # noqa: E402
 
@@ -33,11 +40,22 @@ def main() -> None:
     parser.add_argument("--reference", type=Path, default=FOX / "transforms.json")
     parser.add_argument("--matcher", default="auto", choices=["auto", "sequential", "exhaustive"])
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "sfm_fox")
+    parser.add_argument("--skip-sfm", action="store_true", help="reuse the poses already in --out")
+    parser.add_argument("--train-minutes", type=float, default=0.0, help="then train on both pose sets (0: no)")
+    parser.add_argument("--preset", default="preview")
+    parser.add_argument("--eval-scale", type=float, default=1.0, help="held-out render scale (default 1)")
     args = parser.parse_args()
 
     start = time.perf_counter()
-    report = estimate_poses(args.photos, args.out, matcher=args.matcher, progress=lambda line: None)
-    seconds = time.perf_counter() - start
+    if args.skip_sfm:
+        from scenes.sfm import PhotoResult, SfmReport
+
+        saved = read_json(args.out / "sfm_report.json")
+        report = SfmReport([PhotoResult(**p) for p in saved.pop("photos")],
+                           **{k: v for k, v in saved.items() if k != "working_size"})
+    else:
+        report = estimate_poses(args.photos, args.out, matcher=args.matcher, progress=lambda line: None)
+    seconds = sum(report.seconds.values()) if args.skip_sfm else time.perf_counter() - start
     print(report.table())
     errors = compare_poses(read_json(args.out / "transforms.json"), read_json(args.reference))
     rows = [
@@ -59,6 +77,40 @@ def main() -> None:
         print(f"| {name} | {value} | {target} | {'yes' if met else 'NO'} |")
     print(f"\nphotos compared: {len(errors.names)}; alignment scale {errors.scale:.3f}; "
           f"90th-percentile rotation error {np.percentile(errors.rotation_deg, 90):.2f} deg")
+    if args.train_minutes > 0:
+        train_both(args)
+
+
+def _downscaled(data, scale: float):
+    """The same posed images at `scale` of their size (area-averaged photos, scaled intrinsics)."""
+    import dataclasses
+
+    if scale == 1.0:
+        return data
+    cameras = data.cameras.scaled(scale)
+    images = data.images.permute(0, 3, 1, 2).float()
+    images = torch.nn.functional.interpolate(images, size=(cameras.height, cameras.width), mode="area")
+    images = images.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    return dataclasses.replace(data, cameras=cameras, images=images)
+
+
+def train_both(args) -> None:
+    from scenes.config import preset_config
+    from scenes.data import load_posed_images
+    from scenes.evaluate import evaluate_scene
+    from scenes.train import train_scene
+
+    print(f"\n| poses | steps in {args.train_minutes:g} min ({args.preset}) | held-out PSNR "
+          f"(scale {args.eval_scale:g}) | views |")
+    print("|---|---|---|---|")
+    for label, data_dir in (("recovered (vista poses)", args.out), ("given (fox-small transforms.json)",
+                                                                      args.reference.parent)):
+        data = load_posed_images(data_dir)
+        scene = train_scene(data, args.out.parent / f"sfm_fox_train_{'given' if 'given' in label else 'ours'}",
+                            preset_config(args.preset), minutes=args.train_minutes, overwrite=True,
+                            show_progress=False)
+        metrics = evaluate_scene(scene, _downscaled(data, args.eval_scale))
+        print(f"| {label} | {scene.step} | {metrics.mean_psnr:.2f} dB | {len(metrics.views)} |", flush=True)
 
 
 if __name__ == "__main__":

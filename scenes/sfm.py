@@ -322,6 +322,8 @@ def estimate_poses(source: Path, out_dir: Path, matcher: Matcher = "auto", max_s
     t0 = time.perf_counter()
     photos_dir = _collect_photos(source, out_dir)
     image_dir = _fresh_dir(out_dir / "images")  # a retry replaces the working images of the previous run
+    for stale in ("transforms.json", "sparse_pc.ply"):  # poses of an earlier run do not fit the new images
+        (out_dir / stale).unlink(missing_ok=True)
     preflight = preflight_photos(photos_dir, image_dir, max_size=max_size)
     seconds["preflight"] = time.perf_counter() - t0
     say(summarize_exclusions(preflight))
@@ -400,9 +402,6 @@ def _fail(report: SfmReport, preflight: Preflight, out_dir: Path, order: list[st
           what: str) -> SfmReport:
     report.suggestion = _suggestion(report, order, registered)
     atomic_write_json(out_dir / REPORT_FILE, _report_json(report))
-    stale = out_dir / "transforms.json"
-    if stale.exists():
-        stale.unlink()  # poses from an earlier run do not match this run's images
     raise VistaError(f"{out_dir}: {what}; {report.suggestion} (per-photo reasons in {out_dir / REPORT_FILE})")
 
 
