@@ -247,3 +247,42 @@ def test_fit_scene_frame_uses_occupancy_for_the_subject():
     np.testing.assert_allclose(fitted.centre, offset, atol=0.1)
     assert 0.3 < fitted.radius < 0.45
     assert torch.is_tensor(capture.world_from_camera)
+
+
+def test_top_down_map_turns_clicks_into_world_points_and_back():
+    from render.path_preview import top_down_map
+
+    frame, capture = _lego_frame()
+    path = orbit(frame, seconds=2.0, fps=10)
+    frames, _ = path.evaluate(path.frame_times())
+    keys = path.keyframe_matrices()
+    result = top_down_map(frames, frame.up, centre=frame.centre, keyframe_positions=keys[:, :, 3], capture=capture,
+                          coverage=np.linspace(0, 1, len(frames)), width=400, height=300)
+    assert result.image.size == (400, 300) and result.png()[:4] == b"\x89PNG"
+    pixels = result.world_to_pixel(keys[:, :, 3])
+    assert np.all((pixels >= 0) & (pixels < [400, 300]))
+    for x, y in [(10.5, 20.5), (200.0, 150.0), (399.0, 1.0)]:
+        world = result.pixel_to_world(x, y, height=0.7)
+        np.testing.assert_allclose(result.world_to_pixel(world[None])[0], [x, y], atol=1e-9)
+        assert result.height_of(world) == pytest.approx(0.7)
+    # the subject centre is drawn at the orbit's centre
+    np.testing.assert_allclose(result.world_to_pixel(frame.centre[None])[0], pixels.mean(axis=0), atol=1.0)
+
+
+def test_glb_preview_holds_points_path_and_frusta():
+    import io
+
+    import trimesh
+
+    from render.path_preview import path_glb
+
+    frame, capture = _lego_frame()
+    path = orbit(frame, seconds=2.0, fps=10)
+    frames, _ = path.evaluate(path.frame_times())
+    points = np.random.default_rng(0).normal(size=(50, 3))
+    data = path_glb(frames, path.keyframe_matrices(), np.array([k.fov_y_deg for k in path.keyframes]), 16 / 9,
+                    points=points, colours=np.full((50, 3), 200, np.uint8), capture=capture)
+    scene = trimesh.load(io.BytesIO(data), file_type="glb")
+    kinds = {type(g).__name__ for g in scene.geometry.values()}
+    assert {"PointCloud", "Path3D"} <= kinds, kinds
+    assert len(scene.geometry) == 4  # points, path, keyframe frusta, capture frusta
