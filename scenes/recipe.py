@@ -127,10 +127,13 @@ def read_recipe(path: Path) -> Recipe:
                          f"understands ({RECIPE_VERSION}); upgrade Vista")
     try:
         outputs = data["outputs"]
-        cameras = cameras_from_dict(data["path"]["cameras"], f"{where}: path")
-        frames = [int(i) for i in data["frames"]]
-        if any(not 0 <= i < len(cameras) for i in frames) or not frames:
-            raise VistaError(f"{where}: frames must be indices into the path's {len(cameras)} cameras")
+        camera_data = data["path"]["cameras"]
+        count = len(camera_data.get("world_from_camera", []))
+        frames = data["frames"]
+        if (not isinstance(frames, list) or not frames
+                or any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < count for i in frames)):
+            raise VistaError(f"{where}: 'frames' must be a non-empty list of indices into the path's {count} cameras")
+        cameras = cameras_from_dict(camera_data, f"{where}: path")
 
         def optional(key: str) -> Path | None:
             return Path(outputs[key]) if outputs.get(key) else None
