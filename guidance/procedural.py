@@ -108,18 +108,33 @@ def _soft_square_wave(x: torch.Tensor, sharpness: float = 6.0) -> torch.Tensor:
     return 0.5 + 0.5 * torch.tanh(sharpness * torch.sin(x))
 
 
+_GROUND_EXTENT = 24.0  # world units covered by the ground texture (it repeats beyond)
+
+
+def _ground_texture() -> torch.Tensor:
+    """A fixed, non-periodic RGB texture [1, 3, 256, 256]: smooth random colour patches at two scales.
+
+    Repeating tiles would let a radiance field explain the ground at a wrong depth (the pattern
+    matches itself one period over), so the pattern is random noise (fixed seed), blurred."""
+    generator = torch.Generator().manual_seed(1234)
+    coarse = torch.rand(1, 1, 16, 16, generator=generator)
+    fine = torch.rand(1, 3, 128, 128, generator=generator)
+    size = (256, 256)
+    coarse = torch.nn.functional.interpolate(coarse, size=size, mode="bicubic", align_corners=False)
+    fine = torch.nn.functional.interpolate(fine, size=size, mode="bilinear", align_corners=False)
+    grass = torch.tensor([0.3, 0.55, 0.25])[None, :, None, None]
+    stone = torch.tensor([0.75, 0.7, 0.58])[None, :, None, None]
+    base = grass * coarse + stone * (1 - coarse)
+    return (base * (0.6 + 0.5 * fine)).clamp(0, 1)
+
+
+_TEXTURE = _ground_texture()
+
+
 def _ground_albedo(p: torch.Tensor) -> torch.Tensor:
-    x, y = p[:, 0], p[:, 1]
-    tiles = _soft_square_wave(math.pi * x / 0.5) * _soft_square_wave(math.pi * y / 0.5)
-    tiles = tiles + (1 - _soft_square_wave(math.pi * x / 0.5)) * (1 - _soft_square_wave(math.pi * y / 0.5))
-    blotch = 0.5 + 0.5 * torch.sin(0.9 * x + 0.4) * torch.cos(0.7 * y - 0.3)
-    grass = torch.tensor([0.3, 0.55, 0.25])
-    stone = torch.tensor([0.72, 0.68, 0.58])
-    base = grass * blotch[:, None] + stone * (1 - blotch[:, None])
-    # far away the tiles fade to their mean, as a texture's mip level would
-    fade = torch.exp(-((x * x + y * y).sqrt() / 9.0) ** 2)[:, None]
-    contrast = 0.55 + 0.45 * (tiles[:, None] * fade + 0.5 * (1 - fade))
-    return base * contrast
+    uv = (p[:, :2] / (_GROUND_EXTENT / 2))[None, None]  # [-1, 1] over the texture
+    return torch.nn.functional.grid_sample(_TEXTURE, uv, mode="bilinear", padding_mode="reflection",
+                                           align_corners=False)[0, :, 0].T
 
 
 def _occluded(points: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
