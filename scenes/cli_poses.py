@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--resolution", type=int, default=192,
                         help="marching-cubes grid cells along the longest side (default 192)")
     export.add_argument("--level", type=float, default=None,
-                        help="density iso-level (default: the scene's occupancy threshold scaled to a voxel)")
+                        help="density iso-level in scene units (default: where a ray crossing one grid cell is 50%% "
+                             "opaque; lower it for a fuller, noisier mesh)")
     export.set_defaults(handler=run_export)
 
 

@@ -202,8 +202,9 @@ def find_image_folder(colmap_dir: Path) -> Path | None:
 
 
 def find_model_folder(colmap_dir: Path) -> Path:
-    """The folder holding cameras/images/points3D (.bin or .txt): the given one, sparse/0, or 0/."""
-    for candidate in (colmap_dir, colmap_dir / "sparse" / "0", colmap_dir / "sparse", colmap_dir / "0"):
+    """The folder holding cameras/images/points3D (.bin or .txt): the given one, sparse/0, 0/ or colmap/model."""
+    for candidate in (colmap_dir, colmap_dir / "sparse" / "0", colmap_dir / "sparse", colmap_dir / "0",
+                      colmap_dir / "colmap" / "model"):  # the last: a `vista poses` output folder
         if all((candidate / f"{name}.bin").is_file() for name in ("cameras", "images")) or \
                 all((candidate / f"{name}.txt").is_file() for name in ("cameras", "images")):
             return candidate
