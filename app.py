@@ -707,8 +707,82 @@ def start_render(workspace: Path, width, height, fps, quality: str, preview: boo
 
 # --- 4. refine ------------------------------------------------------------------------------------
 
-def start_refine(workspace: Path, tier: str, model_dir: str, root: Path) -> str:
-    raise VistaError("refinement is not wired into the app yet")
+def cli_arguments(module: str, argv: list[str]):
+    """`argv` parsed by the CLI's own parser (so every option the app does not set keeps the CLI default)."""
+    import argparse
+    import importlib
+
+    parser = argparse.ArgumentParser(prog="vista", exit_on_error=False)
+    importlib.import_module(module).register(parser.add_subparsers(dest="command"))
+    try:
+        return parser.parse_args(argv)
+    except (argparse.ArgumentError, SystemExit) as error:
+        raise VistaError(f"vista {' '.join(argv)}: {error}") from None
+
+
+def refine_work(job: wsp.Job, workspace: Path, tier: str, model_dir: Path | None, steps: int,
+                prior_steps: int) -> dict:
+    """`vista refine` (guidance.cli.run_refine) on the session's scene along its path, into a new folder,
+    then before/after renders of a few path frames."""
+    from guidance.cli import run_refine
+    from render.path_io import write_camera_path
+    from render.render import render_camera
+    from scenes.scene import load_scene
+
+    session = wsp.read_session(workspace)
+    scene_dir = require(session, "scene", "no scene yet: build one first")
+    path = read_path(workspace)
+    if path is None:
+        raise VistaError("no camera path yet: guidance aims at your path, so draw one first (step 3)")
+    original = load_scene(scene_dir)
+    path_file = workspace / PATH_DIR / "refine_path.json"
+    write_camera_path(path_file, path, original.capture.width, original.capture.height)
+    n = 1
+    while (workspace / f"refined-{n}").exists():
+        n += 1
+    out = workspace / f"refined-{n}"  # a new folder every time: the scene it starts from is never touched
+    job.update(stage=f"refining ({tier} tier: prior {prior_steps} steps, then {steps} guided steps; "
+                     "runs to the end once started)", force=True)
+    argv = ["refine", str(scene_dir), "--out", str(out), "--path", str(path_file), "--tier", tier,
+            "--steps", str(int(steps)), "--prior-steps", str(int(prior_steps))]
+    run_refine(cli_arguments("guidance.cli", argv + (["--model-dir", str(model_dir)] if model_dir else [])))
+    job.update(stage="before / after renders", force=True)
+    refined = load_scene(out)
+    cameras = path.sample(original.capture.width, original.capture.height)
+    scale = min(1.0, 2 * PREVIEW_SIDE_PX / max(cameras.width, cameras.height))
+    cameras = cameras.scaled(scale)
+    pairs = []
+    for k, index in enumerate(sorted({0, len(cameras) // 2, len(cameras) - 1})):
+        for label, scene in (("before", original), ("after", refined)):
+            file = out / "before-after" / f"{k}-{label}.png"
+            atomic_write_bytes(file, png_bytes(render_camera(scene.renderable(), cameras, index).rgb.numpy()))
+            pairs.append([str(file), f"frame {index}: {label}"])
+    wsp.update_session(workspace, refined=str(out), refine_pairs=pairs)
+    return {"refined": str(out), "frames_compared": len(pairs) // 2}
+
+
+def start_refine(root: Path, workspace: Path, tier: str, model_dir: str, steps, prior_steps) -> str:
+    if tier not in ("prior", "pipeline"):
+        raise VistaError(f"unknown guidance tier {tier!r}; choose prior or pipeline")
+    folder = wsp.confine_path(root, workspace, model_dir, "model folder") if (model_dir or "").strip() else None
+    if tier == "pipeline" and folder is None:
+        raise VistaError("the pipeline tier needs a model folder (a local diffusers img2img pipeline)")
+    steps, prior_steps = int(steps or 0), int(prior_steps or 0)
+    if steps < 3 or prior_steps < 1:
+        raise VistaError(f"guided steps must be at least 3 and prior steps at least 1, got {steps} and {prior_steps}")
+    session = wsp.read_session(workspace)
+    require(session, "scene", "no scene yet: build one (step 2) or load a scene folder (step 1)")
+    if read_path(workspace) is None:
+        raise VistaError("no camera path yet: guidance aims at your path, so draw one first (step 3)")
+    wsp.start_job(workspace, "refine", lambda job: refine_work(job, workspace, tier, folder, steps, prior_steps))
+    return "Refinement started; the refined scene is written to a new folder and used for rendering."
+
+
+def use_original(workspace: Path) -> str:
+    if not wsp.read_session(workspace).get("refined"):
+        return "The original scene is already in use."
+    wsp.update_session(workspace, refined=None, refine_pairs=None)
+    return "Rendering the original (unrefined) scene again; the refined folder is kept."
 
 
 # --- progress views -------------------------------------------------------------------------------
@@ -895,9 +969,14 @@ def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
                             info="prior: a small model trained on your photos (CPU); pipeline: an img2img "
                                  "diffusion model from a local folder (GPU)")
             model_dir = gr.Textbox(label="Model folder (pipeline tier, inside the workspace)")
-            refine_btn = gr.Button("Refine along the path", interactive=False)
-        refine_progress = gr.HTML("")
-        refine_gallery = gr.Gallery(label="Before / after on path frames", columns=4, height=220)
+            refine_steps = gr.Slider(3, 3000, value=600, step=1, label="Guided training steps")
+            prior_steps = gr.Slider(10, 3000, value=1500, step=10, label="Prior training steps (~15 min per 1500 "
+                                                                         "on 2 CPU cores)")
+        with gr.Row():
+            refine_btn = gr.Button("Refine along the path", interactive=False, elem_id="refine")
+            original_btn = gr.Button("Use the original scene")
+        refine_progress = gr.HTML("", elem_id="refine-progress")
+        refine_gallery = gr.Gallery(label="Before / after on path frames", columns=6, height=220, interactive=False)
 
         # 5. Render ------------------------------------------------------------------------------
         gr.Markdown("## 5. Render")
@@ -910,7 +989,7 @@ def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
             render_btn = gr.Button("Render", variant="primary", interactive=False, elem_id="render")
             render_cancel = gr.Button("Cancel", variant="stop")
         render_progress = gr.HTML("", elem_id="render-progress")
-        video = gr.Video(label="The shot", interactive=False, elem_id="shot")
+        video = gr.Video(label="The shot", interactive=False, elem_id="shot", height=360)
         downloads = gr.File(label="Downloads: MP4, camera_path.json, recipe", file_count="multiple",
                             interactive=False)
         provenance_md = gr.Markdown("")
@@ -951,14 +1030,16 @@ def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
                 else:
                     update.update({map_img: None, path_md: "", model3d: None})
                 update[preview_video] = session.get("preview_clip")
+                update[refine_gallery] = [tuple(p) for p in session.get("refine_pairs") or []
+                                          if Path(p[0]).is_file()]
             if outputs:
                 shot, files, text = render_summary(session)
                 update.update({video: shot, downloads: files, provenance_md: text})
             return update
 
         VIEW = [ws, session_md, build_md, build_btn, apply_btn, clear_btn, preset_btn, preview_btn, coverage_btn, export_btn,
-                render_btn, refine_btn, gallery, keys, map_img, path_md, model3d, preview_video, video, downloads,
-                provenance_md]
+                render_btn, refine_btn, gallery, keys, map_img, path_md, model3d, preview_video, refine_gallery, video,
+                downloads, provenance_md]
 
         def action(fn: Callable, photos: bool = False, path: bool = False, outputs: bool = False) -> Callable:
             """An event handler: run `fn(workspace, *inputs)`, show its message, refresh the views."""
@@ -1008,8 +1089,9 @@ def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
 
         coverage_btn.click(action(start_coverage), [ws, r_width, r_height], [notice, *VIEW], api_name="check_coverage")
 
-        refine_btn.click(action(lambda w, t, m: start_refine(w, t, m, root)), [ws, tier, model_dir],
+        refine_btn.click(action(functools.partial(start_refine, root)), [ws, tier, model_dir, refine_steps, prior_steps],
                          [notice, *VIEW], api_name="refine")
+        original_btn.click(action(use_original, path=True), [ws], [notice, *VIEW], api_name="use_original")
 
         render_btn.click(action(lambda w, width, height, fps, q: start_render(w, width, height, fps, q, False)),
                          [ws, r_width, r_height, r_fps, r_quality], [notice, *VIEW], api_name="render")
@@ -1027,14 +1109,14 @@ def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
         def poll(ws_value, seen_value):
             """Timer tick: refresh the progress views when job.json changed; everything when a job ended."""
             if not ws_value:
-                return {}
+                return {seen: seen_value}  # (an empty dict would be taken for one output's value)
             workspace = session_folder(root, ws_value)
             state = wsp.read_job(workspace)
             preview_path = workspace / PREVIEW_FILE
             preview_mtime = preview_path.stat().st_mtime if preview_path.is_file() else None
             marker = [state.updated_at, state.status] if state else None
             if marker == seen_value.get("marker") and preview_mtime == seen_value.get("preview"):
-                return {}
+                return {seen: seen_value}
             update = {build_progress: progress_html(state, ("build",)), psnr_plot: history_frame(state),
                       preview_progress: progress_html(state, ("preview", "coverage")),
                       refine_progress: progress_html(state, ("refine",)),

@@ -124,6 +124,10 @@ def wait_for_job(client, timeout_s: float = 600) -> dict:
     raise AssertionError(f"job still running after {timeout_s} s: {state}")
 
 
+OUT = {"notice": 0, "keys": 4, "map": 5, "notes": 6, "glb": 7, "downloads": -2, "provenance": -1}
+"""Where an action's outputs are in the tuple gradio_client returns (states and buttons are not in it)."""
+
+
 def session_dirs(root: Path) -> set[Path]:
     return {p for p in (root / wsp.SESSIONS).iterdir() if p.is_dir()}
 
@@ -169,13 +173,13 @@ def test_whole_flow_ends_in_a_video_that_decodes_and_sessions_stay_apart(studio)
     # path: a preset, then one more keyframe from a click on the top-down map
     t0 = time.perf_counter()
     out = a.predict("orbit", 2, 1.0, None, 180, api_name="/apply_preset")
-    assert "Preset **orbit**" in out[0]
-    table = out[13]  # the keyframe table
-    n_keys = len(table["data"])
+    assert "Preset **orbit**" in out[OUT["notice"]]
+    n_keys = len(out[OUT["keys"]]["data"])
     assert n_keys >= 2
+    assert Path(out[OUT["map"]]).stat().st_size > 0 and Path(out[OUT["glb"]]).stat().st_size > 0
     out = a.predict(200, 120, 1.0, 2, api_name="/add_keyframe_pixel")
-    assert f"Keyframe {n_keys + 1} added" in out[0]
-    assert len(out[13]["data"]) == n_keys + 1
+    assert f"Keyframe {n_keys + 1} added" in out[OUT["notice"]]
+    assert len(out[OUT["keys"]]["data"]) == n_keys + 1
     timings["path"] = time.perf_counter() - t0
 
     # bad input is a readable message, not a traceback
@@ -191,7 +195,7 @@ def test_whole_flow_ends_in_a_video_that_decodes_and_sessions_stay_apart(studio)
     assert frames == 24  # 2 s at 12 fps
 
     out = a.predict(api_name="/outputs")
-    downloads = out[-2]
+    downloads = out[OUT["downloads"]]
     names = sorted(Path(f).name for f in downloads)
     assert names == ["camera_path.json", "shot.mp4", "shot.recipe.json"]
     mp4 = next(Path(f) for f in downloads if f.endswith(".mp4"))
@@ -200,8 +204,8 @@ def test_whole_flow_ends_in_a_video_that_decodes_and_sessions_stay_apart(studio)
     assert len(decoded) == frames
     assert decoded[0].shape == (96, 128, 3)
     assert decoded[0].std() > 5  # a picture of the lego, not a blank frame
-    assert "synthetic render" in out[-1]  # the provenance verdict is shown
+    assert "labelled as a synthetic render" in out[OUT["provenance"]]  # the provenance verdict is shown
 
     # B's outputs are still empty
-    assert b.predict(api_name="/outputs")[-2] is None
+    assert b.predict(api_name="/outputs")[OUT["downloads"]] is None
     print("\napp flow timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
