@@ -6,7 +6,7 @@
 Renders an orbit around the scene's capture (the capture cameras' mean distance and field of view) through
 `render.video.render_video` (banded rendering, frame cache, watermark, H.264 encode) and prints one row per
 resolution: frames/s of rendering alone, seconds per frame including post-processing and encoding, and the
-flicker of the path. Output videos go to bench/out/. Not a test.
+flicker of the path, and CPU seconds per frame (all threads; meaningful when the machine is shared). Output videos go to bench/out/. Not a test.
 """
 
 from __future__ import annotations
@@ -60,17 +60,18 @@ def main() -> None:
     print(f"scene {args.scene} (step {scene.step}, {scene.config.preset} preset, backend {scene.backend}), "
           f"{args.frames} frames per size, {args.threads} torch threads")
     print(f"{'size':>10} | {'render frames/s':>15} | {'s/frame total':>13} | {'flicker (8-bit)':>15} | "
-          f"{'watermark':>9}")
-    print("-" * 76)
+          f"{'watermark':>9} | {'CPU s/frame':>11}")
+    print("-" * 90)
     for width, height in SIZES:
         cameras = orbit_like_capture(scene.capture, args.frames, width, height)
         out = out_dir / f"lego-{width}x{height}.mp4"
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = render_video(renderable, cameras, out, VideoConfig(fps=24), cache_key=f"bench-{time.time()}",
                               progress=False)
         total = time.perf_counter() - start
+        cpu_per_frame = (time.process_time() - cpu) / args.frames  # independent of other load on the machine
         print(f"{width:>4}x{height:<5} | {result.frames_per_s:>15.3f} | {total / args.frames:>13.1f} | "
-              f"{result.flicker.mean * 255:>15.2f} | {result.watermark_detected}/{result.watermark_checked:<7}")
+              f"{result.flicker.mean * 255:>15.2f} | {result.watermark_detected}/{result.watermark_checked:<7} | {cpu_per_frame:>11.1f}")
 
 
 if __name__ == "__main__":
