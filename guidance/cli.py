@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     refine.add_argument("--strength", type=float, default=0.3, help="img2img strength for --tier pipeline (default 0.3)")
     refine.add_argument("--score-weight", type=float, default=0.0,
                         help="weight of the patch prior's score regulariser (default 0: off)")
+    refine.add_argument("--rounds", type=int, default=3,
+                        help="progressive rounds from the capture to the path (default 3)")
+    refine.add_argument("--keyframes", type=int, default=6, help="path cameras fixed per round (default 6)")
     refine.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     refine.set_defaults(handler=run_refine)
 
@@ -54,28 +57,33 @@ def run_refine(args: argparse.Namespace) -> int:
     from scenes.data import load_posed_images
     from scenes.scene import load_scene
 
-    if args.steps < 3:
-        raise VistaError(f"--steps must be at least 3, got {args.steps}")
+    if args.steps < args.rounds or args.rounds < 1 or args.keyframes < 1:
+        raise VistaError(f"need --steps >= --rounds >= 1 and --keyframes >= 1, got steps {args.steps}, "
+                         f"rounds {args.rounds}, keyframes {args.keyframes}")
     # 1. check everything cheap before any long work
     prepare_refine_output(args.out, args.scene)
     scene = load_scene(args.scene)
-    data = load_posed_images(args.data or Path(scene.data_source))
     capture = scene.capture
     if args.path is not None:
         targets = load_target_cameras(args.path, capture.width, capture.height)
+    tier = _choose_tier(args)
+    if tier == "pipeline":
+        from guidance.pipeline import check_model_folder, require_cuda
+
+        check_model_folder(args.model_dir)
+        require_cuda()
+    data = load_posed_images(args.data or Path(scene.data_source))
+    if args.path is not None:
         print(f"guiding toward {len(targets)} path cameras from {args.path}")
     else:
         targets = capture_inbetweens(capture)
         print("no --path given: guiding along the capture trajectory (the views between your photos); "
               "pass --path to aim at your camera path")
-    tier = _choose_tier(args)
     # 2. the fixer
     prior = None
     if tier == "pipeline":
-        from guidance.pipeline import check_model_folder, load_img2img_pipeline, pipeline_fixer, require_cuda
+        from guidance.pipeline import load_img2img_pipeline, pipeline_fixer
 
-        check_model_folder(args.model_dir)
-        require_cuda()
         fixer = pipeline_fixer(load_img2img_pipeline(args.model_dir), strength=args.strength)
     else:
         from guidance.patch_prior import PriorConfig, fix_masked, train_patch_prior
@@ -89,8 +97,9 @@ def run_refine(args: argparse.Namespace) -> int:
             return fix_masked(prior, rgb, mask, seed=seed)
 
     # 3. the loop
-    config = RefineConfig(steps=args.steps, fixer="pipeline" if tier == "pipeline" else "prior",
-                          score_weight=args.score_weight, seed=args.seed)
+    config = RefineConfig(steps=args.steps, rounds=args.rounds, keyframes=args.keyframes,
+                          fixer="pipeline" if tier == "pipeline" else "prior", score_weight=args.score_weight,
+                          seed=args.seed)
     refined, report = refine_scene(scene, data, targets, config, args.out, fixer=fixer, prior=prior,
                                    source_dir=args.scene)
     if prior is not None:

@@ -90,7 +90,7 @@ def pipeline_fixer(pipe, strength: float = 0.3, num_inference_steps: int = 20, p
         generator = torch.Generator(device=device).manual_seed(int(seed))
         out = pipe(prompt=prompt, image=image, strength=strength, num_inference_steps=num_inference_steps,
                    guidance_scale=guidance_scale, generator=generator, output_type="np").images[0]
-        out = torch.from_numpy(np.asarray(PILImage.fromarray((np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8))
+        out = torch.from_numpy(np.array(PILImage.fromarray((np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8))
                                           .resize((w, h)))).float() / 255.0
         return torch.where(mask[..., None], out[..., :3], rgb)
 
