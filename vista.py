@@ -14,6 +14,7 @@ import os
 import sys
 
 COMMAND_MODULES = [
+    "scenes.cli_demo",  # demo (the README's first command)
     "scenes.cli",  # train, eval, info
     "scenes.cli_app",  # app (the Gradio studio)
     "scenes.cli_poses",  # poses, import, export
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "0")
+    sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen, even in a pipe
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
