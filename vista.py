@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "0")
-    sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen, even in a pipe
+    if hasattr(sys.stdout, "reconfigure"):  # not when a caller redirected stdout to a StringIO
+        sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen, even in a pipe
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
