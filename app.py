@@ -77,13 +77,28 @@ def user_errors(fn: Callable) -> Callable:
 
 # --- sessions -------------------------------------------------------------------------------------
 
-def session_folder(root: Path, ws: str | None) -> Path:
-    """The session's workspace named by the state value, or a new one (first action of a session)."""
+_SESSION_WORKSPACES: dict[str, str] = {}
+"""Gradio session hash -> workspace token, for clients that never ran the page-load event (API clients):
+their first action's state update may be lost to an error, and they must not get a new folder each time."""
+
+
+def session_folder(root: Path, ws: str | None, session_hash: str | None = None) -> Path:
+    """The session's workspace named by the state value, or the one this Gradio session already has, or a
+    new one (first action of a session)."""
     if ws:
         folder = wsp.open_workspace(root, Path(ws).name)
         if folder is not None and Path(ws).resolve() == folder:
             return folder
-    return wsp.new_workspace(root)
+    folder = wsp.open_workspace(root, _SESSION_WORKSPACES.get(session_hash or ""))
+    if folder is None:
+        folder = wsp.new_workspace(root)
+        if session_hash:
+            _SESSION_WORKSPACES[session_hash] = folder.name
+    return folder
+
+
+def request_hash(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None)
 
 
 def restore_session(root: Path, token: str | None) -> Path:
@@ -128,31 +143,40 @@ def load_folder(root: Path, workspace: Path, text: str) -> str:
 
 
 def add_photos(workspace: Path, files: list[str] | None) -> str:
-    """Copy an upload (photos and/or zips) into the session, then run the pre-flight check on it."""
+    """Copy an upload (photos and/or zips) into the session, then run the pre-flight check on it.
+
+    The upload is unpacked into a staging folder first: a refused upload leaves the previous one as it was."""
     from scenes.preflight import list_photos, preflight_photos, summarize_exclusions
     from scenes.safezip import extract_zip
 
     paths = [Path(f) for f in (files or [])]
     wsp.check_upload(paths)
-    photos = workspace / "photos"
-    if photos.exists():
-        shutil.rmtree(photos)  # a new upload replaces the previous one
-    uploads = wsp.copy_uploads(paths, workspace / "uploads")
+    staging = workspace / "photos.new"
+    shutil.rmtree(staging, ignore_errors=True)
     try:
+        uploads = wsp.copy_uploads(paths, workspace / "uploads")
         for upload in uploads:
             if upload.suffix.lower() == ".zip":
-                extract_zip(upload, photos / upload.stem)
+                extract_zip(upload, staging / upload.stem)
             else:
-                photos.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(upload, photos / upload.name)
+                staging.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(upload, staging / upload.name)
+        names = list_photos(staging) if staging.is_dir() else []
+        if not names:
+            raise VistaError("upload: no photos (.jpg, .png, ...) in it")
+        wsp.check_upload(names)  # a zip may hold more photos than the limit
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     finally:
         shutil.rmtree(workspace / "uploads", ignore_errors=True)
-    names = list_photos(photos) if photos.is_dir() else []
-    wsp.check_upload(names)  # a zip may hold more photos than the limit
+    photos = workspace / "photos"
+    shutil.rmtree(photos, ignore_errors=True)
+    staging.rename(photos)
     check = preflight_photos(photos, workspace / "preflight" / "images")
     make_thumbnails(photos, [v.name for v in check.verdicts], workspace / "thumbs")
     atomic_write_json(workspace / "preflight" / "report.json", check.to_dict())
-    wsp.update_session(workspace, photos=str(photos), excluded=[], data=None, scene=None, refined=None,
+    wsp.update_session(workspace, photos=str(photos), excluded=[], data=None, scene=None, refined=None, poses=None,
                        data_label=f"{len(check.verdicts)} uploaded photos")
     return (f"{summarize_exclusions(check)}. Click a photo to exclude it (or include it again); "
             "Build estimates the poses of the photos marked ✓ and trains the scene.")
@@ -997,7 +1021,7 @@ def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
         with gr.Accordion("Job details", open=False):
             job_json = gr.JSON(label="job")
             status_btn = gr.Button("Refresh", size="sm")
-            outputs_btn = gr.Button("Show outputs", size="sm")
+            outputs_btn = gr.Button("Refresh everything", size="sm")
 
         timer = gr.Timer(POLL_EVERY_S)
 
@@ -1045,8 +1069,8 @@ def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
             """An event handler: run `fn(workspace, *inputs)`, show its message, refresh the views."""
 
             @user_errors
-            def run(ws_value, *args):
-                workspace = session_folder(root, ws_value)
+            def run(request: gr.Request, ws_value, *args):
+                workspace = session_folder(root, ws_value, request_hash(request))
                 message = fn(workspace, *args)
                 return {notice: message, **view(workspace, photos, path, outputs)}
 
@@ -1059,8 +1083,8 @@ def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
         check_btn.click(action(add_photos, photos=True, path=True), [ws, upload], [notice, *VIEW],
                         api_name="add_photos")
 
-        def on_gallery_select(ws_value, evt: gr.SelectData):
-            return action(lambda w: toggle_photo(w, int(evt.index)), photos=True)(ws_value)
+        def on_gallery_select(request: gr.Request, ws_value, evt: gr.SelectData):
+            return action(lambda w: toggle_photo(w, int(evt.index)), photos=True)(request, ws_value)
 
         gallery.select(on_gallery_select, [ws], [notice, *VIEW], api_visibility="private")
 
@@ -1068,9 +1092,9 @@ def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
         cancel_btn.click(action(lambda w: "Cancelling…" if wsp.cancel_job(w) else "Nothing is running."),
                          [ws], [notice, *VIEW], api_name="cancel")
 
-        def on_map_select(ws_value, height, seconds, evt: gr.SelectData):
+        def on_map_select(request: gr.Request, ws_value, height, seconds, evt: gr.SelectData):
             x, y = evt.index
-            return action(lambda w: add_keyframe_at_pixel(w, x, y, height, seconds), path=True)(ws_value)
+            return action(lambda w: add_keyframe_at_pixel(w, x, y, height, seconds), path=True)(request, ws_value)
 
         map_img.select(on_map_select, [ws, click_height, path_seconds], [notice, *VIEW], api_visibility="private")
         click_btn.click(action(add_keyframe_at_pixel, path=True), [ws, click_x, click_y, click_height, path_seconds],
@@ -1081,9 +1105,12 @@ def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
         preset_btn.click(action(apply_preset, path=True), [ws, preset_dd, path_seconds, p_distance, p_elevation,
                                                            p_sweep], [notice, *VIEW], api_name="apply_preset")
         import_file.upload(action(import_path, path=True), [ws, import_file], [notice, *VIEW], api_name="import_path")
-        export_btn.click(user_errors(lambda w, width, height: (str(session_folder(root, w)),
-                                                               export_path(session_folder(root, w), width, height))),
-                         [ws, r_width, r_height], [ws, export_file], api_name="export_path")
+        @user_errors
+        def on_export(request: gr.Request, ws_value, width, height):
+            workspace = session_folder(root, ws_value, request_hash(request))
+            return str(workspace), export_path(workspace, width, height)
+
+        export_btn.click(on_export, [ws, r_width, r_height], [ws, export_file], api_name="export_path")
         preview_btn.click(action(lambda w, width, height, fps: start_render(w, width, height, fps, "draft", True)),
                           [ws, r_width, r_height, r_fps], [notice, *VIEW], api_name="preview_clip")
 
@@ -1098,10 +1125,14 @@ def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
         render_cancel.click(action(lambda w: "Cancelling…" if wsp.cancel_job(w) else "Nothing is running."),
                             [ws], [notice, *VIEW], api_visibility="private")
 
-        status_btn.click(user_errors(lambda w: (str(session_folder(root, w)),
-                                                job_summary(wsp.read_job(session_folder(root, w))))),
-                         [ws], [ws, job_json], api_name="job_status")
-        outputs_btn.click(action(lambda w: "", outputs=True), [ws], [notice, *VIEW], api_name="outputs")
+        @user_errors
+        def on_status(request: gr.Request, ws_value):
+            workspace = session_folder(root, ws_value, request_hash(request))
+            return str(workspace), job_summary(wsp.read_job(workspace))
+
+        status_btn.click(on_status, [ws], [ws, job_json], api_name="job_status")
+        outputs_btn.click(action(lambda w: "", photos=True, path=True, outputs=True), [ws], [notice, *VIEW],
+                          api_name="refresh")
 
         PROGRESS = [build_progress, psnr_plot, preview_img, preview_progress, refine_progress, render_progress,
                     job_json, seen]

@@ -114,7 +114,7 @@ def studio(tmp_path_factory):
     demo.close()
 
 
-def wait_for_job(client, timeout_s: float = 600) -> dict:
+def wait_for_job(client, timeout_s: float = 1800) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         state = client.predict(api_name="/job_status")
@@ -124,12 +124,44 @@ def wait_for_job(client, timeout_s: float = 600) -> dict:
     raise AssertionError(f"job still running after {timeout_s} s: {state}")
 
 
-OUT = {"notice": 0, "keys": 4, "map": 5, "notes": 6, "glb": 7, "downloads": -2, "provenance": -1}
+OUT = {"notice": 0, "gallery": 3, "keys": 4, "map": 5, "notes": 6, "glb": 7, "downloads": -2, "provenance": -1}
 """Where an action's outputs are in the tuple gradio_client returns (states and buttons are not in it)."""
 
 
 def session_dirs(root: Path) -> set[Path]:
     return {p for p in (root / wsp.SESSIONS).iterdir() if p.is_dir()}
+
+
+def test_uploaded_photos_get_a_verdict_each_and_bad_zips_a_message(studio, tmp_path):
+    import zipfile
+
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    url, _ = studio
+    photos = sorted(shared_dataset("fox-small").joinpath("images").glob("*.jpg"))[:5]
+    archive = tmp_path / "capture.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for photo in photos[:4]:
+            zf.write(photo, f"capture/{photo.name}")
+    not_a_photo = tmp_path / "notes.jpg"
+    not_a_photo.write_text("not an image")
+    client = Client(url, verbose=False)
+    out = client.predict([handle_file(str(archive)), handle_file(str(photos[4])), handle_file(str(not_a_photo))],
+                         api_name="/add_photos")
+    assert "1 of 6 photos excluded" in out[OUT["notice"]]
+    captions = sorted(item["caption"] for item in out[OUT["gallery"]])
+    assert len(captions) == 6 and sum(c.startswith("✓") for c in captions) == 5
+    assert any(c.startswith("✗ notes.jpg: not an image") for c in captions)
+
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("../../outside.jpg", b"x")
+    with pytest.raises(AppError, match="points outside the folder"):
+        client.predict([handle_file(str(evil))], api_name="/add_photos")
+    # the refused upload left the previous one in place
+    out = client.predict(api_name="/refresh")
+    assert len(out[OUT["gallery"]]) == 6
 
 
 @pytest.mark.slow
@@ -194,7 +226,7 @@ def test_whole_flow_ends_in_a_video_that_decodes_and_sessions_stay_apart(studio)
     frames = state["result"]["frames"]
     assert frames == 24  # 2 s at 12 fps
 
-    out = a.predict(api_name="/outputs")
+    out = a.predict(api_name="/refresh")
     downloads = out[OUT["downloads"]]
     names = sorted(Path(f).name for f in downloads)
     assert names == ["camera_path.json", "shot.mp4", "shot.recipe.json"]
@@ -207,5 +239,5 @@ def test_whole_flow_ends_in_a_video_that_decodes_and_sessions_stay_apart(studio)
     assert "labelled as a synthetic render" in out[OUT["provenance"]]  # the provenance verdict is shown
 
     # B's outputs are still empty
-    assert b.predict(api_name="/outputs")[OUT["downloads"]] is None
+    assert b.predict(api_name="/refresh")[OUT["downloads"]] is None
     print("\napp flow timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
