@@ -161,11 +161,15 @@ def frame_coverage(renderable: Renderable, cameras: Cameras, index: int, capture
 
 def path_coverage(renderable: Renderable, capture: Cameras, frames: Cameras, times: np.ndarray | None = None,
                   config: CoverageConfig = CoverageConfig(), frame_step: int = 1,
-                  progress: Callable[[str, int, int], None] | None = None) -> CoverageReport:
-    """Coverage of every `frame_step`-th frame (others take the nearest scored frame's value) plus warnings."""
+                  progress: Callable[[str, int, int], None] | None = None,
+                  depth: CaptureDepth | None = None) -> CoverageReport:
+    """Coverage of every `frame_step`-th frame (others take the nearest scored frame's value) plus warnings.
+
+    `depth` reuses the photos' depth maps of an earlier call (`render_capture_depth`)."""
     times = np.arange(len(frames), dtype=np.float64) if times is None else np.asarray(times, dtype=np.float64)
-    depth = render_capture_depth(renderable, capture, config,
-                                 None if progress is None else (lambda i, n: progress("photos", i, n)))
+    if depth is None:
+        depth = render_capture_depth(renderable, capture, config,
+                                     None if progress is None else (lambda i, n: progress("photos", i, n)))
     scored = list(range(0, len(frames), max(1, frame_step)))
     if scored[-1] != len(frames) - 1:
         scored.append(len(frames) - 1)

@@ -126,9 +126,10 @@ def run_path(args: argparse.Namespace) -> int:
         path = replace(path, ease=args.ease)
     dataparser = read_dataparser_transforms(args.dataparser_transforms) if args.dataparser_transforms else None
     write_camera_path(args.out, path, args.width, args.height, dataparser)
-    times = path.keyframe_times()
+    times = [f"{t:.2f}" for t in path.keyframe_times()]
+    shown = ", ".join(times) if len(times) <= 8 else ", ".join(times[:4] + ["..."] + times[-2:])
     print(f"{path.n_frames} frames, {path.seconds:g} s at {path.fps:g} fps, {len(path.keyframes)} keyframes at "
-          f"{', '.join(f'{t:.2f}' for t in times)} s{' (loop)' if path.loop else ''}; wrote {args.out}")
+          f"{shown} s{' (loop)' if path.loop else ''}; wrote {args.out}")
     if args.save_keyframes:
         write_keyframes(args.save_keyframes, path)
         print(f"keyframes written to {args.save_keyframes} (edit, then --keyframes {args.save_keyframes})")
