@@ -42,6 +42,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "sfm_fox")
     parser.add_argument("--skip-sfm", action="store_true", help="reuse the poses already in --out")
     parser.add_argument("--train-minutes", type=float, default=0.0, help="then train on both pose sets (0: no)")
+    parser.add_argument("--train-steps", type=int, default=None,
+                        help="step count instead of the preset's (with --train-minutes as a cap)")
+    parser.add_argument("--only-recovered", action="store_true", help="train on the recovered poses only")
     parser.add_argument("--preset", default="preview")
     parser.add_argument("--eval-scale", type=float, default=1.0, help="held-out render scale (default 1)")
     args = parser.parse_args()
@@ -77,7 +80,7 @@ def main() -> None:
         print(f"| {name} | {value} | {target} | {'yes' if met else 'NO'} |")
     print(f"\nphotos compared: {len(errors.names)}; alignment scale {errors.scale:.3f}; "
           f"90th-percentile rotation error {np.percentile(errors.rotation_deg, 90):.2f} deg")
-    if args.train_minutes > 0:
+    if args.train_minutes > 0 or args.train_steps:
         train_both(args)
 
 
@@ -100,17 +103,17 @@ def train_both(args) -> None:
     from scenes.evaluate import evaluate_scene
     from scenes.train import train_scene
 
-    print(f"\n| poses | steps in {args.train_minutes:g} min ({args.preset}) | held-out PSNR "
-          f"(scale {args.eval_scale:g}) | views |")
-    print("|---|---|---|---|")
-    for label, data_dir in (("recovered (vista poses)", args.out), ("given (fox-small transforms.json)",
-                                                                      args.reference.parent)):
+    print(f"\n| poses | steps ({args.preset}) | train time | held-out PSNR (scale {args.eval_scale:g}) | views |")
+    print("|---|---|---|---|---|")
+    runs = [("recovered (vista poses)", args.out), ("given (fox-small transforms.json)", args.reference.parent)]
+    for label, data_dir in runs[:1] if args.only_recovered else runs:
         data = load_posed_images(data_dir)
         scene = train_scene(data, args.out.parent / f"sfm_fox_train_{'given' if 'given' in label else 'ours'}",
-                            preset_config(args.preset), minutes=args.train_minutes, overwrite=True,
-                            show_progress=False)
+                            preset_config(args.preset, steps=args.train_steps), minutes=args.train_minutes or None,
+                            overwrite=True, show_progress=False)
         metrics = evaluate_scene(scene, _downscaled(data, args.eval_scale))
-        print(f"| {label} | {scene.step} | {metrics.mean_psnr:.2f} dB | {len(metrics.views)} |", flush=True)
+        print(f"| {label} | {scene.step} | {scene.metrics.get('train_seconds', 0):.0f} s | {metrics.mean_psnr:.2f} dB "
+              f"| {len(metrics.views)} |", flush=True)
 
 
 if __name__ == "__main__":
