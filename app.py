@@ -12,7 +12,6 @@ This is the only module that imports gradio. Start it with `vista app` or `pytho
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import html
@@ -448,10 +447,24 @@ def apply_table(workspace: Path, rows, seconds: float, loop: bool) -> str:
     return f"Path updated: {len(path.keyframes)} keyframes, {path.seconds:g} s."
 
 
+def number(value, what: str, low: float, high: float, optional: bool = False) -> float | None:
+    """A value from a form field as a finite float in [low, high] (None if optional and blank)."""
+    if value is None or (isinstance(value, str) and not value.strip()) or \
+            (isinstance(value, float) and math.isnan(value)):
+        if optional:
+            return None
+        raise VistaError(f"{what}: empty; give a number between {low:g} and {high:g}")
+    try:
+        result = float(value)
+    except (TypeError, ValueError) as error:
+        raise VistaError(f"{what}: {value!r} is not a number") from error
+    if not (math.isfinite(result) and low <= result <= high):
+        raise VistaError(f"{what} must be between {low:g} and {high:g}, got {value}")
+    return result
+
+
 def check_seconds(seconds) -> float:
-    if seconds is None or not math.isfinite(float(seconds)) or not 0.5 <= float(seconds) <= 600:
-        raise VistaError(f"path length must be between 0.5 and 600 seconds, got {seconds}")
-    return float(seconds)
+    return number(seconds, "path length (seconds)", 0.5, 600)
 
 
 def apply_preset(workspace: Path, name: str, seconds: float, distance: float, elevation: float | None,
@@ -463,10 +476,9 @@ def apply_preset(workspace: Path, name: str, seconds: float, distance: float, el
         raise VistaError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     scene, _ = scene_for_paths(workspace)
     frame = scene_frame(scene)
-    d = float(distance)
-    if not 0.2 <= d <= 5:
-        raise VistaError(f"distance factor must be between 0.2 and 5, got {distance}")
-    elev = None if elevation is None or (isinstance(elevation, float) and math.isnan(elevation)) else float(elevation)
+    d = number(distance, "distance factor", 0.2, 5)
+    elev = number(elevation, "elevation (degrees)", -85, 85, optional=True)
+    sweep = number(sweep, "sweep (degrees)", -1440, 1440)
     options = {
         "orbit": dict(degrees=sweep, radius_factor=d, elevation_deg=elev),
         "dolly-in": dict(start_factor=d, end_factor=0.6 * d, elevation_deg=elev),
@@ -490,8 +502,8 @@ def add_keyframe_at_pixel(workspace: Path, x: float, y: float, height: float, se
 
     scene, _ = scene_for_paths(workspace)
     frame = scene_frame(scene)
-    if x is None or y is None or not (math.isfinite(float(x)) and math.isfinite(float(y))):
-        raise VistaError("click on the map to place a keyframe")
+    x, y = number(x, "map pixel x", -1e6, 1e6), number(y, "map pixel y", -1e6, 1e6)
+    height = number(height, "keyframe height (subject radii)", -10, 10)
     mapping_file = workspace / PATH_DIR / MAP_JSON
     if not mapping_file.is_file():
         raise VistaError("the map is not drawn yet; wait for it to appear, then click on it")
@@ -711,9 +723,7 @@ def render_work(job: wsp.Job, workspace: Path, width: int, height: int, fps: flo
 def start_render(workspace: Path, width, height, fps, quality: str, preview: bool) -> str:
     if quality not in QUALITIES:
         raise VistaError(f"unknown quality {quality!r}; choose one of {', '.join(QUALITIES)}")
-    fps = float(fps or 0)
-    if not 1 <= fps <= 120:
-        raise VistaError(f"frame rate must be between 1 and 120 fps, got {fps:g}")
+    fps = number(fps, "frame rate (fps)", 1, 120)
     w, h = check_size(width, height)
     if preview:
         from render.video import preview_size
@@ -970,7 +980,7 @@ def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
         with gr.Row():
             preset_dd = gr.Dropdown(list(PATH_PRESETS), value="orbit", label="Preset")
             p_distance = gr.Slider(0.3, 3, value=1.0, step=0.05, label="Distance (× the photos' distance)")
-            p_elevation = gr.Number(None, label="Elevation (degrees; blank: the photos')")
+            p_elevation = gr.Textbox("", label="Elevation (degrees; blank: the photos')")
             p_sweep = gr.Slider(-720, 720, value=360, step=15, label="Sweep (degrees, orbit/spiral)")
             preset_btn = gr.Button("Apply preset", interactive=False, elem_id="apply-preset")
         with gr.Row():

@@ -300,6 +300,20 @@ def cancel_job(workspace: Path) -> bool:
     return True
 
 
+def cancel_jobs(root: Path, timeout_s: float = 60.0) -> int:
+    """Cancel every running job of the sessions under `root` and wait for them to stop (at shutdown);
+    returns how many were running. Their files (checkpoints, cached frames) are kept."""
+    root = Path(root).resolve()
+    jobs = [job for key, job in list(_JOBS.items()) if Path(key).is_relative_to(root) and job.state.active]
+    for job in jobs:
+        job.cancel()
+    deadline = time.monotonic() + timeout_s
+    for job in jobs:
+        if job.thread is not None:
+            job.thread.join(max(0.0, deadline - time.monotonic()))
+    return len(jobs)
+
+
 def wait_job(workspace: Path, timeout_s: float | None = None) -> JobState | None:
     """Block until the workspace's job ends (for scripts and tests); its final state."""
     job = _JOBS.get(str(Path(workspace).resolve()))

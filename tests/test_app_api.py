@@ -7,7 +7,6 @@ running at the same time must not see or reach the first one's files.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -112,6 +111,7 @@ def studio(tmp_path_factory):
     demo = app.launch_app(root, block=False, quiet=True)
     yield demo.local_url, root
     demo.close()
+    wsp.cancel_jobs(root)  # a failed test must not leave its build running into the next test
 
 
 def wait_for_job(client, timeout_s: float = 1800) -> dict:
@@ -176,9 +176,10 @@ def test_whole_flow_ends_in_a_video_that_decodes_and_sessions_stay_apart(studio)
     b = Client(url, verbose=False)
 
     t0 = time.perf_counter()
+    before = session_dirs(root)
     a.predict(api_name="/use_sample")
     a.predict("test", None, 0, api_name="/build")
-    [workspace_a] = session_dirs(root)
+    [workspace_a] = session_dirs(root) - before
 
     # while A builds, B works in its own folder and cannot reach A's
     assert b.predict(api_name="/job_status") == {"status": "none"}
@@ -188,7 +189,7 @@ def test_whole_flow_ends_in_a_video_that_decodes_and_sessions_stay_apart(studio)
         b.predict(f"sessions/{workspace_a.name}/scene", api_name="/load_folder")
     with pytest.raises(AppError, match="outside the workspace"):
         b.predict("/etc", api_name="/load_folder")
-    [workspace_b] = session_dirs(root) - {workspace_a}
+    [workspace_b] = session_dirs(root) - before - {workspace_a}
 
     state = wait_for_job(a)
     timings["build"] = time.perf_counter() - t0

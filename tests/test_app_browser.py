@@ -26,9 +26,13 @@ def studio_url(tmp_path_factory):
     import app
 
     shared_dataset("lego-100")
-    demo = app.launch_app(tmp_path_factory.mktemp("studio-browser"), block=False, quiet=True)
+    from scenes.workspace import cancel_jobs
+
+    root = tmp_path_factory.mktemp("studio-browser")
+    demo = app.launch_app(root, block=False, quiet=True)
     yield demo.local_url
     demo.close()
+    cancel_jobs(root)
 
 
 @pytest.fixture()
@@ -84,9 +88,14 @@ def test_sample_build_click_path_render_in_chromium(studio_url, page):
     page.locator("#preset").get_by_label("test", exact=True).check()
     page.click("#build")
     page.wait_for_selector("#build-progress .vista-progress")
-    wait_for_status(page, "build-progress", "running", 60)
-    time.sleep(2 * 1.5)  # two poll ticks: the bar and the preview have moved
+    wait_for_status(page, "build-progress", "running", 120)
+    time.sleep(4 * 1.5)  # a few poll ticks: the bar, the plot and the preview have moved
     shoot(page, "3-building")
+    # a reload finds the session again (its token is in localStorage) and the job still running
+    page.reload()
+    page.wait_for_selector("#build-progress .vista-progress", timeout=60_000)
+    assert page.locator("#build-progress .vista-progress").get_attribute("data-status") in ("running", "done")
+    shoot(page, "3b-reloaded-while-building")
     wait_for_status(page, "build-progress", "done", 600)
     page.wait_for_selector("#map img", state="visible", timeout=60_000)
     shoot(page, "4-built")
