@@ -348,6 +348,7 @@ def start_build(workspace: Path, preset: str, minutes: float | None, seed: float
     session = wsp.read_session(workspace)
     if not session.get("data") and not session.get("photos"):
         raise VistaError("no photos yet: pick the sample scene, upload photos or load a folder first")
+    wsp.update_session(workspace, build_options={"preset": preset, "minutes": minutes, "seed": seed})
     wsp.start_job(workspace, "build", lambda job: build_work(job, workspace, preset, minutes, seed))
     return "Build started: the progress shows below (it keeps running if you close or reload the page)."
 
@@ -1184,9 +1185,13 @@ def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
                            render_progress: progress_html(state, ("render",))})
             if (workspace / PREVIEW_FILE).is_file():
                 update[preview_img] = str(workspace / PREVIEW_FILE)
+            options = wsp.read_session(workspace).get("build_options")
+            if options:  # show the settings the session's build ran with
+                update.update({preset: options["preset"], minutes: options["minutes"], seed: options["seed"]})
             return update
 
-        demo.load(user_errors(on_load), [token], [token, *PROGRESS, *VIEW], api_visibility="private")
+        demo.load(user_errors(on_load), [token], [token, preset, minutes, seed, *PROGRESS, *VIEW],
+                  api_visibility="private")
     return demo
 
 

@@ -100,6 +100,21 @@ def test_job_state_survives_in_the_folder_and_reports_errors(tmp_path):
     assert wsp.wait_job(folder, timeout_s=30).status == "cancelled"
 
 
+def test_vista_app_listens_locally_unless_told_and_warns_when_shared(tmp_path, monkeypatch, caplog):
+    import app
+    import vista
+
+    calls = []
+    monkeypatch.setattr(app, "launch_app", lambda root, host, port: calls.append((Path(root), host, port)))
+    assert vista.main(["app", "--workspace", str(tmp_path)]) == 0
+    assert calls[-1] == (tmp_path, "127.0.0.1", 7860)
+    assert "warning" not in caplog.text
+    assert vista.main(["app", "--share-lan", "--port", "8000", "--workspace", str(tmp_path)]) == 0
+    assert calls[-1] == (tmp_path, "0.0.0.0", 8000)
+    assert "anyone who can reach this machine" in caplog.text
+    assert vista.main(["app", "--port", "70000"]) == 2  # a readable error, not a traceback
+
+
 # --- the app through gradio_client ----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
