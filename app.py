@@ -105,6 +105,14 @@ def restore_session(root: Path, token: str | None) -> Path:
     return wsp.open_workspace(root, token) or wsp.new_workspace(root)
 
 
+def require_idle(workspace: Path, action: str) -> None:
+    """Refuse to change a session's photos or scene under a running job."""
+    state = wsp.read_job(workspace)
+    if state is not None and state.active:
+        raise VistaError(f"a {state.kind} job is running in this session: wait for it or cancel it before you "
+                         f"{action}")
+
+
 def require(session: dict, key: str, what: str) -> Path:
     value = session.get(key)
     if not value:
@@ -115,6 +123,7 @@ def require(session: dict, key: str, what: str) -> Path:
 # --- 1. photos ------------------------------------------------------------------------------------
 
 def use_sample(workspace: Path) -> str:
+    require_idle(workspace, "pick other photos")
     if not (SAMPLE_DATA / "transforms_train.json").is_file():
         raise VistaError(f"{SAMPLE_DATA}: the sample scene is not installed (see ../shared/README.md)")
     wsp.update_session(workspace, data=str(SAMPLE_DATA), photos=None, excluded=None, scene=None, refined=None,
@@ -125,6 +134,7 @@ def use_sample(workspace: Path) -> str:
 def load_folder(root: Path, workspace: Path, text: str) -> str:
     """A folder the user typed: a trained Vista scene, or a posed dataset to train."""
     folder = wsp.confine_path(root, workspace, text, "folder")
+    require_idle(workspace, "load another folder")
     if not folder.is_dir():
         raise VistaError(f"{text}: folder not found in the workspace {wsp.workspace_root(root)}")
     if (folder / "scene.json").is_file():
@@ -150,6 +160,7 @@ def add_photos(workspace: Path, files: list[str] | None) -> str:
 
     paths = [Path(f) for f in (files or [])]
     wsp.check_upload(paths)
+    require_idle(workspace, "upload other photos")
     staging = workspace / "photos.new"
     shutil.rmtree(staging, ignore_errors=True)
     try:
@@ -203,10 +214,15 @@ def photo_gallery(workspace: Path) -> list[tuple[str, str]]:
         return []
     report = read_json(report_file, "pre-flight report")
     excluded = set(wsp.read_session(workspace).get("excluded", []))
+    sfm_file = workspace / "data" / "sfm_report.json"  # after Build: which photos structure from motion posed
+    sfm = {p["name"]: p for p in read_json(sfm_file, "poses report")["photos"]} if sfm_file.is_file() else {}
     items = []
     for i, photo in enumerate(report["photos"]):
+        posed = sfm.get(photo["name"])
         if not photo["used"]:
             caption = f"✗ {photo['name']}: {photo['reason']}"
+        elif posed is not None and posed["status"] == "not registered" and photo["name"] not in excluded:
+            caption = f"✗ {photo['name']}: not registered: {posed['reason']}"
         elif photo["name"] in excluded:
             caption = f"⊘ {photo['name']}: excluded by you"
         else:
@@ -216,6 +232,7 @@ def photo_gallery(workspace: Path) -> list[tuple[str, str]]:
 
 
 def toggle_photo(workspace: Path, index: int) -> str:
+    require_idle(workspace, "change the photo selection")
     report = read_json(workspace / "preflight" / "report.json", "pre-flight report")
     photos = report["photos"]
     if not 0 <= index < len(photos):
@@ -225,7 +242,9 @@ def toggle_photo(workspace: Path, index: int) -> str:
         raise VistaError(f"{photo['name']} is excluded by the pre-flight check: {photo['reason']}")
     excluded = set(wsp.read_session(workspace).get("excluded", []))
     excluded ^= {photo["name"]}
-    wsp.update_session(workspace, excluded=sorted(excluded))
+    # another selection needs its own poses: the next Build runs structure from motion again
+    wsp.update_session(workspace, excluded=sorted(excluded), data=None, poses=None, scene=None, refined=None)
+    shutil.rmtree(workspace / "data", ignore_errors=True)
     state = "excluded" if photo["name"] in excluded else "included again"
     return f"{photo['name']} {state}; {sum(p['used'] for p in photos) - len(excluded)} photos will be used."
 
@@ -343,8 +362,8 @@ def start_build(workspace: Path, preset: str, minutes: float | None, seed: float
 
     if preset not in PRESETS:
         raise VistaError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    minutes = minutes if minutes is not None and minutes > 0 else None
-    seed = int(seed or 0)
+    minutes = number(minutes, "time budget (minutes)", 0, 10_000, optional=True) or None
+    seed = int(number(seed, "seed", 0, 2**31 - 1, optional=True) or 0)
     session = wsp.read_session(workspace)
     if not session.get("data") and not session.get("photos"):
         raise VistaError("no photos yet: pick the sample scene, upload photos or load a folder first")
@@ -814,6 +833,7 @@ def start_refine(root: Path, workspace: Path, tier: str, model_dir: str, steps, 
 
 
 def use_original(workspace: Path) -> str:
+    require_idle(workspace, "switch scenes")
     if not wsp.read_session(workspace).get("refined"):
         return "The original scene is already in use."
     wsp.update_session(workspace, refined=None, refine_pairs=None)
