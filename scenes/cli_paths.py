@@ -112,8 +112,10 @@ def run_path(args: argparse.Namespace) -> int:
     occupied = occupancy_query(renderable)
     frame = fit_scene_frame(scene.capture, scene.scene_from_world, occupied)
     if args.preset:
-        path = preset_path(args.preset, frame, capture=scene.capture, seconds=args.seconds or 8.0,
-                           fps=args.fps or 30.0, occupied=None if args.no_avoid else occupied,
+        seconds = 8.0 if args.seconds is None else args.seconds  # 0 is an error, not "the default"
+        fps = 30.0 if args.fps is None else args.fps
+        path = preset_path(args.preset, frame, capture=scene.capture, seconds=seconds,
+                           fps=fps, occupied=None if args.no_avoid else occupied,
                            **_preset_options(args, args.preset))
     else:
         given = [f for f in _PRESET_FLAGS if getattr(args, f) is not None]
