@@ -24,8 +24,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     On a full disk (ENOSPC) the previous file at `path` is left untouched and a VistaError says so.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:  # a parent is a file, or the folder cannot be created or written
+        raise _write_error(path, error) or VistaError(
+            f"{path}: cannot create a file in {path.parent} ({error.strerror or error})") from error
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -37,11 +41,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.unlink(tmp_name)
         except OSError:
             pass
-        if error.errno == 28:  # ENOSPC
-            raise VistaError(f"{path}: the disk is full; nothing was overwritten, free space and retry") from error
-        if error.errno in (13, 30):  # EACCES, EROFS
-            raise VistaError(f"{path}: the folder is not writable ({error.strerror})") from error
+        user_error = _write_error(path, error)
+        if user_error is not None:
+            raise user_error from error
         raise
+
+
+def _write_error(path: Path, error: OSError) -> VistaError | None:
+    """The user-facing error for a failed write the user can fix (full disk, read-only folder), else None."""
+    if error.errno == 28:  # ENOSPC
+        return VistaError(f"{path}: the disk is full; nothing was overwritten, free space and retry")
+    if error.errno in (13, 30):  # EACCES, EROFS
+        return VistaError(f"{path}: the folder is not writable ({error.strerror})")
+    return None
 
 
 def atomic_write_text(path: Path, text: str) -> None:
