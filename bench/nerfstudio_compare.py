@@ -1,0 +1,538 @@
+"""Vista vs nerfstudio's nerfacto on lego-200, side by side on this machine, for the same wall-clock budgets.
+
+    .venv/bin/python bench/nerfstudio_compare.py [--budgets 2,5,10] [--quick] [--vista-presets preview]
+
+1. Sets up nerfstudio 1.1.5 in its own venv (`bench/out/ns-venv`, torch pinned like Vista's), so its pins
+   never touch `.venv`. Offline workarounds live in `bench/compare/ns_offline.py` (LPIPS stand-in, no
+   AlexNet download; pickled checkpoints allowed under torch >= 2.6).
+2. Trains nerfacto once on the CPU with its pure-PyTorch backend (`--machine.device-type cpu
+   --pipeline.model.implementation torch`; nerfacc/tcnn do not compute on a CPU), with the Blender
+   settings of nerfstudio's own benchmark script (`scripts/benchmarking/launch_train_blender.sh`), and
+   saves a checkpoint when its training clock passes each budget (`bench/compare/ns_budget_train.py`).
+   Its step-based schedule makes a snapshot at B minutes equal to a B-minute run.
+3. Renders the 13 test views of each nerfacto snapshot in the nerfstudio venv (`bench/compare/ns_render.py`)
+   and scores them here with Vista's `scenes.evaluate.psnr/ssim`, against the same composited images
+   Vista is scored on.
+4. Trains Vista once per budget with `bench/train_lego.py` (Vista's learning-rate schedule follows the time
+   budget, so a 2-minute run decays its rate by 2 minutes; extra snapshots inside each run give the
+   PSNR-vs-time curve).
+5. Prints, and writes to `bench/RESULTS.md`: method, budget, steps, rays/s, test PSNR, SSIM, peak memory;
+   the time each method needs to reach 20/23/25 dB and the ratio; frames/s at 320x180.
+
+Peak memory is the largest sum of PSS (proportional set size, so pages shared between nerfstudio's
+data-loader worker and the trainer are counted once) over the process tree, polled from /proc.
+Every phase leaves its measurement in `--out`; `--resume` reuses finished phases after an interruption.
+This is a benchmark, not a test: it takes (sum of budgets for Vista) + (largest budget for nerfacto) +
+nerfacto's rendering, which on a 2-core CPU is minutes per snapshot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+HELPERS = REPO / "bench" / "compare"
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "lego-200"
+TORCH_PINS = ["torch==2.14.1", "torchvision==0.29.1"]
+NERFSTUDIO_PIN = "nerfstudio==1.1.5"
+PSNR_TARGETS_DB = (20.0, 23.0, 25.0)
+# nerfstudio's own Blender recipe for nerfacto (scripts/benchmarking/launch_train_blender.sh, which cites
+# nerfstudio issue 806): white background, no scene contraction, near/far for the Blender cameras.
+NERFACTO_BLENDER_OPTS = [
+    "--pipeline.model.background-color", "white",
+    "--pipeline.model.proposal-initial-sampler", "uniform",
+    "--pipeline.model.near-plane", "2.",
+    "--pipeline.model.far-plane", "6.",
+    "--pipeline.model.camera-optimizer.mode", "off",
+    "--pipeline.model.use-average-appearance-embedding", "False",
+    "--pipeline.model.distortion-loss-mult", "0",
+    "--pipeline.model.disable-scene-contraction", "True",
+]
+
+
+@dataclass
+class Point:
+    """One evaluated model: after `minutes` of training (the budget it was trained or snapshotted at)."""
+
+    minutes: float
+    steps: int
+    psnr: float
+    ssim: float
+    rays_per_s: float | None = None
+    is_budget: bool = True
+    """True for a row of the table (a budget), False for an extra point of the PSNR-vs-time curve."""
+
+
+@dataclass
+class MethodResult:
+    method: str
+    points: list[Point] = field(default_factory=list)
+    peak_memory_gb: float = 0.0
+    fps_320x180: float = 0.0
+    command: str = ""
+    notes: list[str] = field(default_factory=list)
+    phases: list[dict] = field(default_factory=list)
+    """One entry per child process: name, wall_s, cpu_s, cores_used, load_avg, peak_gb."""
+
+    def add_phase(self, name: str, measured: "Measured") -> None:
+        self.peak_memory_gb = max(self.peak_memory_gb, measured.peak_gb)
+        self.phases.append({"name": name, **asdict(measured), "cores_used": measured.cores_used})
+
+
+# ---------------------------------------------------------------- processes and memory
+
+
+def _process_tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                # The command name (field 2) may hold spaces; the parent pid is the 2nd field after ")".
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def _pss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+@dataclass
+class Measured:
+    """What `run_measured` saw of a child process tree."""
+
+    peak_gb: float
+    wall_s: float
+    cpu_s: float
+    """user + system CPU seconds of the whole tree (children are reaped, so `RUSAGE_CHILDREN` has them)."""
+    load_avg: float
+    """mean 1-minute load average while it ran: > 2 on this 2-core machine means others competed for the CPU."""
+
+    @property
+    def cores_used(self) -> float:
+        return self.cpu_s / max(self.wall_s, 1e-9)
+
+
+def run_measured(cmd: list[str], log_path: Path, env: dict | None = None, poll_s: float = 1.0) -> Measured:
+    """Run `cmd` with output to `log_path`, polling its process tree's memory; fails loudly."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"$ {shlex.join(cmd)}\n  (log: {log_path})", flush=True)
+    peak, loads = 0, []
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        while proc.poll() is None:
+            peak = max(peak, sum(_pss_bytes(pid) for pid in _process_tree(proc.pid)))
+            loads.append(os.getloadavg()[0])
+            time.sleep(poll_s)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        tail = "".join(log_path.read_text(errors="replace").splitlines(keepends=True)[-30:])
+        raise SystemExit(f"command failed ({proc.returncode}): {shlex.join(cmd)}\n--- {log_path} (tail)\n{tail}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    measured = Measured(peak / 1024**3, wall, cpu, sum(loads) / max(len(loads), 1))
+    print(f"  done in {wall:.0f} s, {measured.cores_used:.2f} cores used, load {measured.load_avg:.1f}, "
+          f"peak {measured.peak_gb:.2f} GB", flush=True)
+    return measured
+
+
+# ---------------------------------------------------------------- nerfstudio environment
+
+
+def ensure_ns_venv(venv: Path) -> Path:
+    """Create the nerfstudio venv once (torch first and alone, as setup.sh does); return its python."""
+    python = venv / "bin" / "python"
+    marker = venv / ".vista-bench-ready"
+    if marker.is_file():
+        return python
+    base = os.environ.get("PYTHON", "python3.11")
+    print(f"setting up nerfstudio in {venv} (a few minutes, once)", flush=True)
+    if not python.exists():
+        subprocess.run([base, "-m", "venv", str(venv)], check=True)
+    pip = [str(python), "-m", "pip", "install", "-q"]
+    subprocess.run(pip + TORCH_PINS, check=True)
+    subprocess.run(pip + [NERFSTUDIO_PIN], check=True)
+    subprocess.run([str(python), "-c", "import nerfstudio.scripts.train"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker.write_text(f"{' '.join(TORCH_PINS)} {NERFSTUDIO_PIN}\n")
+    return python
+
+
+def ns_env() -> dict:
+    env = dict(os.environ)
+    env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"  # nerfstudio 1.1.5 pickles its checkpoints
+    env["PYTHONWARNINGS"] = "ignore"
+    return env
+
+
+# ---------------------------------------------------------------- nerfacto
+
+
+def _cached_measured(path: Path, resume: bool, cmd: list[str], log: Path, env: dict | None = None) -> Measured:
+    """Run a phase, or with `resume` reuse its measurement if it completed before (`path` holds it)."""
+    if resume and path.is_file():
+        print(f"reusing {path}", flush=True)
+        return Measured(**json.loads(path.read_text()))
+    measured = run_measured(cmd, log, env=env)
+    path.write_text(json.dumps(asdict(measured), indent=2))
+    return measured
+
+
+def train_nerfacto(python: Path, data: Path, budgets: list[float], rays_per_batch: int, out: Path,
+                   resume: bool) -> tuple[dict, Measured, list[str]]:
+    """Phase 1 (timed): one nerfacto run with a checkpoint at each budget. Returns (record, measured, command)."""
+    marks_s = ",".join(f"{b * 60:g}" for b in budgets)
+    record = out / "nerfacto-run.json"
+    cmd = [str(python), str(HELPERS / "ns_budget_train.py"), "--marks-s", marks_s, "--record", str(record),
+           "--", "nerfacto",
+           "--machine.device-type", "cpu", "--pipeline.model.implementation", "torch",
+           "--pipeline.datamanager.train-num-rays-per-batch", str(rays_per_batch),
+           *NERFACTO_BLENDER_OPTS,
+           "--output-dir", str(out / "nerfacto"), "--experiment-name", "lego-200", "--timestamp", "bench",
+           "--vis", "tensorboard", "--viewer.quit-on-train-completion", "True",
+           "--max-num-iterations", "10000000", "--steps-per-save", "10000000",
+           "--save-only-latest-checkpoint", "False",
+           "--steps-per-eval-batch", "0", "--steps-per-eval-image", "0", "--steps-per-eval-all-images", "0",
+           "--logging.local-writer.enable", "False", "--logging.profiler", "none",
+           "blender-data", "--data", str(data)]
+    if not (resume and record.is_file()):
+        (out / "nerfacto-train.json").unlink(missing_ok=True)
+    measured = _cached_measured(out / "nerfacto-train.json", resume and record.is_file(), cmd,
+                                out / "logs" / "nerfacto-train.log", env=ns_env())
+    run = json.loads(record.read_text())
+    if run["rays_per_batch"] != rays_per_batch or [s["mark_s"] for s in run["snapshots"]] != [b * 60 for b in budgets]:
+        raise SystemExit(f"{record}: made with other budgets or rays per step; delete it or run without --resume")
+    return run, measured, cmd
+
+
+def render_and_score_nerfacto(python: Path, run: dict, train_measured: Measured, train_cmd: list[str], out: Path,
+                              score, max_views: int | None, resume: bool) -> MethodResult:
+    """Phase 3 (untimed except the frame rate): render each snapshot's test views, score them here.
+
+    The largest budget is rendered first (it bounds the speed-up), and each snapshot is saved as it
+    completes, so an interrupted run resumes with `--resume`."""
+    import numpy as np
+
+    render_dir = out / "nerfacto-renders"
+    if not resume and render_dir.exists():
+        for old in render_dir.glob("*"):
+            old.unlink()
+    steps = sorted({s["checkpoint_step"] for s in run["snapshots"]}, reverse=True)
+    cmd = [str(python), str(HELPERS / "ns_render.py"), "--config", str(REPO / run["config_path"]),
+           "--steps", ",".join(map(str, steps)), "--out", str(render_dir)]
+    if max_views is not None:
+        cmd += ["--max-views", str(max_views)]
+    render_measured = run_measured(cmd, out / "logs" / "nerfacto-render.log", env=ns_env())
+    names = json.loads((render_dir / "views.json").read_text())
+    result = MethodResult("nerfacto", command=shlex.join(train_cmd))
+    for snap in run["snapshots"]:
+        images = np.load(render_dir / f"step-{snap['checkpoint_step']}.npy")
+        psnr, ssim = score(names, images)
+        result.points.append(Point(snap["mark_s"] / 60, snap["steps"], psnr, ssim, snap["rays"] / snap["train_s"]))
+    result.add_phase("nerfacto training (one run, checkpoints at the budgets)", train_measured)
+    result.add_phase("nerfacto rendering (13 test views per snapshot; frame rate)", render_measured)
+    result.fps_320x180 = json.loads((render_dir / "render.json").read_text())["fps"]
+    result.notes.append(f"nerfstudio 1.1.5, `--pipeline.model.implementation torch` on the CPU, {run['rays_per_batch']} "
+                        "rays per step, nerfstudio's Blender options; one run, checkpointed when its training clock "
+                        "(from the first step, checkpoint saving excluded) passed each budget — its learning-rate "
+                        "schedule is step-based, so that equals a run of that budget")
+    return result
+
+
+def make_scorer(data: Path, partial_ok: bool = False):
+    """Vista's PSNR/SSIM on the test views, against the images composited as Vista's evaluation does."""
+    import torch
+
+    from scenes.data import load_posed_images
+    from scenes.evaluate import psnr, ssim
+
+    posed = load_posed_images(data)
+    by_name = {Path(posed.names[i]).as_posix(): i for i in posed.heldout_indices}
+
+    def score(names: list[str], images) -> tuple[float, float]:
+        values = []
+        for name, image in zip(names, images, strict=True):
+            key = Path(name).resolve().relative_to(Path(data).resolve()).as_posix()
+            if key not in by_name:
+                raise SystemExit(f"nerfstudio test view {name} is not one of Vista's held-out views")
+            reference = posed.composited(by_name[key])
+            rendered = torch.from_numpy(image).float().clamp(0, 1)
+            values.append((psnr(rendered, reference), ssim(rendered, reference)))
+        if len(values) != len(by_name) and not partial_ok:
+            raise SystemExit(f"nerfstudio rendered {len(values)} test views, Vista holds out {len(by_name)}")
+        return (sum(v[0] for v in values) / len(values), sum(v[1] for v in values) / len(values))
+
+    return score
+
+
+# ---------------------------------------------------------------- Vista (through bench/train_lego.py)
+
+_ROW = re.compile(r"^\| ([\d.]+) \((snapshot|end)\) \| (\d+) \| ([\d.]+) \| ([\d.]+) \|$")
+_RAYS = re.compile(r"^training: ([\d,]+) rays/s")
+_FPS = re.compile(r"^rendering 320x180: ([\d.]+) frames/s")
+
+
+def parse_train_lego(text: str, where: Path) -> tuple[list[tuple[float, str, int, float, float]], float, float]:
+    rows, rays, fps = [], None, None
+    for line in text.splitlines():
+        line = line.strip()
+        if m := _ROW.match(line):
+            rows.append((float(m[1]), m[2], int(m[3]), float(m[4]), float(m[5])))
+        elif m := _RAYS.match(line):
+            rays = float(m[1].replace(",", ""))
+        elif m := _FPS.match(line):
+            fps = float(m[1])
+    if not rows or rays is None or fps is None:
+        raise SystemExit(f"{where}: could not read bench/train_lego.py's table (did its output format change?)")
+    return rows, rays, fps
+
+
+def curve_marks(budget: float) -> list[float]:
+    """Extra snapshot times (minutes) inside a run, for the PSNR-vs-time curve."""
+    grid = [0.25, 0.5, 1, 1.5, 2, 3, 4, 5, 7.5, 10, 15, 20]
+    return [m for m in grid if m < budget * 0.999]
+
+
+def run_vista(preset: str, data: Path, budgets: list[float], out: Path, resume: bool) -> MethodResult:
+    """Phase 2 (timed): one `bench/train_lego.py` run per budget, with extra snapshots for the curve."""
+    result = MethodResult(f"Vista ({preset})")
+    commands = []
+    for budget in budgets:
+        name = f"vista-{preset}-{budget:g}min"
+        cmd = [sys.executable, str(REPO / "bench" / "train_lego.py"), "--data", str(data), "--preset", preset,
+               "--minutes", f"{budget:g}", "--snapshots", ",".join(f"{m:g}" for m in curve_marks(budget) + [budget]),
+               "--out", str(out / name)]
+        log = out / "logs" / f"{name}.log"
+        measured = _cached_measured(out / f"{name}.json", resume, cmd, log)
+        commands.append(shlex.join(cmd))
+        rows, rays, fps = parse_train_lego(log.read_text(errors="replace"), log)
+        result.add_phase(f"Vista {preset}, {budget:g}-min run (training, snapshots, evaluation, frame rate)", measured)
+        result.fps_320x180 = fps  # the longest run's final scene, like nerfacto's
+        for minutes, kind, steps, psnr, ssim in rows:
+            if kind == "end":
+                # The row is labelled with the measured training time; the run's budget is `budget`.
+                result.points.append(Point(budget, steps, psnr, ssim, rays, is_budget=True))
+            else:
+                result.points.append(Point(minutes, steps, psnr, ssim, None, is_budget=False))
+    result.command = " ; ".join(commands)
+    result.notes.append(f"`bench/train_lego.py --preset {preset}`, one run per budget (Vista's learning-rate "
+                        "schedule follows the time budget); the curve's extra points are snapshots inside those runs "
+                        "before their learning rate has decayed, so they are conservative")
+    return result
+
+
+# ---------------------------------------------------------------- report
+
+
+def time_to_reach(points: list[Point], target_db: float) -> tuple[float | None, bool, float]:
+    """Minutes to first reach `target_db` on the measured curve.
+
+    Returns (minutes or None if never reached, whether that is only an upper bound, the longest time
+    measured). The curve is the best PSNR seen at or before each time over all runs (a longer run's early
+    snapshot and a shorter run both count); between two measured points the time is interpolated linearly.
+    If the first point already reaches the target, its time is an upper bound."""
+    ordered = sorted(points, key=lambda p: p.minutes)
+    longest = ordered[-1].minutes if ordered else 0.0
+    best, previous = float("-inf"), None
+    for p in ordered:
+        value = max(best, p.psnr)
+        if value >= target_db:
+            if previous is None or value == previous[1]:
+                return p.minutes, previous is None, longest
+            t0, v0 = previous
+            return t0 + (p.minutes - t0) * (target_db - v0) / (value - v0), False, longest
+        best, previous = value, (p.minutes, value)
+    return None, False, longest
+
+
+def fmt_minutes(minutes: float, upper_bound: bool = False) -> str:
+    text = f"{minutes * 60:.0f} s" if minutes < 2 else f"{minutes:.1f} min"
+    return f"≤ {text}" if upper_bound else text
+
+
+def ratio_rows(vista: MethodResult, nerfacto: MethodResult) -> list[str]:
+    """Vista's time over nerfacto's; a bound (< / >) where nerfacto never got there or Vista's time is a bound."""
+    rows = ["| PSNR target | Vista time | nerfacto time | Vista/nerfacto time | speed-up |", "|---|---|---|---|---|"]
+    for target in PSNR_TARGETS_DB:
+        tv, v_bound, _ = time_to_reach(vista.points, target)
+        tn, n_bound, longest_n = time_to_reach(nerfacto.points, target)
+        if tv is None:
+            rows.append(f"| {target:g} dB | not reached | "
+                        f"{'not reached' if tn is None else fmt_minutes(tn, n_bound)} | n/a | n/a |")
+        elif tn is None:
+            rows.append(f"| {target:g} dB | {fmt_minutes(tv, v_bound)} | > {fmt_minutes(longest_n)} (not reached) "
+                        f"| < {tv / longest_n:.3f} | > {longest_n / tv:.0f}× |")
+        else:
+            # Only Vista's bound is one-sided in Vista's disfavour; nerfacto's upper bound makes it a guess.
+            sign = "≈ " if n_bound else ("< " if v_bound else "")
+            rows.append(f"| {target:g} dB | {fmt_minutes(tv, v_bound)} | {fmt_minutes(tn, n_bound)} | "
+                        f"{sign}{tv / tn:.3f} | {'> ' if sign == '< ' else sign}{tn / tv:.1f}× |")
+    return rows
+
+
+def main_table(results: list[MethodResult]) -> list[str]:
+    rows = ["| method | budget | steps | rays/s | test PSNR (dB) | SSIM | peak memory |",
+            "|---|---|---|---|---|---|---|"]
+    for r in results:
+        for p in sorted((p for p in r.points if p.is_budget), key=lambda p: p.minutes):
+            rays = f"{p.rays_per_s:,.0f}" if p.rays_per_s is not None else "—"
+            rows.append(f"| {r.method} | {p.minutes:g} min | {p.steps} | {rays} | {p.psnr:.2f} | {p.ssim:.4f} | "
+                        f"{r.peak_memory_gb:.2f} GB |")
+    return rows
+
+
+def curve_rows(results: list[MethodResult]) -> list[str]:
+    rows = ["| method | minutes | steps | test PSNR (dB) | SSIM | kind |", "|---|---|---|---|---|---|"]
+    for r in results:
+        for p in sorted(r.points, key=lambda p: (p.minutes, not p.is_budget)):
+            rows.append(f"| {r.method} | {p.minutes:g} | {p.steps} | {p.psnr:.2f} | {p.ssim:.4f} | "
+                        f"{'budget' if p.is_budget else 'extra snapshot'} |")
+    return rows
+
+
+def machine_description() -> str:
+    model, cores = "unknown CPU", 0
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model == "unknown CPU":
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("processor"):
+                cores += 1
+    except OSError:
+        pass
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    return f"{model}, {cores} logical cores, {mem_gb:.0f} GB RAM, no GPU, {platform.platform()}"
+
+
+def write_report(results: list[MethodResult], command: str, path: Path, started: str, quick: bool) -> str:
+    vistas = [r for r in results if r.method.startswith("Vista")]
+    nerfacto = next((r for r in results if r.method.startswith("nerfacto")), None)
+    lines = ["# Vista vs nerfstudio nerfacto on lego-200 (same machine, same run)", ""]
+    if quick:
+        lines += ["**Smoke run (`--quick`): 1-minute budgets, not a measurement of record.**", ""]
+    lines += [f"- date: {started} (UTC)",
+              f"- machine: {machine_description()}",
+              f"- command: `{command}`",
+              "- data: `../shared/data/lego-200` (NeRF-synthetic lego, 200×200, 87 train / 13 test views), "
+              "scored on the 13 test views with Vista's `scenes.evaluate.psnr/ssim` (RGB over white)",
+              "- rays/s: training rays per second of training clock; peak memory: largest PSS of the "
+              "process tree (training and evaluation); frames/s: 320×180, first test camera, after a warm-up, "
+              "on the largest budget's model",
+              ""]
+    lines += main_table(results) + [""]
+    lines += ["| method | frames/s at 320×180 |", "|---|---|"]
+    lines += [f"| {r.method} | {r.fps_320x180:.3g} |" for r in results] + [""]
+    if nerfacto is not None:
+        for v in vistas:
+            lines += [f"Time to reach a test PSNR, {v.method} vs nerfacto (linear interpolation between "
+                      "measured points; \"not reached\" means not within the largest budget, giving a bound):", ""]
+            lines += ratio_rows(v, nerfacto) + [""]
+    lines += ["Processes (cores used = CPU seconds / wall seconds, at most 2 here; a 1-minute load average above 2 "
+              "means other work competed for the CPU during that phase):", "",
+              "| process | wall | CPU | cores used | load avg | peak memory |", "|---|---|---|---|---|---|"]
+    for r in results:
+        for ph in r.phases:
+            lines.append(f"| {ph['name']} | {ph['wall_s']:.0f} s | {ph['cpu_s']:.0f} s | {ph['cores_used']:.2f} | "
+                         f"{ph['load_avg']:.1f} | {ph['peak_gb']:.2f} GB |")
+    lines += ["", "<details><summary>All measured points (PSNR-vs-time curve)</summary>", ""]
+    lines += curve_rows(results) + ["", "</details>", ""]
+    for r in results:
+        for note in r.notes:
+            lines.append(f"- {r.method}: {note}")
+    text = "\n".join(lines) + "\n"
+    path.write_text(text)
+    return text
+
+
+def parse_budgets(text: str) -> list[float]:
+    try:
+        budgets = sorted({float(b) for b in text.split(",") if b.strip()})
+    except ValueError:
+        raise SystemExit(f"--budgets: expected minutes like 2,5,10, got {text!r}") from None
+    if not budgets or budgets[0] <= 0:
+        raise SystemExit("--budgets: need positive minutes")
+    return budgets
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--budgets", default="2,5,10", help="wall-clock training budgets in minutes")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 1-minute budget, nerfacto at 1024 rays per step; writes bench/out/")
+    parser.add_argument("--vista-presets", default="preview,quality", help="Vista presets to run, comma-separated")
+    parser.add_argument("--ns-rays-per-batch", type=int, default=None,
+                        help="nerfacto rays per step (default 4096 as nerfacto ships; 1024 with --quick)")
+    parser.add_argument("--ns-venv", type=Path, default=REPO / "bench" / "out" / "ns-venv")
+    parser.add_argument("--out", type=Path, default=None, help="work folder (default bench/out/compare[-quick])")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="markdown report (default bench/RESULTS.md; bench/out/compare-quick/RESULTS.md "
+                             "with --quick)")
+    parser.add_argument("--test-views", type=int, default=None,
+                        help="debugging only: score nerfacto on the first N test views (not comparable)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the phases a previous run with the same --out finished (nerfacto training, each "
+                             "Vista run, each rendered nerfacto snapshot)")
+    args = parser.parse_args()
+
+    budgets = [1.0] if args.quick and args.budgets == "2,5,10" else parse_budgets(args.budgets)
+    rays = args.ns_rays_per_batch or (1024 if args.quick else 4096)
+    out = args.out or REPO / "bench" / "out" / ("compare-quick" if args.quick else "compare")
+    results_path = args.results or (out / "RESULTS.md" if args.quick else REPO / "bench" / "RESULTS.md")
+    out.mkdir(parents=True, exist_ok=True)
+    data = args.data.resolve()
+    if not (data / "transforms_train.json").is_file():
+        raise SystemExit(f"{data}: not a Blender dataset (transforms_train.json missing)")
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    command = shlex.join([".venv/bin/python", "bench/nerfstudio_compare.py", *sys.argv[1:]])
+    sys.path.insert(0, str(REPO))
+
+    # Timed phases first and back to back (nerfacto training, then Vista), so they see similar machine load;
+    # nerfacto's long test-view rendering (untimed apart from its frame rate) comes last.
+    scorer = make_scorer(data, partial_ok=args.test_views is not None)
+    python = ensure_ns_venv(args.ns_venv)
+    run, train_measured, train_cmd = train_nerfacto(python, data, budgets, rays, out, args.resume)
+    vistas = [run_vista(p.strip(), data, budgets, out, args.resume)
+              for p in args.vista_presets.split(",") if p.strip()]
+    nerfacto = render_and_score_nerfacto(python, run, train_measured, train_cmd, out, scorer, args.test_views,
+                                         args.resume)
+    if args.test_views is not None:
+        nerfacto.notes.append(f"DEBUG: scored on only {args.test_views} of the 13 test views, not comparable")
+    results = [nerfacto, *vistas]
+    (out / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+    print(write_report(results, command, results_path, started, args.quick))
+    print(f"written: {results_path}")
+
+
+if __name__ == "__main__":
+    main()
