@@ -490,7 +490,8 @@ def main() -> None:
     parser.add_argument("--budgets", default="2,5,10", help="wall-clock training budgets in minutes")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 1-minute budget, nerfacto at 1024 rays per step; writes bench/out/")
-    parser.add_argument("--vista-presets", default="preview,quality", help="Vista presets to run, comma-separated")
+    parser.add_argument("--vista-presets", default="preview",
+                        help="Vista presets to run, comma-separated (e.g. preview,quality)")
     parser.add_argument("--ns-rays-per-batch", type=int, default=None,
                         help="nerfacto rays per step (default 4096 as nerfacto ships; 1024 with --quick)")
     parser.add_argument("--ns-venv", type=Path, default=REPO / "bench" / "out" / "ns-venv")
