@@ -64,8 +64,6 @@ def test_upload_with_no_files(session):
         app.add_photos(workspace, [])
 
 
-@pytest.mark.xfail(strict=True, reason="app.add_photos deletes the previous upload before the new one is "
-                                        "checked; a refused zip loses the earlier photos (reported, not fixed here)")
 def test_a_refused_zip_keeps_the_previous_upload(session, tmp_path):
     _, workspace = session
     app.add_photos(workspace, [str(p) for p in _photos(tmp_path / "first", 3)])

@@ -87,8 +87,6 @@ def test_a_single_photo_instead_of_a_folder(tmp_path):
             protect=(photo,))
 
 
-@pytest.mark.xfail(strict=True, reason="bug in scenes/sfm.py: `--out` equal to the photos' folder deletes the "
-                                        "user's images/ before reading them (reported, not fixed here)")
 def test_out_folder_holding_the_photos_loses_nothing(tmp_path):
     capture = tmp_path / "capture"
     _fox_photos(capture / "images", 2)
