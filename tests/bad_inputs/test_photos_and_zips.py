@@ -90,7 +90,8 @@ def test_a_single_photo_instead_of_a_folder(tmp_path):
 def test_out_folder_holding_the_photos_loses_nothing(tmp_path):
     capture = tmp_path / "capture"
     _fox_photos(capture / "images", 2)
-    refuses("poses", capture, "--out", capture, needles=("capture",), protect=(capture / "images",))
+    refuses("poses", capture, "--out", capture, needles=("capture", "outside the photo folder"),
+            protect=(capture / "images",))
 
 
 # ---- zips ---------------------------------------------------------------------------------------------
