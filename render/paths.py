@@ -205,6 +205,9 @@ def _walk_numbers(data):
 # validation
 
 
+MAX_FRAMES = 100_000  # over an hour at 24 fps; beyond this a typo, not a shot (and days of rendering)
+
+
 def validate_path(path: CameraPath) -> None:
     """Raise VistaError for anything that would make a silent garbage video."""
     keys = path.keyframes
@@ -219,6 +222,9 @@ def validate_path(path: CameraPath) -> None:
         raise VistaError(f"camera path: 'fps' must be in [1, 240], got {path.fps}")
     if not -1 < path.tension < 1:
         raise VistaError(f"camera path: 'tension' must be in (-1, 1), got {path.tension}")
+    if path.seconds * path.fps > MAX_FRAMES:
+        raise VistaError(f"camera path: {path.seconds:g} s at {path.fps:g} fps is {path.seconds * path.fps:,.0f} "
+                         f"frames; Vista renders at most {MAX_FRAMES:,} frames per path (split the shot)")
     for name in ("ease", "segment_ease"):
         if getattr(path, name) not in EASINGS:
             raise VistaError(f"camera path: '{name}' must be one of {list(EASINGS)}, got {getattr(path, name)!r}")
