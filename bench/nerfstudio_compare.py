@@ -236,7 +236,8 @@ def train_nerfacto(python: Path, data: Path, budgets: list[float], rays_per_batc
 
 
 def render_and_score_nerfacto(python: Path, run: dict, train_measured: Measured, train_cmd: list[str], out: Path,
-                              score, max_views: int | None, resume: bool) -> MethodResult:
+                              score, max_views: int | None, resume: bool,
+                              eval_budgets: list[float] | None = None) -> MethodResult:
     """Phase 3 (untimed except the frame rate): render each snapshot's test views, score them here.
 
     The largest budget is rendered first (it bounds the speed-up), and each snapshot is saved as it
@@ -247,7 +248,9 @@ def render_and_score_nerfacto(python: Path, run: dict, train_measured: Measured,
     if not resume and render_dir.exists():
         for old in render_dir.glob("*"):
             old.unlink()
-    steps = sorted({s["checkpoint_step"] for s in run["snapshots"]}, reverse=True)
+    wanted = [s for s in run["snapshots"] if eval_budgets is None or any(abs(s["mark_s"] - b * 60) < 1e-6
+                                                                          for b in eval_budgets)]
+    steps = sorted({s["checkpoint_step"] for s in wanted}, reverse=True)
     cmd = [str(python), str(HELPERS / "ns_render.py"), "--config", str(REPO / run["config_path"]),
            "--steps", ",".join(map(str, steps)), "--out", str(render_dir)]
     if max_views is not None:
@@ -256,6 +259,10 @@ def render_and_score_nerfacto(python: Path, run: dict, train_measured: Measured,
     names = json.loads((render_dir / "views.json").read_text())
     result = MethodResult("nerfacto", command=shlex.join(train_cmd))
     for snap in run["snapshots"]:
+        if snap not in wanted:
+            result.notes.append(f"the {snap['mark_s'] / 60:g}-min snapshot ({snap['steps']} steps) was trained but not "
+                                "rendered (`--nerfacto-eval-budgets`), so it is missing from the table and the curve")
+            continue
         images = np.load(render_dir / f"step-{snap['checkpoint_step']}.npy")
         psnr, ssim = score(names, images)
         result.points.append(Point(snap["mark_s"] / 60, snap["steps"], psnr, ssim, snap["rays"] / snap["train_s"]))
@@ -323,6 +330,14 @@ def curve_marks(budget: float) -> list[float]:
     return [m for m in grid if m < budget * 0.999]
 
 
+def vista_revision() -> str:
+    """The commit Vista ran from, and whether the shared checkout had uncommitted changes to its code."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "render", "scenes"], cwd=REPO, capture_output=True,
+                           text=True).stdout.strip()
+    return f"{head.strip() or 'unknown'}{' + uncommitted changes' if dirty else ''}"
+
+
 def run_vista(preset: str, data: Path, budgets: list[float], out: Path, resume: bool) -> MethodResult:
     """Phase 2 (timed): one `bench/train_lego.py` run per budget, with extra snapshots for the curve."""
     result = MethodResult(f"Vista ({preset})")
@@ -333,10 +348,14 @@ def run_vista(preset: str, data: Path, budgets: list[float], out: Path, resume: 
                "--minutes", f"{budget:g}", "--snapshots", ",".join(f"{m:g}" for m in curve_marks(budget) + [budget]),
                "--out", str(out / name)]
         log = out / "logs" / f"{name}.log"
+        revision_file = out / f"{name}.revision"
+        if not (resume and revision_file.is_file() and (out / f"{name}.json").is_file()):
+            revision_file.write_text(vista_revision())
         measured = _cached_measured(out / f"{name}.json", resume, cmd, log)
         commands.append(shlex.join(cmd))
         rows, rays, fps = parse_train_lego(log.read_text(errors="replace"), log)
-        result.add_phase(f"Vista {preset}, {budget:g}-min run (training, snapshots, evaluation, frame rate)", measured)
+        result.add_phase(f"Vista {preset}, {budget:g}-min run (training, snapshots, evaluation, frame rate; "
+                         f"code {revision_file.read_text().strip()})", measured)
         result.fps_320x180 = fps  # the longest run's final scene, like nerfacto's
         for minutes, kind, steps, psnr, ssim in rows:
             if kind == "end":
@@ -501,12 +520,16 @@ def main() -> None:
                              "with --quick)")
     parser.add_argument("--test-views", type=int, default=None,
                         help="debugging only: score nerfacto on the first N test views (not comparable)")
+    parser.add_argument("--nerfacto-eval-budgets", default=None,
+                        help="render/score only these nerfacto snapshots (minutes, comma-separated): its CPU "
+                             "rendering takes about a minute per 200x200 view on 2 idle cores")
     parser.add_argument("--resume", action="store_true",
                         help="reuse the phases a previous run with the same --out finished (nerfacto training, each "
                              "Vista run, each rendered nerfacto snapshot)")
     args = parser.parse_args()
 
     budgets = [1.0] if args.quick and args.budgets == "2,5,10" else parse_budgets(args.budgets)
+    eval_budgets = None if args.nerfacto_eval_budgets is None else parse_budgets(args.nerfacto_eval_budgets)
     rays = args.ns_rays_per_batch or (1024 if args.quick else 4096)
     out = args.out or REPO / "bench" / "out" / ("compare-quick" if args.quick else "compare")
     results_path = args.results or (out / "RESULTS.md" if args.quick else REPO / "bench" / "RESULTS.md")
@@ -526,7 +549,7 @@ def main() -> None:
     vistas = [run_vista(p.strip(), data, budgets, out, args.resume)
               for p in args.vista_presets.split(",") if p.strip()]
     nerfacto = render_and_score_nerfacto(python, run, train_measured, train_cmd, out, scorer, args.test_views,
-                                         args.resume)
+                                         args.resume, eval_budgets)
     if args.test_views is not None:
         nerfacto.notes.append(f"DEBUG: scored on only {args.test_views} of the 13 test views, not comparable")
     results = [nerfacto, *vistas]
