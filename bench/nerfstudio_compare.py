@@ -269,8 +269,8 @@ def render_and_score_nerfacto(python: Path, run: dict, train_measured: Measured,
     result.add_phase("nerfacto training (one run, checkpoints at the budgets)", train_measured)
     result.add_phase("nerfacto rendering (13 test views per snapshot; frame rate)", render_measured)
     result.fps_320x180 = json.loads((render_dir / "render.json").read_text())["fps"]
-    result.notes.append(f"nerfstudio 1.1.5, `--pipeline.model.implementation torch` on the CPU, {run['rays_per_batch']} "
-                        "rays per step, nerfstudio's Blender options; one run, checkpointed when its training clock "
+    result.notes.append(f"nerfstudio 1.1.5, `--pipeline.model.implementation torch` on the CPU, "
+                        f"{run['rays_per_batch']} rays per step, nerfstudio's Blender options; one run, checkpointed when its training clock "
                         "(from the first step, checkpoint saving excluded) passed each budget — its learning-rate "
                         "schedule is step-based, so that equals a run of that budget")
     return result
@@ -324,10 +324,14 @@ def parse_train_lego(text: str, where: Path) -> tuple[list[tuple[float, str, int
     return rows, rays, fps
 
 
-def curve_marks(budget: float) -> list[float]:
-    """Extra snapshot times (minutes) inside a run, for the PSNR-vs-time curve."""
-    grid = [0.25, 0.5, 1, 1.5, 2, 3, 4, 5, 7.5, 10, 15, 20]
-    return [m for m in grid if m < budget * 0.999]
+def curve_marks(budget: float, budgets: list[float]) -> list[float]:
+    """Extra snapshot times (minutes) for the PSNR-vs-time curve, taken in the longest run only.
+
+    Each costs an evaluation of 13 views, so only a few, between the budgets the other runs end at."""
+    if budget != max(budgets):
+        return []
+    grid = [1, 3, 7.5, 15] if budget > 1 else [0.5]
+    return [m for m in grid if m < budget * 0.999 and m not in budgets]
 
 
 def vista_revision() -> str:
@@ -344,9 +348,9 @@ def run_vista(preset: str, data: Path, budgets: list[float], out: Path, resume: 
     commands = []
     for budget in budgets:
         name = f"vista-{preset}-{budget:g}min"
+        snapshots = ",".join(f"{m:g}" for m in curve_marks(budget, budgets) + [budget])
         cmd = [sys.executable, str(REPO / "bench" / "train_lego.py"), "--data", str(data), "--preset", preset,
-               "--minutes", f"{budget:g}", "--snapshots", ",".join(f"{m:g}" for m in curve_marks(budget) + [budget]),
-               "--out", str(out / name)]
+               "--minutes", f"{budget:g}", "--snapshots", snapshots, "--out", str(out / name)]
         log = out / "logs" / f"{name}.log"
         revision_file = out / f"{name}.revision"
         if not (resume and revision_file.is_file() and (out / f"{name}.json").is_file()):
