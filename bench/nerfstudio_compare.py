@@ -324,14 +324,13 @@ def parse_train_lego(text: str, where: Path) -> tuple[list[tuple[float, str, int
     return rows, rays, fps
 
 
-def curve_marks(budget: float, budgets: list[float]) -> list[float]:
+def curve_marks(budget: float, budgets: list[float], extra: list[float]) -> list[float]:
     """Extra snapshot times (minutes) for the PSNR-vs-time curve, taken in the longest run only.
 
-    Each costs an evaluation of 13 views, so only a few, between the budgets the other runs end at."""
+    Each costs a 13-view evaluation (minutes on a busy 2-core CPU), so only a few, between the budgets."""
     if budget != max(budgets):
         return []
-    grid = [1, 3, 7.5, 15] if budget > 1 else [0.5]
-    return [m for m in grid if m < budget * 0.999 and m not in budgets]
+    return [m for m in extra if m < budget * 0.999 and m not in budgets]
 
 
 def vista_revision() -> str:
@@ -342,13 +341,14 @@ def vista_revision() -> str:
     return f"{head.strip() or 'unknown'}{' + uncommitted changes' if dirty else ''}"
 
 
-def run_vista(preset: str, data: Path, budgets: list[float], out: Path, resume: bool) -> MethodResult:
+def run_vista(preset: str, data: Path, budgets: list[float], out: Path, resume: bool,
+              extra_marks: list[float]) -> MethodResult:
     """Phase 2 (timed): one `bench/train_lego.py` run per budget, with extra snapshots for the curve."""
     result = MethodResult(f"Vista ({preset})")
     commands = []
     for budget in budgets:
         name = f"vista-{preset}-{budget:g}min"
-        snapshots = ",".join(f"{m:g}" for m in curve_marks(budget, budgets) + [budget])
+        snapshots = ",".join(f"{m:g}" for m in curve_marks(budget, budgets, extra_marks) + [budget])
         cmd = [sys.executable, str(REPO / "bench" / "train_lego.py"), "--data", str(data), "--preset", preset,
                "--minutes", f"{budget:g}", "--snapshots", snapshots, "--out", str(out / name)]
         log = out / "logs" / f"{name}.log"
@@ -527,6 +527,8 @@ def main() -> None:
     parser.add_argument("--nerfacto-eval-budgets", default=None,
                         help="render/score only these nerfacto snapshots (minutes, comma-separated): its CPU "
                              "rendering takes about a minute per 200x200 view on 2 idle cores")
+    parser.add_argument("--curve-snapshots", default="0.5,1,3,7.5",
+                        help="extra Vista snapshots (minutes) inside the longest run, for time-to-PSNR; '' for none")
     parser.add_argument("--resume", action="store_true",
                         help="reuse the phases a previous run with the same --out finished (nerfacto training, each "
                              "Vista run, each rendered nerfacto snapshot)")
@@ -550,7 +552,8 @@ def main() -> None:
     scorer = make_scorer(data, partial_ok=args.test_views is not None)
     python = ensure_ns_venv(args.ns_venv)
     run, train_measured, train_cmd = train_nerfacto(python, data, budgets, rays, out, args.resume)
-    vistas = [run_vista(p.strip(), data, budgets, out, args.resume)
+    extra_marks = [float(m) for m in args.curve_snapshots.split(",") if m.strip()]
+    vistas = [run_vista(p.strip(), data, budgets, out, args.resume, extra_marks)
               for p in args.vista_presets.split(",") if p.strip()]
     nerfacto = render_and_score_nerfacto(python, run, train_measured, train_cmd, out, scorer, args.test_views,
                                          args.resume, eval_budgets)
