@@ -325,12 +325,11 @@ def parse_train_lego(text: str, where: Path) -> tuple[list[tuple[float, str, int
 
 
 def curve_marks(budget: float, budgets: list[float], extra: list[float]) -> list[float]:
-    """Extra snapshot times (minutes) for the PSNR-vs-time curve, taken in the longest run only.
+    """Extra snapshot times (minutes) for the PSNR-vs-time curve that the run with `budget` takes.
 
-    Each costs a 13-view evaluation (minutes on a busy 2-core CPU), so only a few, between the budgets."""
-    if budget != max(budgets):
-        return []
-    return [m for m in extra if m < budget * 0.999 and m not in budgets]
+    Each extra time goes to the shortest run that is longer than it (whose learning rate has decayed the
+    furthest by then); each costs a 13-view evaluation, so there are only a few."""
+    return [m for m in extra if m not in budgets and min((b for b in budgets if b > m), default=None) == budget]
 
 
 def vista_revision() -> str:
@@ -527,8 +526,9 @@ def main() -> None:
     parser.add_argument("--nerfacto-eval-budgets", default=None,
                         help="render/score only these nerfacto snapshots (minutes, comma-separated): its CPU "
                              "rendering takes about a minute per 200x200 view on 2 idle cores")
-    parser.add_argument("--curve-snapshots", default="0.5,1,3,7.5",
-                        help="extra Vista snapshots (minutes) inside the longest run, for time-to-PSNR; '' for none")
+    parser.add_argument("--curve-snapshots", default="0.5,1,1.5",
+                        help="extra Vista snapshots (minutes) for the time-to-PSNR curve, each taken in the shortest "
+                             "run longer than it; '' for none")
     parser.add_argument("--resume", action="store_true",
                         help="reuse the phases a previous run with the same --out finished (nerfacto training, each "
                              "Vista run, each rendered nerfacto snapshot)")
