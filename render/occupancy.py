@@ -50,6 +50,16 @@ class OccupancyGrid:
         cell = (u * self.resolution).long().clamp_(0, self.resolution - 1) // factor
         return occupied[(cell[..., 0] * rc + cell[..., 1]) * rc + cell[..., 2]]
 
+    def coarse_occupied(self, factor: int) -> torch.Tensor:
+        """[ceil(res / factor)^3] bool: is any cell occupied in each block of factor^3 cells (not dilated)?"""
+        cached = getattr(self, "_blocks", None)
+        if cached is None or cached[0] != factor or cached[1] is not self.occupied:
+            r = self.resolution
+            grid = self.occupied.reshape(1, 1, r, r, r).float()
+            blocks = torch.nn.functional.max_pool3d(grid, kernel_size=factor, stride=factor, ceil_mode=True)
+            cached = self._blocks = (factor, self.occupied, (blocks.reshape(-1) > 0).contiguous())
+        return cached[2]
+
     def cell_centers(self, cells: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
         r = self.resolution
         ijk = torch.stack([cells // (r * r), (cells // r) % r, cells % r], dim=-1).float()

@@ -5,8 +5,9 @@ bounded "object" scenes map the box [-1, 1]^3 to it, "unbounded" captures are fi
 (mip-NeRF 360, via nerfstudio's SceneContraction) into [-2, 2]^3.
 
 Sampling follows Instant-NGP: fixed steps across the box (object) or a linear-then-disparity
-schedule (unbounded), candidates in empty cells of the occupancy grid dropped, then a cheap
-no-gradient density pass stops each ray once it is opaque, and only the surviving samples are
+schedule (unbounded), candidates in empty cells of the occupancy grid dropped (by a C marcher for object
+scenes, `march_fused.c`, when it builds), then a cheap
+no-gradient density pass, front to back in rounds, stops each ray once it is opaque, and only the surviving samples are
 evaluated (and differentiated) in full.
 """
 
@@ -19,9 +20,10 @@ from typing import Literal, Protocol
 import torch
 
 from render.cameras import Cameras, Rays, image_rays
+from render import march_native
 from render.config import SamplingConfig
 from render.occupancy import OccupancyGrid
-from render.volume import accumulate, distortion_loss, render_weights
+from render.volume import accumulate, distortion_loss, exclusive_optical_depth, ray_start_offsets, render_weights
 
 SceneKind = Literal["object", "unbounded"]
 
@@ -145,12 +147,22 @@ def _packed_range(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _march_object(scene: Renderable, rays: Rays, shift: torch.Tensor) -> Samples:
-    """Fixed steps through the box, coarse-to-fine: a coarse pass over a dilated, 4x coarser occupancy grid
-    discards empty stretches before fine samples are made, so empty space costs a quarter as much."""
+    """Fixed steps through the box; the steps whose midpoint lies in an occupied cell are kept."""
     step = scene.step_size()
     t_near, t_far = _box_interval(rays)
     chord = (t_far - t_near).clamp(min=0.0)
     n_fine = torch.ceil(chord / step).long().clamp(max=scene.sampling.max_samples_per_ray)
+    if march_native.load() is not None and rays.origins.device.type == "cpu":
+        ray, starts, ends, u = march_native.march_object_native(
+            rays.origins, rays.directions, t_near, t_far, shift, n_fine, scene.grid, step)
+        return Samples(ray, starts, ends, u)
+    return _march_object_torch(scene, rays, shift, step, t_near, t_far, n_fine)
+
+
+def _march_object_torch(scene: Renderable, rays: Rays, shift: torch.Tensor, step: float, t_near: torch.Tensor,
+                        t_far: torch.Tensor, n_fine: torch.Tensor) -> Samples:
+    """The PyTorch twin of the C marcher, coarse-to-fine: a coarse pass over a dilated, 4x coarser occupancy
+    grid discards empty stretches before fine samples are made, so empty space costs a quarter as much."""
     n_coarse = (n_fine + _COARSE - 1) // _COARSE
     ray_c, j = _packed_range(n_coarse)
     t_coarse_mid = t_near[ray_c] + ((j * _COARSE).float() + _COARSE / 2) * step
@@ -183,6 +195,53 @@ def _march_unbounded(scene: Renderable, rays: Rays, shift: torch.Tensor) -> Samp
     return Samples(ray_idx[keep], starts[keep], ends[keep], u[keep])
 
 
+_FIRST_ROUND = 4
+"""Steps per live ray in the first density round; each later round doubles it."""
+
+
+def _front_to_back(scene: Renderable, samples: Samples, deltas: torch.Tensor,
+                   n_rays: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Which samples matter (transmittance before them above the early-stop level, opacity above `min_alpha`),
+    with their density and features: [S] bool, [K], [K, G] for the K kept samples.
+
+    Densities are evaluated front to back in rounds (4, then 8, 16, ... steps per ray) and a ray leaves
+    once it is opaque, so samples behind a surface are never evaluated: on the trained lego this halves
+    the field evaluations of a rendered frame (measured). Same result as evaluating every sample."""
+    sampling = scene.sampling
+    n = samples.ray_indices.numel()
+    keep = torch.zeros(n, dtype=torch.bool)
+    index_in_ray = torch.arange(n) - ray_start_offsets(samples.ray_indices, n_rays)[samples.ray_indices]
+    depth_before = torch.zeros(n_rays)  # optical depth of each ray's evaluated samples
+    sigma_parts, feature_parts, kept_parts = [], [], []
+    lo, width = 0, _FIRST_ROUND
+    live = torch.ones(n_rays, dtype=torch.bool)
+    while True:
+        chosen = torch.nonzero((index_in_ray >= lo) & (index_in_ray < lo + width)
+                               & live[samples.ray_indices]).squeeze(1)
+        if chosen.numel() == 0:
+            break
+        rays = samples.ray_indices[chosen]
+        sigma, features = scene.field.density_and_features(samples.u[chosen])
+        sigma_delta = sigma * deltas[chosen]
+        within = exclusive_optical_depth(sigma_delta, rays, n_rays)
+        transmittance = torch.exp(-(depth_before[rays] + within))
+        alphas = 1.0 - torch.exp(-sigma_delta)
+        matters = (transmittance > sampling.early_stop_transmittance) & (alphas > sampling.min_alpha)
+        keep[chosen[matters]] = True
+        kept_parts.append(chosen[matters])
+        sigma_parts.append(sigma[matters])
+        feature_parts.append(features[matters])
+        depth_before.index_add_(0, rays, sigma_delta)
+        live &= torch.exp(-depth_before) > sampling.early_stop_transmittance
+        lo, width = lo + width, width * 2
+    if not kept_parts:
+        sigma, features = scene.field.density_and_features(samples.u[:0])
+        return keep, sigma, features
+    # the rounds found the kept samples out of order; put them back in sample order
+    order = torch.argsort(torch.cat(kept_parts))
+    return keep, torch.cat(sigma_parts)[order], torch.cat(feature_parts)[order]
+
+
 def render_rays(scene: Renderable, rays_scene: Rays, *, jitter: torch.Tensor | None = None,
                 background: torch.Tensor | None = None, with_distortion: bool = False) -> RayBundleOutput:
     """Render rays given in scene coordinates; differentiable when gradients are enabled."""
@@ -191,15 +250,11 @@ def render_rays(scene: Renderable, rays_scene: Rays, *, jitter: torch.Tensor | N
     deltas = samples.t_ends - samples.t_starts
     # Pass 1, no gradient: find where each ray becomes opaque and which samples matter.
     with torch.no_grad():
-        sigma, features = scene.field.density_and_features(samples.u)
-        _, transmittance, alphas = render_weights(sigma, deltas, samples.ray_indices, n_rays)
-        keep = (transmittance > scene.sampling.early_stop_transmittance) & (alphas > scene.sampling.min_alpha)
+        keep, sigma, features = _front_to_back(scene, samples, deltas, n_rays)
     samples = samples.select(keep)
     deltas = deltas[keep]
     if torch.is_grad_enabled():
         sigma, features = scene.field.density_and_features(samples.u)
-    else:
-        sigma, features = sigma[keep], features[keep]
     directions = rays_scene.directions[samples.ray_indices]
     rgb = scene.field.color(features, directions)
     weights, _, _ = render_weights(sigma, deltas, samples.ray_indices, n_rays)

@@ -1,55 +1,29 @@
 """The fast CPU hash grid: `hashgrid_fused.c` compiled once with the system C compiler, called via ctypes.
 
-Why C and not torch.utils.cpp_extension: the kernel needs no torch headers, so it compiles in about a
-second instead of a minute, and it loads lazily, so Vista imports on a machine without a compiler.
+Built by `render.native` (why C and not torch.utils.cpp_extension is explained there).
 Where it cannot be built (no compiler, no OpenMP), the plain-PyTorch twin in `hashgrid.py` runs
 instead, with a warning that says so; both give the same values and gradients (tests/test_hashgrid.py).
 
-VISTA_HASHGRID=reference forces the twin (for comparisons); VISTA_CACHE_DIR moves the build cache
-(default ~/.cache/vista).
+VISTA_HASHGRID=reference forces the twin (for comparisons).
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
+from render.native import build_library, ptr
 from scenes.hashgrid import GridLayout, hash_encode_reference
 
 log = logging.getLogger("vista")
 
 _SOURCE = Path(__file__).with_name("hashgrid_fused.c")
-_FLAGS = ["-O3", "-fPIC", "-shared", "-fopenmp", "-ffp-contract=off", "-std=c11"]
 _library: ctypes.CDLL | None = None
 _unavailable: str | None = None
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("VISTA_CACHE_DIR") or Path.home() / ".cache" / "vista")
-
-
-def _build(target: Path) -> None:
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        raise RuntimeError("no C compiler (cc/gcc) on PATH")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # build beside the target and rename: concurrent processes never load a half-written library
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        partial = Path(tmp) / target.name
-        result = subprocess.run([compiler, *_FLAGS, str(_SOURCE), "-o", str(partial), "-lm"],
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"{compiler} failed: {result.stderr.strip()[:500]}")
-        os.replace(partial, target)
 
 
 def _load() -> ctypes.CDLL | None:
@@ -59,12 +33,8 @@ def _load() -> ctypes.CDLL | None:
     if os.environ.get("VISTA_HASHGRID") == "reference":
         _unavailable = "VISTA_HASHGRID=reference"
         return None
-    key = hashlib.sha256(_SOURCE.read_bytes() + " ".join(_FLAGS).encode() + sys.platform.encode()).hexdigest()[:16]
-    target = _cache_dir() / f"hashgrid-{key}.so"
     try:
-        if not target.exists():
-            _build(target)
-        library = ctypes.CDLL(str(target))
+        library = build_library(_SOURCE)
     except (OSError, RuntimeError) as error:
         _unavailable = str(error)
         log.warning("fused CPU hash grid unavailable (%s); using the plain PyTorch grid, which is "
@@ -93,8 +63,7 @@ class LayoutArrays:
         self.n_levels = len(layout.scales)
 
 
-def _ptr(tensor: torch.Tensor, kind):
-    return ctypes.cast(tensor.data_ptr(), ctypes.POINTER(kind))
+_ptr = ptr
 
 
 class _FusedEncode(torch.autograd.Function):
