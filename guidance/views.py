@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from render.cameras import Cameras, Rays, image_rays
-from render.render import Renderable, march, render_rays, rays_to_scene
+from render.render import DEFAULT_CHUNK_RAYS, Renderable, march, render_rays, rays_to_scene
 from render.volume import accumulate, render_weights
 
 
@@ -29,7 +29,7 @@ def _scene_rays(renderable: Renderable, cameras: Cameras, index: int) -> Rays:
 
 @torch.no_grad()
 def render_view(renderable: Renderable, cameras: Cameras, index: int, jitter: float | None = None,
-                chunk_rays: int = 8192) -> RenderedView:
+                chunk_rays: int = DEFAULT_CHUNK_RAYS) -> RenderedView:
     """Like `render_camera`, with every ray's samples shifted by `jitter` in [0, 1) of a step (None: 0.5)."""
     rays = _scene_rays(renderable, cameras, index)
     rgb, depth, opacity = [], [], []
@@ -47,7 +47,7 @@ def render_view(renderable: Renderable, cameras: Cameras, index: int, jitter: fl
 
 @torch.no_grad()
 def weight_in_front(renderable: Renderable, cameras: Cameras, index: int, limit_depth: torch.Tensor,
-                    chunk_rays: int = 8192) -> torch.Tensor:
+                    chunk_rays: int = DEFAULT_CHUNK_RAYS) -> torch.Tensor:
     """Compositing weight [H, W] of samples nearer than `limit_depth` [H, W] (world units along the ray)."""
     rays = _scene_rays(renderable, cameras, index)
     limit = limit_depth.reshape(-1) * renderable.scale  # world -> scene units

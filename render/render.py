@@ -195,6 +195,10 @@ def _march_unbounded(scene: Renderable, rays: Rays, shift: torch.Tensor) -> Samp
     return Samples(ray_idx[keep], starts[keep], ends[keep], u[keep])
 
 
+DEFAULT_CHUNK_RAYS = 16384
+"""Rays per `render_rays` call when rendering images: 16384 renders the trained lego at 320x180 ~1.3x faster
+than 8192 (fewer rounds and kernel launches; measured), and bounds a chunk's candidates at ~400 MB."""
+
 _FIRST_ROUND = 4
 """Steps per live ray in the first density round; each later round doubles it."""
 
@@ -271,7 +275,7 @@ def render_rays(scene: Renderable, rays_scene: Rays, *, jitter: torch.Tensor | N
 
 
 @torch.no_grad()
-def render_camera(scene: Renderable, cameras: Cameras, index: int, chunk_rays: int = 8192) -> Image:
+def render_camera(scene: Renderable, cameras: Cameras, index: int, chunk_rays: int = DEFAULT_CHUNK_RAYS) -> Image:
     """Render camera `index` of `cameras` (world coordinates) to RGB, depth and opacity.
 
     Rays are processed `chunk_rays` at a time so memory stays bounded at any resolution."""

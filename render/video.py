@@ -35,7 +35,7 @@ import torch
 
 from render.cameras import Cameras, image_rays
 from render.errors import VistaError, atomic_write_bytes, atomic_write_json, read_json
-from render.render import Image, Renderable, render_camera
+from render.render import DEFAULT_CHUNK_RAYS, Image, Renderable, render_camera
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class VideoConfig:
     """libx264 speed/size trade-off."""
     band_pixels: int = 1 << 16
     """Pixels rendered at once (rows of the frame); bounds memory at any resolution."""
-    chunk_rays: int = 8192
+    chunk_rays: int = DEFAULT_CHUNK_RAYS
     """Rays per `render_rays` call inside a band."""
     watermark: bool = True
     """Embed the invisible 'synthetic render' watermark in every frame (frames must have >= 256x256 pixels)."""
@@ -221,7 +221,7 @@ def _band_camera(cameras: Cameras, index: int, row0: int, rows: int) -> Cameras:
 
 
 def render_frame(renderable: Renderable, cameras: Cameras, index: int, band_pixels: int = 1 << 16,
-                 chunk_rays: int = 8192) -> Image:
+                 chunk_rays: int = DEFAULT_CHUNK_RAYS) -> Image:
     """`render_camera` a band of rows at a time, so a frame of any size needs bounded memory."""
     rows = max(1, band_pixels // cameras.width)
     parts = [render_camera(renderable, _band_camera(cameras, index, row0, min(rows, cameras.height - row0)), 0,
