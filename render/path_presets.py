@@ -22,7 +22,7 @@ import torch
 
 from render.cameras import Cameras
 from render.errors import VistaError
-from render.paths import CameraPath, Keyframe
+from render.paths import MAX_FOV_DEG, MIN_FOV_DEG, CameraPath, Keyframe
 
 OccupancyQuery = Callable[[np.ndarray], np.ndarray]
 PRESETS = ("orbit", "dolly-in", "pull-back", "crane-up", "fly-over", "spiral", "follow-capture")
@@ -110,6 +110,15 @@ def fit_scene_frame(capture: Cameras, scene_from_world, occupied: OccupancyQuery
 # presets
 
 
+def _fov(frame: SceneFrame, fov_y_deg: float | None) -> float:
+    """The requested vertical field of view, or the photos' when none was given (0 is a mistake, not a default)."""
+    if fov_y_deg is None:
+        return frame.fov_y_deg
+    if not (math.isfinite(fov_y_deg) and MIN_FOV_DEG < fov_y_deg < MAX_FOV_DEG):
+        raise VistaError(f"field of view must be between {MIN_FOV_DEG:g} and {MAX_FOV_DEG:g} degrees, got {fov_y_deg}")
+    return float(fov_y_deg)
+
+
 def _path(frame: SceneFrame, points: list[np.ndarray], targets: list[np.ndarray], fov: float, seconds: float,
           fps: float, **options) -> CameraPath:
     keys = tuple(Keyframe(position=tuple(float(v) for v in p), look_at=tuple(float(v) for v in t), fov_y_deg=fov)
@@ -127,7 +136,7 @@ def orbit(frame: SceneFrame, seconds: float = 8.0, fps: float = 30.0, degrees: f
     n = max(4, math.ceil(abs(degrees) / 10))  # a key every 10 degrees keeps the spline on the circle (< 1e-4)
     angles = np.linspace(0.0, degrees, n + 1)[:-1] if full else np.linspace(0.0, degrees, n + 1)
     points = [frame.point(a, elevation, frame.distance * radius_factor) for a in angles]
-    return _path(frame, points, [frame.centre] * len(points), fov_y_deg or frame.fov_y_deg, seconds, fps,
+    return _path(frame, points, [frame.centre] * len(points), _fov(frame, fov_y_deg), seconds, fps,
                  loop=full, ease="linear" if full else "ease-in-out")
 
 
@@ -138,7 +147,7 @@ def dolly_in(frame: SceneFrame, seconds: float = 6.0, fps: float = 30.0, start_f
     elevation = frame.elevation_deg if elevation_deg is None else elevation_deg
     start = frame.point(azimuth_deg, elevation, frame.distance * start_factor)
     end = frame.point(azimuth_deg, elevation, frame.distance * end_factor)
-    return _path(frame, [start, end], [frame.centre] * 2, fov_y_deg or frame.fov_y_deg, seconds, fps,
+    return _path(frame, [start, end], [frame.centre] * 2, _fov(frame, fov_y_deg), seconds, fps,
                  ease="ease-in-out")
 
 
@@ -149,7 +158,7 @@ def pull_back(frame: SceneFrame, seconds: float = 6.0, fps: float = 30.0, start_
     elevation = frame.elevation_deg if elevation_deg is None else elevation_deg
     points = [frame.point(azimuth_deg + 10 * s, elevation + rise_deg * s,
                           frame.distance * (start_factor + (end_factor - start_factor) * s)) for s in (0.0, 0.5, 1.0)]
-    return _path(frame, points, [frame.centre] * 3, fov_y_deg or frame.fov_y_deg, seconds, fps, ease="ease-in-out")
+    return _path(frame, points, [frame.centre] * 3, _fov(frame, fov_y_deg), seconds, fps, ease="ease-in-out")
 
 
 def crane_up(frame: SceneFrame, seconds: float = 6.0, fps: float = 30.0, start_elevation_deg: float = 5.0,
@@ -161,7 +170,7 @@ def crane_up(frame: SceneFrame, seconds: float = 6.0, fps: float = 30.0, start_e
     distance = frame.distance * radius_factor
     elevations = np.linspace(start_elevation_deg, end_elevation_deg, 4)
     points = [frame.point(azimuth_deg, e, distance) for e in elevations]
-    return _path(frame, points, [frame.centre] * 4, fov_y_deg or frame.fov_y_deg, seconds, fps, ease="ease-in-out")
+    return _path(frame, points, [frame.centre] * 4, _fov(frame, fov_y_deg), seconds, fps, ease="ease-in-out")
 
 
 def fly_over(frame: SceneFrame, seconds: float = 8.0, fps: float = 30.0, height_factor: float = 1.5,
@@ -176,7 +185,7 @@ def fly_over(frame: SceneFrame, seconds: float = 8.0, fps: float = 30.0, height_
     xs = np.linspace(-half, half, 5)
     points = [frame.centre + direction * x + frame.up * height for x in xs]
     targets = [frame.centre + direction * (0.5 * x + lead) for x in xs]
-    return _path(frame, points, targets, fov_y_deg or frame.fov_y_deg, seconds, fps)
+    return _path(frame, points, targets, _fov(frame, fov_y_deg), seconds, fps)
 
 
 def spiral(frame: SceneFrame, seconds: float = 10.0, fps: float = 30.0, degrees: float = 720.0,
@@ -187,7 +196,7 @@ def spiral(frame: SceneFrame, seconds: float = 10.0, fps: float = 30.0, degrees:
     s = np.linspace(0.0, 1.0, n + 1)
     points = [frame.point(degrees * x, start_elevation_deg + (end_elevation_deg - start_elevation_deg) * x,
                           frame.distance * (start_factor + (end_factor - start_factor) * x)) for x in s]
-    return _path(frame, points, [frame.centre] * len(points), fov_y_deg or frame.fov_y_deg, seconds, fps,
+    return _path(frame, points, [frame.centre] * len(points), _fov(frame, fov_y_deg), seconds, fps,
                  ease="ease-in-out")
 
 
@@ -211,7 +220,7 @@ def follow_capture(frame: SceneFrame, capture: Cameras, seconds: float = 10.0, f
         positions = gaussian_filter1d(positions, smoothing, axis=0, mode="nearest")
         targets = gaussian_filter1d(targets, smoothing, axis=0, mode="nearest")
     picks = np.unique(np.linspace(0, len(positions) - 1, max(2, min(n_keyframes, len(positions)))).round().astype(int))
-    return _path(frame, list(positions[picks]), list(targets[picks]), fov_y_deg or frame.fov_y_deg, seconds, fps)
+    return _path(frame, list(positions[picks]), list(targets[picks]), _fov(frame, fov_y_deg), seconds, fps)
 
 
 def _nearest_tour(points: np.ndarray) -> np.ndarray:

@@ -286,3 +286,13 @@ def test_glb_preview_holds_points_path_and_frusta():
     kinds = {type(g).__name__ for g in scene.geometry.values()}
     assert {"PointCloud", "Path3D"} <= kinds, kinds
     assert len(scene.geometry) == 4  # points, path, keyframe frusta, capture frusta
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_take_the_photos_field_of_view_unless_given_and_refuse_a_zero_one(name):
+    frame, capture = _lego_frame()
+    assert preset_path(name, frame, capture=capture).keyframes[0].fov_y_deg == pytest.approx(frame.fov_y_deg)
+    assert preset_path(name, frame, capture=capture, fov_y_deg=30.0).keyframes[0].fov_y_deg == 30.0
+    for bad in (0.0, -5.0, 180.0, float("nan")):
+        with pytest.raises(VistaError, match="field of view"):
+            preset_path(name, frame, capture=capture, fov_y_deg=bad)
