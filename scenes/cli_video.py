@@ -70,10 +70,18 @@ def parse_frames(spec: str | None, count: int) -> list[int]:
     return selected
 
 
-def _config(args: argparse.Namespace, fps: float):
+def _config(args: argparse.Namespace, fps: float, fps_source: str = "--fps"):
+    """The video settings; an fps that came from the path file is reported with the file's name."""
+    from render.errors import VistaError
     from render.video import VideoConfig
 
-    return VideoConfig(fps=fps, crf=args.crf, watermark=not args.no_watermark, label=args.label)
+    try:
+        return VideoConfig(fps=fps, crf=args.crf, watermark=not args.no_watermark, label=args.label)
+    except VistaError as error:
+        if "fps" in str(error) and fps_source != "--fps":
+            raise VistaError(f"{fps_source}: its frame rate is unusable ({error}); pass --fps to override it") \
+                from error
+        raise
 
 
 def run_render(args: argparse.Namespace) -> int:
@@ -100,13 +108,27 @@ def run_render(args: argparse.Namespace) -> int:
         raise VistaError(f"missing {', '.join(missing)} (or give --recipe)")
     cameras, fps = _load_path(args)
     frames = parse_frames(args.frames, len(cameras))
+    config = _config(args, args.fps, "--fps") if args.fps is not None else _config(args, fps, str(args.path))
+    if args.width is None and args.height is None and not args.preview:
+        _check_size_from_file(args.path, cameras.width, cameras.height, config)
     result, recipe_file = render_shot(
-        args.scene, cameras, args.out, _config(args, args.fps if args.fps is not None else fps), frames=frames, seed=args.seed,
+        args.scene, cameras, args.out, config, frames=frames, seed=args.seed,
         path_source=str(args.path), png_dir=args.png_dir, depth_video=args.depth_video,
         opacity_video=args.opacity_video, sign_cert=args.sign_cert, sign_key=args.sign_key,
         progress=not args.no_progress, keep_frames=args.keep_frames)
     _print_result(result, recipe_file)
     return 0
+
+
+def _check_size_from_file(path: Path, width: int, height: int, config) -> None:
+    """The size the path file asks for, checked up front so that the message names the file."""
+    from render.errors import VistaError
+    from render.video import check_render_size
+
+    try:
+        check_render_size(width, height, config, max_samples_per_ray=0)  # the scene's sampling is checked later
+    except VistaError as error:
+        raise VistaError(f"{path}: the render size it asks for is unusable: {error}") from error
 
 
 def _load_path(args: argparse.Namespace):

@@ -132,8 +132,9 @@ def test_render_with_a_bad_path_in_a_real_process(render_setup):
 
 
 @pytest.mark.parametrize("content, flags, needles", [
-    (_nerfstudio(render_width=10_000_000, render_height=10_000_000), [], ("10000000x10000000",)),
-    (_nerfstudio(seconds=1e-300), [], ("fps",)),
+    (_nerfstudio(render_width=10_000_000, render_height=10_000_000), [], ("camera_path.json", "10000000x10000000")),
+    (_nerfstudio(render_width=65), [], ("camera_path.json", "even")),
+    (_nerfstudio(seconds=1e-300), [], ("camera_path.json", "fps", "--fps")),
     (_nerfstudio(), ["--width", "65", "--height", "48"], ("even",)),
     (_nerfstudio(), ["--width", "0"], ("--width",)),
     (_nerfstudio(), ["--frames", "5:9"], ("selects no frames",)),
@@ -141,7 +142,7 @@ def test_render_with_a_bad_path_in_a_real_process(render_setup):
     (_nerfstudio(), ["--fps", "-24"], ("fps",)),
     (_nerfstudio(), ["--crf", "99"], ("crf",)),
     (_nerfstudio(), ["--sign-cert", "cert.pem"], ("--sign-key",)),
-], ids=["absurd-resolution", "absurd-fps-from-seconds", "odd-width", "zero-width", "frames-out-of-range",
+], ids=["absurd-resolution", "odd-width-from-file", "absurd-fps-from-seconds", "odd-width", "zero-width", "frames-out-of-range",
         "frames-not-numbers", "negative-fps", "crf-out-of-range", "cert-without-key"])
 def test_render_refuses_bad_video_settings(render_setup, content, flags, needles):
     scene, videos, path_file = render_setup
