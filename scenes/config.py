@@ -100,6 +100,9 @@ class TrainConfig:
     steps: int = 2000
     """Optimisation steps (a time budget in minutes, if given, stops earlier)."""
     rays_per_step: int = 4096
+    samples_per_step: int = 0
+    """Cap on a step's samples (0: none). While rays still take many samples (early on, before the occupancy
+    grid has found the empty space) a step traces fewer rays, as Instant-NGP keeps its samples per batch fixed."""
     learning_rate: float = 1e-2
     weight_decay_mlp: float = 1e-6
     seed: int = 0
@@ -116,6 +119,8 @@ class TrainConfig:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.rays_per_step < 16:
             raise ValueError(f"rays_per_step must be >= 16, got {self.rays_per_step}")
+        if self.samples_per_step < 0:
+            raise ValueError(f"samples_per_step must be >= 0, got {self.samples_per_step}")
         if not 0 < self.learning_rate < 1:
             raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
 
@@ -138,6 +143,7 @@ PRESETS: dict[str, TrainConfig] = {
         sampling=SamplingConfig(grid_resolution=96, max_samples_per_ray=384),
         steps=1500,
         rays_per_step=4096,
+        samples_per_step=4096 * 16,
     ),
     # Ten minutes or more on a CPU, far less on a GPU.
     "quality": TrainConfig(
@@ -146,6 +152,7 @@ PRESETS: dict[str, TrainConfig] = {
         sampling=SamplingConfig(grid_resolution=128, max_samples_per_ray=512),
         steps=20000,
         rays_per_step=4096,
+        samples_per_step=4096 * 16,
         checkpoint_every=1000,
     ),
 }

@@ -95,6 +95,20 @@ _LR_FINAL = 0.1
 """Final learning rate as a fraction of the initial one."""
 
 
+_MIN_RAYS_PER_STEP = 256
+
+
+def rays_for_step(config: TrainConfig, last_samples_per_ray: float | None) -> int:
+    """Rays to trace this step: `rays_per_step`, fewer while the last step's rays took many samples.
+
+    Early steps march through a box the occupancy grid still calls full (~100 samples per ray on lego): capped,
+    they are several times cheaper, so more of them (and more grid updates) fit in the first minute."""
+    if config.samples_per_step == 0 or not last_samples_per_ray:
+        return config.rays_per_step
+    wanted = int(config.samples_per_step / last_samples_per_ray)
+    return max(min(config.rays_per_step, _MIN_RAYS_PER_STEP), min(config.rays_per_step, wanted))
+
+
 def learning_rate_at(config: TrainConfig, progress: float) -> float:
     """Hold, then decay exponentially to 10% by the end of the run (steps or time budget, whichever ends first).
 
@@ -105,10 +119,12 @@ def learning_rate_at(config: TrainConfig, progress: float) -> float:
 
 
 def _save_checkpoint(scene: Scene, optimizer: torch.optim.Optimizer, generator: torch.Generator,
-                     out_dir: Path) -> None:
+                     out_dir: Path, last_samples_per_ray: float | None = None) -> None:
     folder = out_dir / CHECKPOINTS / f"step-{scene.step:07d}"
     save_scene(scene, folder)
     state: dict[str, torch.Tensor] = {"generator": generator.get_state()}
+    if last_samples_per_ray is not None:  # decides the next step's ray count: a resumed run must see it too
+        state["last_samples_per_ray"] = torch.tensor([last_samples_per_ray], dtype=torch.float64)
     for gi, group in enumerate(optimizer.param_groups):
         for pi, param in enumerate(group["params"]):
             for key, value in optimizer.state.get(param, {}).items():
@@ -203,8 +219,11 @@ def train_scene(data: PosedImages, out_dir: Path, config: TrainConfig, *, minute
     if state is not None:
         _load_optimizer_state(optimizer, state)
     _write_run_info(out_dir, data, config)
+    last_spr = None
+    if state is not None and "last_samples_per_ray" in state:
+        last_spr = float(state["last_samples_per_ray"][0])
     return _train_loop(scene, data, out_dir, config, optimizer, generator, minutes, show_progress, callback,
-                       stop_after_step)
+                       stop_after_step, last_spr)
 
 
 def _write_run_info(out_dir: Path, data: PosedImages, config: TrainConfig) -> None:
@@ -213,7 +232,7 @@ def _write_run_info(out_dir: Path, data: PosedImages, config: TrainConfig) -> No
 
 
 def _train_loop(scene: Scene, data: PosedImages, out_dir: Path, config: TrainConfig, optimizer, generator,
-                minutes, show_progress, callback, stop_after_step) -> Scene:
+                minutes, show_progress, callback, stop_after_step, last_spr: float | None = None) -> Scene:
     from tqdm.auto import tqdm
 
     pixels = TrainingPixels(data)
@@ -248,12 +267,13 @@ def _train_loop(scene: Scene, data: PosedImages, out_dir: Path, config: TrainCon
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate_at(config, progress)
 
-            image_index, xy, target = pixels.sample(config.rays_per_step, generator)
-            jitter = torch.rand(config.rays_per_step, generator=generator)
+            n_rays = rays_for_step(config, last_spr)
+            image_index, xy, target = pixels.sample(n_rays, generator)
+            jitter = torch.rand(n_rays, generator=generator)
             background = None
             if data.has_alpha:
                 # random backgrounds make transparent pixels teach emptiness (Instant-NGP)
-                background = torch.rand(config.rays_per_step, 3, generator=generator)
+                background = torch.rand(n_rays, 3, generator=generator)
                 alpha = target[:, 3:4]
                 target = target[:, :3] * alpha + background * (1 - alpha)
             rays = rays_to_scene(camera_rays(cameras, image_index, xy), scene.scene_from_world)
@@ -267,8 +287,9 @@ def _train_loop(scene: Scene, data: PosedImages, out_dir: Path, config: TrainCon
             loss.backward()
             optimizer.step()
             scene.step += 1
-            rays_done += config.rays_per_step
+            rays_done += n_rays
             samples_done += out.n_samples
+            last_spr = out.n_samples / n_rays
             last = {"loss": loss.item(), "psnr": psnr_from_mse(mse.item())}
             bar.update(1)
             elapsed = time.perf_counter() - start_time
@@ -288,7 +309,7 @@ def _train_loop(scene: Scene, data: PosedImages, out_dir: Path, config: TrainCon
                     break
             if scene.step % config.checkpoint_every == 0 and scene.step < config.steps:
                 _record_metrics(scene, last, rays_done, samples_done, elapsed, seconds_before)
-                _save_checkpoint(scene, optimizer, generator, out_dir)
+                _save_checkpoint(scene, optimizer, generator, out_dir, last_spr)
             if stop_after_step is not None and scene.step >= stop_after_step:
                 stopped = True
                 break
@@ -300,7 +321,7 @@ def _train_loop(scene: Scene, data: PosedImages, out_dir: Path, config: TrainCon
     elapsed = time.perf_counter() - start_time
     _record_metrics(scene, last, rays_done, samples_done, elapsed, seconds_before)
     scene.metrics["finished"] = scene.step >= config.steps and not stopped
-    _save_checkpoint(scene, optimizer, generator, out_dir)
+    _save_checkpoint(scene, optimizer, generator, out_dir, last_spr)
     scene.field.eval()
     return scene
 

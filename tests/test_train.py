@@ -49,8 +49,9 @@ def test_checkpoint_round_trip_renders_identically(lego, trained):
     assert loaded.backend == "torch" and loaded.step == 300
 
 
-def test_same_seed_same_weights_and_resume_matches_uninterrupted(lego, tmp_path):
-    config = preset_config("test", steps=40, checkpoint_every=20)
+@pytest.mark.parametrize("samples_per_step", [0, 4096], ids=["fixed-rays", "rays-capped-by-samples"])
+def test_same_seed_same_weights_and_resume_matches_uninterrupted(lego, tmp_path, samples_per_step):
+    config = preset_config("test", steps=40, checkpoint_every=20, samples_per_step=samples_per_step)
     straight = train_scene(lego, tmp_path / "a", config, show_progress=False)
     again = train_scene(lego, tmp_path / "b", config, show_progress=False)
     train_scene(lego, tmp_path / "c", config, show_progress=False, stop_after_step=20)
@@ -77,12 +78,29 @@ def test_depth_is_in_world_units(lego, trained):
     assert math.isfinite(float(centre)) and abs(float(centre) - distance_to_origin) < 1.5
 
 
-def test_coarse_empty_space_pass_never_hides_a_surface(lego, trained, monkeypatch):
+def test_empty_space_skipping_never_hides_a_surface(lego, trained, monkeypatch):
+    """The C marcher's block jumps, the torch marcher's coarse pass and an exhaustive march give the same image."""
+    from render import march_native
     from render.occupancy import OccupancyGrid
 
     scene, _ = trained
     i = lego.heldout_indices[1]
     fast = render_camera(scene.renderable(), lego.cameras, i)
+    monkeypatch.setattr(march_native, "load", lambda: None)
+    twin = render_camera(scene.renderable(), lego.cameras, i)
     monkeypatch.setattr(OccupancyGrid, "query_coarse", lambda self, u, factor: torch.ones(u.shape[0], dtype=torch.bool))
     exhaustive = render_camera(scene.renderable(), lego.cameras, i)
-    assert torch.equal(fast.rgb, exhaustive.rgb)
+    assert torch.equal(fast.rgb, twin.rgb)
+    assert torch.equal(twin.rgb, exhaustive.rgb)
+
+
+def test_early_steps_trace_fewer_rays_while_rays_take_many_samples():
+    from scenes.train import rays_for_step
+
+    config = preset_config("preview")
+    assert config.samples_per_step == 4096 * 16
+    assert rays_for_step(config, None) == 4096  # first step: nothing measured yet
+    assert rays_for_step(config, 100.0) == 655  # the untrained box: ~100 samples per ray
+    assert rays_for_step(config, 8.0) == 4096  # trained: the configured batch
+    assert rays_for_step(config, 10_000.0) == 256  # never fewer than 256
+    assert rays_for_step(preset_config("test"), 100.0) == 1024  # the cap is off in the test preset
