@@ -37,10 +37,12 @@ def main() -> None:
     parser.add_argument("--snapshots", default="3,10", help="minutes at which to evaluate, comma-separated")
     parser.add_argument("--steps", type=int, default=100_000, help="step cap (the time budget normally ends first)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "lego200")
+    parser.add_argument("--samples-per-step", type=int, default=None,
+                        help="override the preset's cap on a step's samples (0: off), for side-by-side runs")
     args = parser.parse_args()
 
     data = load_posed_images(args.data)
-    config = preset_config(args.preset, steps=args.steps)
+    config = preset_config(args.preset, steps=args.steps, samples_per_step=args.samples_per_step)
     marks = sorted(float(m) for m in args.snapshots.split(","))
     snapshots: list[tuple[float, int, dict, torch.Tensor]] = []
 
@@ -80,7 +82,8 @@ def main() -> None:
     fps = n_frames / (time.perf_counter() - t0)
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
-    print(f"\nlego-200, preset {args.preset}, {torch.get_num_threads()} threads, wall {wall:.0f} s")
+    print(f"\nlego-200, preset {args.preset} (samples per step cap {config.samples_per_step or 'off'}), "
+          f"{torch.get_num_threads()} threads, wall {wall:.0f} s")
     print("| minutes | steps | test PSNR (dB) | SSIM |")
     print("|---|---|---|---|")
     for minutes, step, p, s in rows:
