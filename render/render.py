@@ -5,10 +5,10 @@ bounded "object" scenes map the box [-1, 1]^3 to it, "unbounded" captures are fi
 (mip-NeRF 360, via nerfstudio's SceneContraction) into [-2, 2]^3.
 
 Sampling follows Instant-NGP: fixed steps across the box (object) or a linear-then-disparity
-schedule (unbounded), candidates in empty cells of the occupancy grid dropped (by a C marcher for object
-scenes, `march_fused.c`, when it builds), then a cheap
-no-gradient density pass, front to back in rounds, stops each ray once it is opaque, and only the surviving samples are
-evaluated (and differentiated) in full.
+schedule (unbounded), candidates in empty cells of the occupancy grid dropped (for object scenes by
+the C marcher `march_fused.c` where it builds), then a no-gradient density pass, front to back in
+rounds, stops each ray once it is opaque, and only the surviving samples are evaluated (and
+differentiated) in full.
 """
 
 from __future__ import annotations
