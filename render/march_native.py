@@ -8,50 +8,35 @@ VISTA_MARCH=reference forces the twin.
 from __future__ import annotations
 
 import ctypes
-import logging
-import os
 from pathlib import Path
 
 import torch
 
-from render.native import build_library, ptr
+from render.native import Kernel, ptr
 from render.occupancy import OccupancyGrid
-
-log = logging.getLogger("vista")
 
 _SOURCE = Path(__file__).with_name("march_fused.c")
 _SKIP_SHIFT = 3
 """Empty stretches are skipped a coarse cell (2^3 occupancy cells per side) at a time."""
-_library: ctypes.CDLL | None = None
-_unavailable: str | None = None
 
 
-def load() -> ctypes.CDLL | None:
-    """The kernel library, or None (once warned) where it cannot be built."""
-    global _library, _unavailable
-    if _library is not None or _unavailable is not None:
-        return _library
-    if os.environ.get("VISTA_MARCH") == "reference":
-        _unavailable = "VISTA_MARCH=reference"
-        return None
-    try:
-        library = build_library(_SOURCE)
-    except (OSError, RuntimeError) as error:
-        _unavailable = str(error)
-        log.warning("fused ray marcher unavailable (%s); using the PyTorch marcher, which is slower", error)
-        return None
+def _declare(library: ctypes.CDLL) -> None:
     f32p, i64p, u8p = ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_uint8)
     common = [f32p, f32p, f32p, f32p, f32p, i64p, ctypes.c_int64, u8p, ctypes.c_int64, ctypes.c_float, u8p,
               ctypes.c_int]
     library.march_count.argtypes = [*common, i64p, ctypes.c_int]
     library.march_fill.argtypes = [*common, i64p, i64p, f32p, f32p, f32p, ctypes.c_int]
     library.march_count.restype = library.march_fill.restype = None
-    _library = library
-    return library
+
+
+_KERNEL = Kernel(_SOURCE, "VISTA_MARCH", "fused ray marcher", _declare)
+load = _KERNEL.load
+"""The kernel library, or None (once warned) where it cannot be built."""
 
 
 def march_object_native(origins: torch.Tensor, directions: torch.Tensor, t_near: torch.Tensor, t_far: torch.Tensor,
-                        shift: torch.Tensor, n_steps: torch.Tensor, grid: OccupancyGrid, step: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                        shift: torch.Tensor, n_steps: torch.Tensor, grid: OccupancyGrid,
+                        step: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(ray index [S], t_start [S], t_end [S], field coordinates u [S, 3]) of the kept steps, sorted by ray."""
     library = load()
     args = [origins.float().contiguous(), directions.float().contiguous(), t_near.float().contiguous(),

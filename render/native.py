@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import torch
+
+log = logging.getLogger("vista")
 
 # -ffp-contract=off: no fused multiply-add, so the kernels round exactly like their PyTorch twins.
 FLAGS = ("-O3", "-fPIC", "-shared", "-fopenmp", "-ffp-contract=off", "-std=c11")
@@ -57,3 +61,30 @@ def build_library(source: Path) -> ctypes.CDLL:
 def ptr(tensor: torch.Tensor, kind):
     """A ctypes pointer to a contiguous tensor's data."""
     return ctypes.cast(tensor.data_ptr(), ctypes.POINTER(kind))
+
+
+class Kernel:
+    """A C kernel built and loaded on first use, or None (warned once) where it cannot be built.
+
+    `env_var`=reference forces the PyTorch twin; `declare` sets the library's argtypes once it loads."""
+
+    def __init__(self, source: Path, env_var: str, what: str, declare: Callable[[ctypes.CDLL], None]):
+        self.source, self.env_var, self.what, self.declare = source, env_var, what, declare
+        self._library: ctypes.CDLL | None = None
+        self.unavailable: str | None = None
+
+    def load(self) -> ctypes.CDLL | None:
+        if self._library is not None or self.unavailable is not None:
+            return self._library
+        if os.environ.get(self.env_var) == "reference":
+            self.unavailable = f"{self.env_var}=reference"
+            return None
+        try:
+            library = build_library(self.source)
+        except (OSError, RuntimeError) as error:
+            self.unavailable = str(error)
+            log.warning("%s unavailable (%s); using its plain PyTorch twin, which is slower", self.what, error)
+            return None
+        self.declare(library)
+        self._library = library
+        return library

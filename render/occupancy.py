@@ -39,26 +39,29 @@ class OccupancyGrid:
         """Is anything occupied near u, on a grid `factor` times coarser, dilated by one coarse cell?
 
         Conservative for segments up to one coarse cell long, so the coarse pass never hides a surface."""
-        key = factor
-        if self._coarse is None or self._coarse[0] != key or self._coarse[1] is not self.occupied:
-            r = self.resolution
-            grid = self.occupied.reshape(1, 1, r, r, r).float()
-            coarse = torch.nn.functional.max_pool3d(grid, kernel_size=factor, stride=factor, ceil_mode=True)
-            coarse = torch.nn.functional.max_pool3d(coarse, kernel_size=3, stride=1, padding=1)
-            self._coarse = (key, self.occupied, coarse.reshape(-1) > 0, coarse.shape[-1])
-        _, _, occupied, rc = self._coarse
+        occupied = self._blocks(factor, dilate=True)
+        rc = round(occupied.numel() ** (1 / 3))
         cell = (u * self.resolution).long().clamp_(0, self.resolution - 1) // factor
         return occupied[(cell[..., 0] * rc + cell[..., 1]) * rc + cell[..., 2]]
 
     def coarse_occupied(self, factor: int) -> torch.Tensor:
         """[ceil(res / factor)^3] bool: is any cell occupied in each block of factor^3 cells (not dilated)?"""
-        cached = getattr(self, "_blocks", None)
-        if cached is None or cached[0] != factor or cached[1] is not self.occupied:
+        return self._blocks(factor, dilate=False)
+
+    def _blocks(self, factor: int, dilate: bool) -> torch.Tensor:
+        """Block occupancy (max-pooled), optionally dilated by one block; cached until `occupied` changes."""
+        key = (factor, dilate)
+        if self._coarse is None or self._coarse[0] is not self.occupied:
+            self._coarse = (self.occupied, {})
+        cache = self._coarse[1]
+        if key not in cache:
             r = self.resolution
-            grid = self.occupied.reshape(1, 1, r, r, r).float()
-            blocks = torch.nn.functional.max_pool3d(grid, kernel_size=factor, stride=factor, ceil_mode=True)
-            cached = self._blocks = (factor, self.occupied, (blocks.reshape(-1) > 0).contiguous())
-        return cached[2]
+            blocks = torch.nn.functional.max_pool3d(self.occupied.reshape(1, 1, r, r, r).float(), kernel_size=factor,
+                                                    stride=factor, ceil_mode=True)
+            if dilate:
+                blocks = torch.nn.functional.max_pool3d(blocks, kernel_size=3, stride=1, padding=1)
+            cache[key] = (blocks.reshape(-1) > 0).contiguous()
+        return cache[key]
 
     def cell_centers(self, cells: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
         r = self.resolution

@@ -203,10 +203,10 @@ _FIRST_ROUND = 4
 """Steps per live ray in the first density round; each later round doubles it."""
 
 
-def _front_to_back(scene: Renderable, samples: Samples, deltas: torch.Tensor,
-                   n_rays: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Which samples matter (transmittance before them above the early-stop level, opacity above `min_alpha`),
-    with their density and features: [S] bool, [K], [K, G] for the K kept samples.
+def _front_to_back(scene: Renderable, samples: Samples, deltas: torch.Tensor, n_rays: int,
+                   with_values: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Which samples matter (transmittance before them above the early-stop level, opacity above `min_alpha`):
+    [S] bool; with `with_values`, also the density [K] and features [K, G] of the K kept samples.
 
     Densities are evaluated front to back in rounds (4, then 8, 16, ... steps per ray) and a ray leaves
     once it is opaque, so samples behind a surface are never evaluated: on the trained lego this halves
@@ -217,13 +217,11 @@ def _front_to_back(scene: Renderable, samples: Samples, deltas: torch.Tensor,
     index_in_ray = torch.arange(n) - ray_start_offsets(samples.ray_indices, n_rays)[samples.ray_indices]
     depth_before = torch.zeros(n_rays)  # optical depth of each ray's evaluated samples
     sigma_parts, feature_parts, kept_parts = [], [], []
-    lo, width = 0, _FIRST_ROUND
-    live = torch.ones(n_rays, dtype=torch.bool)
-    while True:
-        chosen = torch.nonzero((index_in_ray >= lo) & (index_in_ray < lo + width)
-                               & live[samples.ray_indices]).squeeze(1)
-        if chosen.numel() == 0:
-            break
+    pending = torch.arange(n)  # samples not evaluated yet, of rays still live: shrinks every round
+    end = width = _FIRST_ROUND
+    while pending.numel() > 0:
+        now = index_in_ray[pending] < end
+        chosen, pending = pending[now], pending[~now]
         rays = samples.ray_indices[chosen]
         sigma, features = scene.field.density_and_features(samples.u[chosen])
         sigma_delta = sigma * deltas[chosen]
@@ -232,16 +230,21 @@ def _front_to_back(scene: Renderable, samples: Samples, deltas: torch.Tensor,
         alphas = 1.0 - torch.exp(-sigma_delta)
         matters = (transmittance > sampling.early_stop_transmittance) & (alphas > sampling.min_alpha)
         keep[chosen[matters]] = True
-        kept_parts.append(chosen[matters])
-        sigma_parts.append(sigma[matters])
-        feature_parts.append(features[matters])
+        if with_values:
+            kept_parts.append(chosen[matters])
+            sigma_parts.append(sigma[matters])
+            feature_parts.append(features[matters])
         depth_before.index_add_(0, rays, sigma_delta)
-        live &= torch.exp(-depth_before) > sampling.early_stop_transmittance
-        lo, width = lo + width, width * 2
-    if not kept_parts:
+        live = torch.exp(-depth_before) > sampling.early_stop_transmittance
+        pending = pending[live[samples.ray_indices[pending]]]
+        width *= 2
+        end += width
+    if not with_values:
+        return keep, None, None
+    if not sigma_parts:
         sigma, features = scene.field.density_and_features(samples.u[:0])
         return keep, sigma, features
-    # the rounds found the kept samples out of order; put them back in sample order
+    # each round took a few steps of every live ray: put the kept values back in sample (ray-major) order
     order = torch.argsort(torch.cat(kept_parts))
     return keep, torch.cat(sigma_parts)[order], torch.cat(feature_parts)[order]
 
@@ -254,7 +257,8 @@ def render_rays(scene: Renderable, rays_scene: Rays, *, jitter: torch.Tensor | N
     deltas = samples.t_ends - samples.t_starts
     # Pass 1, no gradient: find where each ray becomes opaque and which samples matter.
     with torch.no_grad():
-        keep, sigma, features = _front_to_back(scene, samples, deltas, n_rays)
+        keep, sigma, features = _front_to_back(scene, samples, deltas, n_rays,
+                                               with_values=not torch.is_grad_enabled())
     samples = samples.select(keep)
     deltas = deltas[keep]
     if torch.is_grad_enabled():

@@ -70,18 +70,19 @@ def parse_frames(spec: str | None, count: int) -> list[int]:
     return selected
 
 
-def _config(args: argparse.Namespace, fps: float, fps_source: str = "--fps"):
-    """The video settings; an fps that came from the path file is reported with the file's name."""
+def _config(args: argparse.Namespace, path_fps: float):
+    """The video settings: --fps, or else the path file's frame rate, which is checked naming the file."""
     from render.errors import VistaError
     from render.video import VideoConfig
 
-    try:
-        return VideoConfig(fps=fps, crf=args.crf, watermark=not args.no_watermark, label=args.label)
-    except VistaError as error:
-        if "fps" in str(error) and fps_source != "--fps":
-            raise VistaError(f"{fps_source}: its frame rate is unusable ({error}); pass --fps to override it") \
+    if args.fps is None:
+        try:
+            VideoConfig(fps=path_fps)
+        except VistaError as error:
+            raise VistaError(f"{args.path}: its frame rate is unusable ({error}); pass --fps to override it") \
                 from error
-        raise
+    fps = path_fps if args.fps is None else args.fps
+    return VideoConfig(fps=fps, crf=args.crf, watermark=not args.no_watermark, label=args.label)
 
 
 def run_render(args: argparse.Namespace) -> int:
@@ -108,7 +109,7 @@ def run_render(args: argparse.Namespace) -> int:
         raise VistaError(f"missing {', '.join(missing)} (or give --recipe)")
     cameras, fps = _load_path(args)
     frames = parse_frames(args.frames, len(cameras))
-    config = _config(args, args.fps, "--fps") if args.fps is not None else _config(args, fps, str(args.path))
+    config = _config(args, fps)
     if args.width is None and args.height is None and not args.preview:
         _check_size_from_file(args.path, cameras.width, cameras.height, config)
     result, recipe_file = render_shot(

@@ -10,43 +10,26 @@ VISTA_HASHGRID=reference forces the twin (for comparisons).
 from __future__ import annotations
 
 import ctypes
-import logging
-import os
 from pathlib import Path
 
 import torch
 
-from render.native import build_library, ptr
+from render.native import Kernel, ptr
 from scenes.hashgrid import GridLayout, hash_encode_reference
 
-log = logging.getLogger("vista")
-
 _SOURCE = Path(__file__).with_name("hashgrid_fused.c")
-_library: ctypes.CDLL | None = None
-_unavailable: str | None = None
 
 
-def _load() -> ctypes.CDLL | None:
-    global _library, _unavailable
-    if _library is not None or _unavailable is not None:
-        return _library
-    if os.environ.get("VISTA_HASHGRID") == "reference":
-        _unavailable = "VISTA_HASHGRID=reference"
-        return None
-    try:
-        library = build_library(_SOURCE)
-    except (OSError, RuntimeError) as error:
-        _unavailable = str(error)
-        log.warning("fused CPU hash grid unavailable (%s); using the plain PyTorch grid, which is "
-                    "about 20x slower", error)
-        return None
+def _declare(library: ctypes.CDLL) -> None:
     i64, f32p, i64p = ctypes.c_int64, ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int64)
     for name in ("hashgrid_forward", "hashgrid_backward"):
         getattr(library, name).argtypes = [f32p, i64, f32p, ctypes.c_int, ctypes.c_int, f32p, i64p, i64p, f32p,
                                            ctypes.c_int]
         getattr(library, name).restype = None
-    _library = library
-    return library
+
+
+_KERNEL = Kernel(_SOURCE, "VISTA_HASHGRID", "fused CPU hash grid", _declare)
+_load = _KERNEL.load
 
 
 def fused_available() -> bool:
@@ -63,8 +46,6 @@ class LayoutArrays:
         self.n_levels = len(layout.scales)
 
 
-_ptr = ptr
-
 
 class _FusedEncode(torch.autograd.Function):
     @staticmethod
@@ -72,10 +53,10 @@ class _FusedEncode(torch.autograd.Function):
         library = _load()
         n_features = table.shape[1]
         out = torch.empty(x.shape[0], arrays.n_levels * n_features, dtype=torch.float32)
-        library.hashgrid_forward(_ptr(x, ctypes.c_float), x.shape[0], _ptr(table, ctypes.c_float), n_features,
-                                 arrays.n_levels, _ptr(arrays.scales, ctypes.c_float),
-                                 _ptr(arrays.resolutions, ctypes.c_int64), _ptr(arrays.offsets, ctypes.c_int64),
-                                 _ptr(out, ctypes.c_float), torch.get_num_threads())
+        library.hashgrid_forward(ptr(x, ctypes.c_float), x.shape[0], ptr(table, ctypes.c_float), n_features,
+                                 arrays.n_levels, ptr(arrays.scales, ctypes.c_float),
+                                 ptr(arrays.resolutions, ctypes.c_int64), ptr(arrays.offsets, ctypes.c_int64),
+                                 ptr(out, ctypes.c_float), torch.get_num_threads())
         ctx.save_for_backward(x)
         ctx.arrays = arrays
         ctx.table_shape = table.shape
@@ -87,10 +68,10 @@ class _FusedEncode(torch.autograd.Function):
         arrays: LayoutArrays = ctx.arrays
         grad_out = grad_out.contiguous().float()
         grad_table = torch.zeros(ctx.table_shape, dtype=torch.float32)
-        _load().hashgrid_backward(_ptr(x, ctypes.c_float), x.shape[0], _ptr(grad_out, ctypes.c_float),
-                                  ctx.table_shape[1], arrays.n_levels, _ptr(arrays.scales, ctypes.c_float),
-                                  _ptr(arrays.resolutions, ctypes.c_int64), _ptr(arrays.offsets, ctypes.c_int64),
-                                  _ptr(grad_table, ctypes.c_float), torch.get_num_threads())
+        _load().hashgrid_backward(ptr(x, ctypes.c_float), x.shape[0], ptr(grad_out, ctypes.c_float),
+                                  ctx.table_shape[1], arrays.n_levels, ptr(arrays.scales, ctypes.c_float),
+                                  ptr(arrays.resolutions, ctypes.c_int64), ptr(arrays.offsets, ctypes.c_int64),
+                                  ptr(grad_table, ctypes.c_float), torch.get_num_threads())
         return None, grad_table, None
 
 

@@ -93,9 +93,8 @@ _LR_HOLD = 0.5
 """Fraction of the run at the full learning rate before the decay starts."""
 _LR_FINAL = 0.1
 """Final learning rate as a fraction of the initial one."""
-
-
 _MIN_RAYS_PER_STEP = 256
+"""Fewest rays a step traces when `samples_per_step` caps it."""
 
 
 def rays_for_step(config: TrainConfig, last_samples_per_ray: float | None) -> int:

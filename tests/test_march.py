@@ -124,8 +124,10 @@ def test_front_to_back_rounds_keep_the_same_samples_as_one_pass():
         sigma, features = scene.field.density_and_features(samples.u)
         _, transmittance, alphas = render_weights(sigma, deltas, samples.ray_indices, len(rays))
         expected = (transmittance > scene.sampling.early_stop_transmittance) & (alphas > scene.sampling.min_alpha)
-        keep, kept_sigma, kept_features = _front_to_back(scene, samples, deltas, len(rays))
+        keep, kept_sigma, kept_features = _front_to_back(scene, samples, deltas, len(rays), with_values=True)
+        keep_only, _, _ = _front_to_back(scene, samples, deltas, len(rays), with_values=False)
     assert 0 < int(expected.sum()) < samples.u.shape[0] // 2  # rays do stop at the blobs
     assert torch.equal(keep, expected)
+    assert torch.equal(keep_only, expected)
     torch.testing.assert_close(kept_sigma, sigma[keep])
     torch.testing.assert_close(kept_features, features[keep])
