@@ -795,11 +795,16 @@ def refine_work(job: wsp.Job, workspace: Path, tier: str, model_dir: Path | None
     while (workspace / f"refined-{n}").exists():
         n += 1
     out = workspace / f"refined-{n}"  # a new folder every time: the scene it starts from is never touched
-    job.update(stage=f"refining ({tier} tier: prior {prior_steps} steps, then {steps} guided steps; "
-                     "runs to the end once started)", force=True)
+    job.update(stage=f"refining ({tier} tier)", force=True)
     argv = ["refine", str(scene_dir), "--out", str(out), "--path", str(path_file), "--tier", tier,
             "--steps", str(int(steps)), "--prior-steps", str(int(prior_steps))]
-    run_refine(cli_arguments("guidance.cli", argv + (["--model-dir", str(model_dir)] if model_dir else [])))
+
+    def progress(stage: str, done: int, total: int) -> None:
+        job.update(stage=f"{stage} ({tier} tier)", step=done, total=total)
+        job.check_cancelled()  # refine writes its folder only at the end: a cancelled run leaves nothing behind
+
+    run_refine(cli_arguments("guidance.cli", argv + (["--model-dir", str(model_dir)] if model_dir else [])),
+               progress=progress)
     job.update(stage="before / after renders", force=True)
     refined = load_scene(out)
     cameras = path.sample(original.capture.width, original.capture.height)
@@ -832,6 +837,10 @@ def start_refine(root: Path, workspace: Path, tier: str, model_dir: str, steps, 
     return "Refinement started; the refined scene is written to a new folder and used for rendering."
 
 
+def cancel_current(workspace: Path) -> str:
+    return "Cancelling…" if wsp.cancel_job(workspace) else "Nothing is running."
+
+
 def use_original(workspace: Path) -> str:
     require_idle(workspace, "switch scenes")
     if not wsp.read_session(workspace).get("refined"):
@@ -856,7 +865,7 @@ def progress_html(state: wsp.JobState | None, kinds: tuple[str, ...]) -> str:
     fraction = state.step / state.total if state.total else (1.0 if state.status == "done" else 0.0)
     parts = [state.stage or state.status]
     if state.total:
-        parts.append(f"{'step' if state.kind == 'build' else 'frame'} {state.step} / {state.total}")
+        parts.append(f"{'step' if state.kind in ('build', 'refine') else 'frame'} {state.step} / {state.total}")
     if state.psnr is not None and state.kind == "build":
         parts.append(f"PSNR {state.psnr:.1f} dB")
     if state.active and state.eta_s is not None:
@@ -1029,6 +1038,7 @@ def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
                                                                          "on 2 CPU cores)")
         with gr.Row():
             refine_btn = gr.Button("Refine along the path", interactive=False, elem_id="refine")
+            refine_cancel = gr.Button("Cancel", variant="stop", elem_id="refine-cancel")
             original_btn = gr.Button("Use the original scene")
         refine_progress = gr.HTML("", elem_id="refine-progress")
         refine_gallery = gr.Gallery(label="Before / after on path frames", columns=6, height=220, interactive=False)
@@ -1120,7 +1130,7 @@ def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
         gallery.select(on_gallery_select, [ws], [notice, *VIEW], api_visibility="private")
 
         build_btn.click(action(start_build), [ws, preset, minutes, seed], [notice, *VIEW], api_name="build")
-        cancel_btn.click(action(lambda w: "Cancelling…" if wsp.cancel_job(w) else "Nothing is running."),
+        cancel_btn.click(action(cancel_current),
                          [ws], [notice, *VIEW], api_name="cancel")
 
         def on_map_select(request: gr.Request, ws_value, height, seconds, evt: gr.SelectData):
@@ -1149,11 +1159,13 @@ def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
 
         refine_btn.click(action(functools.partial(start_refine, root)), [ws, tier, model_dir, refine_steps, prior_steps],
                          [notice, *VIEW], api_name="refine")
+        refine_cancel.click(action(cancel_current),
+                            [ws], [notice, *VIEW], api_visibility="private")
         original_btn.click(action(use_original, path=True), [ws], [notice, *VIEW], api_name="use_original")
 
         render_btn.click(action(lambda w, width, height, fps, q: start_render(w, width, height, fps, q, False)),
                          [ws, r_width, r_height, r_fps, r_quality], [notice, *VIEW], api_name="render")
-        render_cancel.click(action(lambda w: "Cancelling…" if wsp.cancel_job(w) else "Nothing is running."),
+        render_cancel.click(action(cancel_current),
                             [ws], [notice, *VIEW], api_visibility="private")
 
         @user_errors

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Callable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,7 +51,9 @@ def _choose_tier(args: argparse.Namespace) -> str:
     return args.tier
 
 
-def run_refine(args: argparse.Namespace) -> int:
+def run_refine(args: argparse.Namespace, progress: Callable[[str, int, int], None] | None = None) -> int:
+    """`vista refine`. `progress(stage, done, total)` (stage "patch prior" or "guided training") is called after
+    every step and may raise to stop; nothing is written to --out then."""
     from guidance.paths import capture_inbetweens, load_target_cameras
     from guidance.refine import RefineConfig, prepare_refine_output, refine_scene
     from render.errors import VistaError
@@ -91,7 +94,8 @@ def run_refine(args: argparse.Namespace) -> int:
         images = data.images[data.train_indices]
         print(f"training the patch prior on {len(images)} photos ({args.prior_steps} steps)")
         prior = train_patch_prior(images, PriorConfig(steps=args.prior_steps, seed=args.seed), source=str(data.source),
-                                  show_progress=True, background=scene.background)
+                                  show_progress=True, background=scene.background,
+                                  on_step=None if progress is None else lambda d, t: progress("patch prior", d, t))
 
         def fixer(rgb, mask, seed):
             return fix_masked(prior, rgb, mask, seed=seed)
@@ -101,7 +105,8 @@ def run_refine(args: argparse.Namespace) -> int:
                           fixer="pipeline" if tier == "pipeline" else "prior", score_weight=args.score_weight,
                           seed=args.seed)
     refined, report = refine_scene(scene, data, targets, config, args.out, fixer=fixer, prior=prior,
-                                   source_dir=args.scene)
+                                   source_dir=args.scene,
+                                   on_step=None if progress is None else lambda d, t: progress("guided training", d, t))
     if prior is not None:
         from guidance.patch_prior import save_patch_prior
 

@@ -18,6 +18,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -94,8 +95,11 @@ def random_patches(photos: torch.Tensor, n: int, generator: torch.Generator) -> 
 
 
 def train_patch_prior(images: torch.Tensor, config: PriorConfig = PriorConfig(), source: str = "photos",
-                      show_progress: bool = False, background=(1.0, 1.0, 1.0)) -> PatchPrior:
-    """Train the prior on training photos uint8 [N, H, W, 3|4] with the DDPM epsilon objective."""
+                      show_progress: bool = False, background=(1.0, 1.0, 1.0),
+                      on_step: Callable[[int, int], None] | None = None) -> PatchPrior:
+    """Train the prior on training photos uint8 [N, H, W, 3|4] with the DDPM epsilon objective.
+
+    `on_step(done, total)` is called after every step and may raise to stop (the app's Cancel)."""
     from tqdm.auto import tqdm
 
     n, h, w = images.shape[:3]
@@ -126,6 +130,8 @@ def train_patch_prior(images: torch.Tensor, config: PriorConfig = PriorConfig(),
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
+        if on_step is not None:
+            on_step(step + 1, config.steps)
     unet.eval()
     unet.requires_grad_(False)
     info = {"photos": n, "source": source, "train_seconds": time.perf_counter() - start,

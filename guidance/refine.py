@@ -41,6 +41,10 @@ from scenes.train import TrainingPixels, make_optimizer
 Fixer = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
 """(rgb [H, W, 3], mask [H, W] bool, seed) -> rgb with only the masked pixels changed."""
 
+Progress = Callable[[int, int], None]
+"""(steps done, total steps), called after every step; it may raise to stop (the app's Cancel), and then
+nothing is written."""
+
 REPORT_FILE = "refine.json"
 
 
@@ -203,8 +207,11 @@ def _score_patch_loss(scene: Scene, cameras: Cameras, prior, generator: torch.Ge
 
 def refine_scene(scene: Scene, data: PosedImages, targets: Cameras, config: RefineConfig, out_dir: Path | None,
                  fixer: Fixer | None = None, prior=None, source_dir: Path | None = None,
-                 show_progress: bool = True) -> tuple[Scene, RefineReport]:
-    """Refine a copy of `scene` toward the `targets` cameras (world coordinates) and save it to `out_dir`."""
+                 show_progress: bool = True, on_step: Progress | None = None) -> tuple[Scene, RefineReport]:
+    """Refine a copy of `scene` toward the `targets` cameras (world coordinates) and save it to `out_dir`.
+
+    `on_step` may raise to stop early: the scene is written only at the end, so a stopped run leaves
+    `out_dir` as it was."""
     from tqdm.auto import tqdm
 
     if config.fixer != "none" and fixer is None:
@@ -272,6 +279,8 @@ def refine_scene(scene: Scene, data: PosedImages, targets: Cameras, config: Refi
             scene.step += 1
             done += 1
             bar.update(1)
+            if on_step is not None:
+                on_step(done, config.steps)
         train_seconds += time.perf_counter() - round_start
     bar.close()
     scene.field.eval()

@@ -257,3 +257,33 @@ def test_whole_flow_ends_in_a_video_that_decodes_and_sessions_stay_apart(studio)
     # B's outputs are still empty
     assert b.predict(api_name="/refresh")[OUT["downloads"]] is None
     print("\napp flow timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+
+
+def test_refine_can_be_cancelled_and_leaves_no_refined_scene(tmp_path):
+    """Cancel during the patch prior's training: the job ends as cancelled, nothing is written, the scene stays."""
+    import app
+    from scenes.config import preset_config
+    from scenes.data import load_posed_images
+    from scenes.train import train_scene
+
+    root = wsp.workspace_root(tmp_path / "root")
+    workspace = wsp.new_workspace(root)
+    scene_dir = workspace / "scene-in"
+    train_scene(load_posed_images(shared_dataset("lego-100")), scene_dir, preset_config("test", steps=5, seed=0),
+                show_progress=False)
+    app.load_folder(root, workspace, str(scene_dir))
+    app.apply_preset(workspace, "orbit", 2, 1.0, None, 90)
+    app.start_refine(root, workspace, "prior", "", 600, 3000)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = wsp.read_job(workspace)
+        if state.stage.startswith("patch prior") and state.step >= 1:
+            break
+        assert state.active, state
+        time.sleep(0.05)
+    assert app.cancel_current(workspace) == "Cancelling…"
+    state = wsp.wait_job(workspace, timeout_s=60)
+    assert state.status == "cancelled" and state.total == 3000 and state.step < 3000
+    assert not any(p.name.startswith("refined") for p in workspace.iterdir())
+    assert wsp.read_session(workspace).get("refined") is None
+    assert "step" in app.progress_html(state, ("refine",))

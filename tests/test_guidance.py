@@ -328,6 +328,31 @@ def test_refine_loop_smoke_masks_fixes_and_never_touches_the_original(small_worl
         refine_scene(scene, capture.data, capture.path, config, tmp_path / "refined", fixer=fixer, prior=tiny_prior)
 
 
+def test_a_stopped_refine_writes_nothing(small_world, tmp_path):
+    """The app's Cancel raises from the step callback: the new folder is never written, the original is kept."""
+    from guidance.refine import RefineConfig, refine_scene
+
+    capture, scene, folder = small_world
+    before = _digest(folder)
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def on_step(done: int, total: int) -> None:
+        calls.append((done, total))
+        if done == 3:
+            raise Stop
+
+    config = RefineConfig(steps=6, rounds=2, keyframes=1, fixer="none", visibility_points=256)
+    with pytest.raises(Stop):
+        refine_scene(scene, capture.data, capture.path, config, tmp_path / "refined", source_dir=folder,
+                     show_progress=False, on_step=on_step)
+    assert calls == [(1, 6), (2, 6), (3, 6)]
+    assert not (tmp_path / "refined").exists()
+    assert _digest(folder) == before
+
+
 def test_vista_refine_cli_and_its_bad_input(small_world, tmp_path, capsys):
     import vista
 
