@@ -90,8 +90,10 @@ def measure_procedural(scene, capture) -> dict:
     }
 
 
-def variants(refine_steps: int, seed: int) -> dict[str, RefineConfig]:
+def variants(refine_steps: int, seed: int, distortion_weight: float | None = None) -> dict[str, RefineConfig]:
     base = RefineConfig(steps=refine_steps, seed=seed, keyframes=5, rounds=3)
+    if distortion_weight is not None:
+        base = dataclasses.replace(base, distortion_weight=distortion_weight)
     return {
         "none": dataclasses.replace(base, geometric=False, fixer="none"),
         "geometric": dataclasses.replace(base, geometric=True, fixer="none"),
@@ -116,13 +118,15 @@ def run_procedural(args) -> list[dict]:
     rows = []
     for seed in args.seeds:
         t0 = time.perf_counter()
-        base = train_scene(data, OUT / f"base-{seed}", bench_train_config(args.base_steps, seed), overwrite=True,
-                           show_progress=False)
+        base = _cached_base(OUT / f"base-{seed}", args.base_steps) if args.reuse_bases else None
+        if base is None:
+            base = train_scene(data, OUT / f"base-{seed}", bench_train_config(args.base_steps, seed), overwrite=True,
+                               show_progress=False)
         print(f"seed {seed}: base scene {args.base_steps} steps in {time.perf_counter() - t0:.0f} s", flush=True)
         row_base = measure_procedural(base, capture)
         rows.append({"seed": seed, "variant": "base", "seconds": 0.0, **row_base})
         times = {}
-        for name, config in variants(args.refine_steps, seed).items():
+        for name, config in variants(args.refine_steps, seed, args.distortion_weight).items():
             t0 = time.perf_counter()
             scene, report = refine_scene(base, data, capture.path, config, None,
                                          fixer=fixer if config.fixer == "prior" else None, prior=prior,
@@ -141,6 +145,16 @@ def run_procedural(args) -> list[dict]:
                          **measure_procedural(scene, capture)})
             print(f"seed {seed} none@time ({steps} steps): {fmt(rows[-1])}", flush=True)
     return rows
+
+
+def _cached_base(folder: Path, steps: int):
+    """A base scene an earlier run of this benchmark trained with the same steps (--reuse-bases), else None."""
+    from scenes.scene import SCENE_FILE, load_scene
+
+    if not (folder / SCENE_FILE).is_file():
+        return None
+    scene = load_scene(folder)
+    return scene if scene.step == steps else None
 
 
 def fmt(row: dict) -> str:
@@ -252,6 +266,10 @@ def main() -> int:
     parser.add_argument("--refine-steps", type=int, default=150)
     parser.add_argument("--prior-steps", type=int, default=150)
     parser.add_argument("--fix-timestep", type=int, default=200)
+    parser.add_argument("--distortion-weight", type=float, default=None,
+                        help="mip-NeRF 360 distortion weight of the guided variants (default: RefineConfig's)")
+    parser.add_argument("--reuse-bases", action="store_true",
+                        help="reuse base scenes an earlier run trained with the same --base-steps")
     parser.add_argument("--equal-time", action="store_true", help="also run `none` for as long as `score` took")
     parser.add_argument("--lego", action="store_true", help="also run lego-200 with the back unseen")
     parser.add_argument("--lego-only", action="store_true")
