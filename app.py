@@ -952,7 +952,7 @@ def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
 
         gr.Markdown("# Vista studio\nPhotos → scene → camera path → establishing shot. "
                     "Work top to bottom; each step unlocks the next.")
-        session_md = gr.Markdown("")
+        session_md = gr.Markdown("", elem_id="session")
         notice = gr.Markdown("", elem_id="notice")
 
         # 1. Photos ------------------------------------------------------------------------------
