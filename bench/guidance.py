@@ -118,10 +118,10 @@ def run_procedural(args) -> list[dict]:
     rows = []
     for seed in args.seeds:
         t0 = time.perf_counter()
-        base = _cached_base(OUT / f"base-{seed}", args.base_steps) if args.reuse_bases else None
+        config = bench_train_config(args.base_steps, seed)
+        base = _cached_base(OUT / f"base-{seed}", config, data) if args.reuse_bases else None
         if base is None:
-            base = train_scene(data, OUT / f"base-{seed}", bench_train_config(args.base_steps, seed), overwrite=True,
-                               show_progress=False)
+            base = train_scene(data, OUT / f"base-{seed}", config, overwrite=True, show_progress=False)
         print(f"seed {seed}: base scene {args.base_steps} steps in {time.perf_counter() - t0:.0f} s", flush=True)
         row_base = measure_procedural(base, capture)
         rows.append({"seed": seed, "variant": "base", "seconds": 0.0, **row_base})
@@ -147,14 +147,17 @@ def run_procedural(args) -> list[dict]:
     return rows
 
 
-def _cached_base(folder: Path, steps: int):
-    """A base scene an earlier run of this benchmark trained with the same steps (--reuse-bases), else None."""
+def _cached_base(folder: Path, config, data):
+    """The base scene an earlier run of this benchmark trained with the same config on the same capture
+    (--reuse-bases), else None."""
     from scenes.scene import SCENE_FILE, load_scene
 
     if not (folder / SCENE_FILE).is_file():
         return None
     scene = load_scene(folder)
-    return scene if scene.step == steps else None
+    same = (scene.step == config.steps and scene.config == config and scene.data_source == data.source
+            and torch.equal(scene.capture.world_from_camera, data.cameras.world_from_camera[data.train_indices]))
+    return scene if same else None
 
 
 def fmt(row: dict) -> str:
