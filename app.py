@@ -959,15 +959,18 @@ def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
         gr.Markdown("## 1. Photos")
         with gr.Row():
             with gr.Column():
-                sample_btn = gr.Button("Use the sample scene (lego)", variant="primary", elem_id="use-sample")
+                # step-1 buttons wake up when the page's load event has run: a click before it would be undone by
+                # the load's (older) view of the session
+                sample_btn = gr.Button("Use the sample scene (lego)", variant="primary", elem_id="use-sample",
+                                       interactive=False)
                 with gr.Row():
                     folder_box = gr.Textbox(label="…or load a scene / posed-dataset folder (inside the workspace)",
                                             placeholder="e.g. my-scene", scale=3)
-                    folder_btn = gr.Button("Load folder", scale=1)
+                    folder_btn = gr.Button("Load folder", scale=1, interactive=False)
             with gr.Column():
                 upload = gr.File(label=f"…or upload photos (JPEG/PNG, or one zip; at most {wsp.MAX_PHOTOS})",
                                  file_count="multiple", file_types=["image", ".zip"], height=140)
-                check_btn = gr.Button("Check photos")
+                check_btn = gr.Button("Check photos", interactive=False)
         gallery = gr.Gallery(label="Pre-flight check (click a photo to exclude or include it)", columns=8,
                              height=220, allow_preview=False, elem_id="photos")
 
@@ -1210,6 +1213,7 @@ def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
             workspace = restore_session(root, stored_token)
             update = view(workspace, photos=True, path=True, outputs=True)
             update[token] = wsp.workspace_token(workspace)
+            update.update({button: gr.update(interactive=True) for button in (sample_btn, folder_btn, check_btn)})
             state = wsp.read_job(workspace)
             update.update({build_progress: progress_html(state, ("build",)), psnr_plot: history_frame(state),
                            preview_progress: progress_html(state, ("preview", "coverage")),
@@ -1222,7 +1226,8 @@ def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
                 update.update({preset: options["preset"], minutes: options["minutes"], seed: options["seed"]})
             return update
 
-        demo.load(user_errors(on_load), [token], [token, preset, minutes, seed, *PROGRESS, *VIEW],
+        demo.load(user_errors(on_load), [token],
+                  [token, preset, minutes, seed, sample_btn, folder_btn, check_btn, *PROGRESS, *VIEW],
                   api_visibility="private")
     return demo
 

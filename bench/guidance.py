@@ -6,8 +6,8 @@ and rises 20 degrees (`guidance.paths.establishing_path`) is the target path. Fo
 scene is trained, then continued for the same number of steps four ways:
 
   none        plain continued training (the spine's photo loss)
-  geometric   + Nerfbusters visibility loss + mip-NeRF 360 distortion loss
-  fixer       + Tier-1 fixer loop (patch prior, masked one-step fixes as pseudo-ground-truth)
+  geometric   + Nerfbusters visibility loss (and mip-NeRF 360's distortion loss if --distortion-weight > 0)
+  fixer       + Tier-1 fixer loop (patch prior, one-step fixes of the holes as pseudo-ground-truth)
   score       + the patch prior's score regulariser on rendered patches
   none@time   plain training for as long (wall clock) as `score` took
 
@@ -119,9 +119,10 @@ def run_procedural(args) -> list[dict]:
     for seed in args.seeds:
         t0 = time.perf_counter()
         config = bench_train_config(args.base_steps, seed)
-        base = _cached_base(OUT / f"base-{seed}", config, data) if args.reuse_bases else None
+        folder = OUT / f"base-{args.width}x{args.height}-{seed}"
+        base = _cached_base(folder, config, data) if args.reuse_bases else None
         if base is None:
-            base = train_scene(data, OUT / f"base-{seed}", config, overwrite=True, show_progress=False)
+            base = train_scene(data, folder, config, overwrite=True, show_progress=False)
         print(f"seed {seed}: base scene {args.base_steps} steps in {time.perf_counter() - t0:.0f} s", flush=True)
         row_base = measure_procedural(base, capture)
         rows.append({"seed": seed, "variant": "base", "seconds": 0.0, **row_base})
@@ -249,7 +250,7 @@ def run_lego(args) -> list[dict]:
             preset_config("test", steps=args.lego_base_steps, seed=seed), checkpoint_every=10**6),
             overwrite=True, show_progress=False)
         rows.append({"seed": seed, "variant": "base", "seconds": 0.0, **measure(base)})
-        for name, config in variants(args.refine_steps, seed).items():
+        for name, config in variants(args.refine_steps, seed, args.distortion_weight).items():
             t0 = time.perf_counter()
             scene, _ = refine_scene(base, subset, back_cameras, config, None,
                                     fixer=fixer if config.fixer == "prior" else None, prior=prior, show_progress=False)
@@ -262,22 +263,22 @@ def run_lego(args) -> list[dict]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--width", type=int, default=48)
-    parser.add_argument("--height", type=int, default=36)
+    parser.add_argument("--width", type=int, default=96)
+    parser.add_argument("--height", type=int, default=72)
     parser.add_argument("--path-frames", type=int, default=8)
-    parser.add_argument("--base-steps", type=int, default=300)
-    parser.add_argument("--refine-steps", type=int, default=150)
-    parser.add_argument("--prior-steps", type=int, default=150)
-    parser.add_argument("--fix-timestep", type=int, default=200)
+    parser.add_argument("--base-steps", type=int, default=1500)
+    parser.add_argument("--refine-steps", type=int, default=600)
+    parser.add_argument("--prior-steps", type=int, default=300)
+    parser.add_argument("--fix-timestep", type=int, default=RefineConfig.fix_timestep)
     parser.add_argument("--distortion-weight", type=float, default=None,
                         help="mip-NeRF 360 distortion weight of the guided variants (default: RefineConfig's)")
     parser.add_argument("--reuse-bases", action="store_true",
-                        help="reuse base scenes an earlier run trained with the same --base-steps")
+                        help="reuse base scenes an earlier run trained with the same settings")
     parser.add_argument("--equal-time", action="store_true", help="also run `none` for as long as `score` took")
     parser.add_argument("--lego", action="store_true", help="also run lego-200 with the back unseen")
     parser.add_argument("--lego-only", action="store_true")
     parser.add_argument("--lego-seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--lego-base-steps", type=int, default=300)
+    parser.add_argument("--lego-base-steps", type=int, default=1500)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a loaded CPU)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

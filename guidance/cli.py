@@ -98,7 +98,7 @@ def run_refine(args: argparse.Namespace, progress: Callable[[str, int, int], Non
                                   on_step=None if progress is None else lambda d, t: progress("patch prior", d, t))
 
         def fixer(rgb, mask, seed):
-            return fix_masked(prior, rgb, mask, seed=seed)
+            return fix_masked(prior, rgb, mask, timestep=config.fix_timestep, seed=seed)
 
     # 3. the loop
     config = RefineConfig(steps=args.steps, rounds=args.rounds, keyframes=args.keyframes,

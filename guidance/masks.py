@@ -30,6 +30,13 @@ class MaskConfig:
     """Relative depth change between two sample jitters above which depth is unstable."""
     dilate_px: int = 1
     """Grow the mask by this many pixels so fixes blend at the seams."""
+    cues: tuple[str, ...] = ("holes", "uncovered", "unstable")
+    """Which cues flag a pixel for the fixer."""
+
+    def __post_init__(self) -> None:
+        unknown = set(self.cues) - {"holes", "uncovered", "unstable"}
+        if unknown or not self.cues:
+            raise ValueError(f"mask cues must be some of holes, uncovered, unstable; got {self.cues}")
 
 
 @dataclass
@@ -68,9 +75,12 @@ def dilate(mask: torch.Tensor, pixels: int) -> torch.Tensor:
 
 
 def uncertainty_mask(rgb_depth_opacity, jittered_depth: torch.Tensor, cameras: Cameras, index: int,
-                     capture: Cameras, config: MaskConfig = MaskConfig()) -> UncertaintyMask:
+                     capture: Cameras, config: MaskConfig = MaskConfig(), empty_is_valid: bool = False) -> UncertaintyMask:
     """The mask of view `index` of `cameras`, from its render (anything with .depth [H, W] and .opacity [H, W]),
-    the depth of a second render with shifted samples, and the training cameras `capture`."""
+    the depth of a second render with shifted samples, and the training cameras `capture`.
+
+    `empty_is_valid`: an object capture (photos with alpha) where a ray that meets nothing is right, not a hole;
+    low opacity then only excludes a pixel from the other two cues."""
     view = rgb_depth_opacity
     h, w = cameras.height, cameras.width
     low_opacity = view.opacity < config.min_opacity
@@ -79,5 +89,10 @@ def uncertainty_mask(rgb_depth_opacity, jittered_depth: torch.Tensor, cameras: C
     uncovered = (covering_cameras(points, capture) < config.min_cameras).reshape(h, w) & ~low_opacity
     change = (view.depth - jittered_depth).abs() / torch.maximum(view.depth, jittered_depth).clamp(min=1e-6)
     unstable = (change > config.max_depth_change) & ~low_opacity
-    mask = dilate(low_opacity | uncovered | unstable, config.dilate_px)
-    return UncertaintyMask(low_opacity, uncovered, unstable, mask)
+    holes = torch.zeros_like(low_opacity) if empty_is_valid else low_opacity
+    flagged = torch.zeros_like(low_opacity)
+    for cue, where in (("holes", holes), ("uncovered", uncovered), ("unstable", unstable)):
+        if cue in config.cues:
+            flagged = flagged | where
+    mask = dilate(flagged, config.dilate_px)
+    return UncertaintyMask(holes, uncovered, unstable, mask)

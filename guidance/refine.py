@@ -19,6 +19,7 @@ Everything is deterministic for a given seed.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,23 +62,29 @@ class RefineConfig:
     learning_rate: float = 3e-3
     """Adam learning rate at the start; decays to 10% by the end."""
     geometric: bool = True
-    """Use the visibility and distortion losses."""
+    """Use the visibility loss (and the distortion loss if its weight is above 0)."""
     visibility_weight: float = 0.05
     visibility_points: int = 4096
-    distortion_weight: float = 2e-3
+    distortion_weight: float = 0.0
+    """mip-NeRF 360's distortion loss; off by default: on a sparse arc it pulled weight in front of the surface
+    (bench/guidance.py: -2.4 dB on the path, +46% floater mass)."""
     fixer: Literal["none", "prior", "pipeline"] = "prior"
     """'none': priors only; 'prior': the patch prior's one-step fixer; 'pipeline': an img2img pipeline."""
-    fix_timestep: int = 200
-    """Noise level of the one-step fixer (of 1000)."""
+    fix_timestep: int = 50
+    """Noise level of the one-step fixer (of 1000); measured on holes, 50 beat 100, 200 and 400."""
     pseudo_weight: float = 0.5
     """Weight of the fixed views' loss relative to the photos'."""
     pseudo_rays: int = 512
     """Pseudo-ground-truth rays added to each step."""
+    pseudo_masked_only: bool = True
+    """Supervise only the pixels the fixer changed: elsewhere a pseudo view is the field's own render, and
+    training on it locks in its errors."""
     score_weight: float = 0.0
     """Weight of the patch prior's score on rendered patches (0 disables the regulariser)."""
     score_every: int = 4
     """Steps between score evaluations (each renders one 32x32 patch)."""
-    mask: MaskConfig = field(default_factory=MaskConfig)
+    mask: MaskConfig | None = None
+    """None: the tier's default (`default_mask`)."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -109,9 +116,15 @@ class PseudoViews:
     def __len__(self) -> int:
         return len(self.rgb)
 
-    def sample(self, n: int, generator: torch.Generator):
+    def sample(self, n: int, generator: torch.Generator, masked_only: bool = False):
         h, w = self.rgb[0].shape[:2]
-        flat = torch.randint(0, len(self) * h * w, (n,), generator=generator)
+        if masked_only:
+            candidates = torch.stack(self.masks).reshape(-1).nonzero()[:, 0]
+            if len(candidates) == 0:
+                return None
+            flat = candidates[torch.randint(0, len(candidates), (n,), generator=generator)]
+        else:
+            flat = torch.randint(0, len(self) * h * w, (n,), generator=generator)
         image = flat // (h * w)
         within = flat % (h * w)
         xy = torch.stack([within % w, within // w], -1).float() + 0.5
@@ -135,6 +148,13 @@ class RefineReport:
     train_seconds: float = 0.0
     total_seconds: float = 0.0
     note: str = ""
+
+
+def default_mask(fixer: str) -> MaskConfig:
+    """Tier 1 fixes holes only: measured on path views, its one-step denoise of rendered pixels that were
+    merely unseen or had unstable depth made them worse at every noise level (bench/guidance.py); a
+    pretrained img2img pipeline (Tier 2) gets all three cues, as Difix3D+ does."""
+    return MaskConfig(cues=("holes",)) if fixer == "prior" else MaskConfig()
 
 
 def clone_scene(scene: Scene) -> Scene:
@@ -171,7 +191,8 @@ def fix_views(scene: Scene, cameras: Cameras, fixer: Fixer | None, mask_config: 
     for i in range(len(cameras)):
         view = render_view(renderable, cameras, i)
         shifted = render_view(renderable, cameras, i, jitter=0.0)  # half a step nearer than the default 0.5
-        mask = uncertainty_mask(view, shifted.depth, cameras, i, scene.capture, mask_config)
+        mask = uncertainty_mask(view, shifted.depth, cameras, i, scene.capture, mask_config,
+                                empty_is_valid=scene.kind == "object")
         rgb = view.rgb if fixer is None else fixer(view.rgb, mask.mask, seed * 1000 + round_index * 100 + i)
         fixed.append(rgb)
         masks.append(mask.mask)
@@ -234,6 +255,7 @@ def refine_scene(scene: Scene, data: PosedImages, targets: Cameras, config: Refi
     renderable = scene.renderable()
     step_size = renderable.step_size()
     keyframes = pick_keyframes(targets, config.keyframes)
+    mask_config = config.mask or default_mask(config.fixer)
     pseudo = PseudoViews()
     report = RefineReport()
     steps_per_round = [config.steps // config.rounds + (1 if r < config.steps % config.rounds else 0)
@@ -246,7 +268,7 @@ def refine_scene(scene: Scene, data: PosedImages, targets: Cameras, config: Refi
         round_cameras = stepping_cameras(scene.capture, keyframes, fraction)
         if config.fixer != "none":
             scene.field.eval()
-            fixed, masks, round_report = fix_views(scene, round_cameras, fixer, config.mask, config.seed, round_index)
+            fixed, masks, round_report = fix_views(scene, round_cameras, fixer, mask_config, config.seed, round_index)
             round_report.fraction = fraction
             report.rounds.append(round_report)
             pseudo.add(round_cameras, fixed, masks)
@@ -263,8 +285,9 @@ def refine_scene(scene: Scene, data: PosedImages, targets: Cameras, config: Refi
             for group in optimizer.param_groups:
                 group["lr"] = config.learning_rate * (0.1 ** progress)
             loss = _photo_loss(scene, data, pixels, train_config.rays_per_step, generator, config)
-            if len(pseudo):
-                image, xy, target = pseudo.sample(config.pseudo_rays, generator)
+            batch = pseudo.sample(config.pseudo_rays, generator, config.pseudo_masked_only) if len(pseudo) else None
+            if batch is not None:
+                image, xy, target = batch
                 rays = rays_to_scene(camera_rays(pseudo.cameras, image, xy), scene.scene_from_world)
                 out = render_rays(renderable, rays, jitter=torch.rand(len(image), generator=generator))
                 loss = loss + config.pseudo_weight * torch.mean((out.rgb - target) ** 2)
@@ -292,7 +315,7 @@ def refine_scene(scene: Scene, data: PosedImages, targets: Cameras, config: Refi
         save_scene(scene, out_dir)
         atomic_write_json(Path(out_dir) / REPORT_FILE, {
             "source_scene": None if source_dir is None else str(source_dir),
-            "config": config_to_dict(config),
+            "config": config_to_dict(dataclasses.replace(config, mask=mask_config)),
             "rounds": [r.__dict__ for r in report.rounds],
             "train_seconds": report.train_seconds, "total_seconds": report.total_seconds, "note": report.note,
         })

@@ -59,6 +59,20 @@ def test_uncertainty_mask_flags_holes_unseen_points_and_unstable_depth():
     assert strict.uncovered.sum() == 47
     dilated = uncertainty_mask(view, jittered, camera, 0, camera, dataclasses.replace(config, dilate_px=1))
     assert dilated.mask.sum() == 4 + 4  # two corner pixels grow into 2x2 blocks
+    holes_only = uncertainty_mask(view, jittered, camera, 0, camera, dataclasses.replace(config, cues=("holes",)))
+    assert holes_only.mask.sum() == 1 and holes_only.mask[0, 0]
+    # an object capture: a ray that meets nothing is right, not a hole
+    empty_ok = uncertainty_mask(view, jittered, camera, 0, camera, config, empty_is_valid=True)
+    assert not empty_ok.low_opacity.any() and empty_ok.mask.sum() == 1 and empty_ok.mask[5, 7]
+    with pytest.raises(ValueError, match="mask cues"):
+        MaskConfig(cues=("holes", "floaters"))
+
+
+def test_tier1_fixes_holes_only_and_tier2_all_cues():
+    from guidance.refine import default_mask
+
+    assert default_mask("prior").cues == ("holes",)
+    assert set(default_mask("pipeline").cues) == {"holes", "uncovered", "unstable"}
 
 
 # ---------------------------------------------------------------- priors
@@ -300,8 +314,9 @@ def test_refine_loop_smoke_masks_fixes_and_never_touches_the_original(small_worl
     capture, scene, folder = small_world
     before = _digest(folder)
     weights_before = {k: v.clone() for k, v in scene.field.state_dict().items()}
+    # all three cues, so that the fixer has pixels to fix after only 12 steps (the Tier-1 default fixes holes)
     config = RefineConfig(steps=12, rounds=2, keyframes=2, score_weight=0.02, score_every=6, pseudo_rays=256,
-                          visibility_points=1024)
+                          visibility_points=1024, mask=MaskConfig())
     fixer_calls = []
 
     def fixer(rgb, mask, seed):
