@@ -11,8 +11,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     refine = subparsers.add_parser(
         "refine", help="clean up novel views along a camera path with diffusion guidance (new scene folder)",
         description="Render views stepping from the capture toward the path, let a diffusion fixer repaint only the "
-                    "pixels the scene is unsure about, and train on those fixes (Difix3D+-style), with Nerfbusters' "
-                    "visibility loss and mip-NeRF 360's distortion loss. The original scene is never modified.")
+                    "pixels the scene is unsure about (Tier 1: holes), and train on those fixes (Difix3D+-style), with "
+                    "Nerfbusters' visibility loss. The original scene is never modified.")
     refine.add_argument("scene", type=Path, help="trained scene folder (made by `vista train`)")
     refine.add_argument("--out", type=Path, required=True, help="NEW folder for the refined scene")
     refine.add_argument("--path", type=Path, help="camera path JSON (default: the views between the capture photos)")

@@ -9,7 +9,7 @@ priors of Nerfbusters and mip-NeRF 360:
 3. let the fixer (Tier 1: the patch prior's one-step denoiser; Tier 2: an img2img pipeline)
    replace only the masked pixels, and keep the result as pseudo-ground-truth;
 4. train (the spine's loss on the photos, unchanged) plus the down-weighted pseudo-ground-truth,
-   the visibility loss on space no supervising camera sees, the distortion loss and, optionally,
+   the visibility loss on space no supervising camera sees, optionally the distortion loss and
    the patch prior's score on rendered patches;
 5. write a NEW scene folder; the scene it started from is never touched.
 
