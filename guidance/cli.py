@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Callable
 
 
+CUE_NAMES = {"holes": "holes", "uncovered": "unseen", "unstable": "unstable depth"}
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     refine = subparsers.add_parser(
         "refine", help="clean up novel views along a camera path with diffusion guidance (new scene folder)",
@@ -55,7 +58,7 @@ def run_refine(args: argparse.Namespace, progress: Callable[[str, int, int], Non
     """`vista refine`. `progress(stage, done, total)` (stage "patch prior" or "guided training") is called after
     every step and may raise to stop; nothing is written to --out then."""
     from guidance.paths import capture_inbetweens, load_target_cameras
-    from guidance.refine import RefineConfig, prepare_refine_output, refine_scene
+    from guidance.refine import RefineConfig, default_mask, prepare_refine_output, refine_scene
     from render.errors import VistaError
     from scenes.data import load_posed_images
     from scenes.scene import load_scene
@@ -111,9 +114,11 @@ def run_refine(args: argparse.Namespace, progress: Callable[[str, int, int], Non
         from guidance.patch_prior import save_patch_prior
 
         save_patch_prior(prior, args.out / "patch-prior")
+    cues = (config.mask or default_mask(config.fixer)).cues
     for i, r in enumerate(report.rounds):
-        print(f"round {i + 1}: {r.fraction:.0%} of the way to the path, {r.mask_fraction:.1%} of pixels fixed "
-              f"(holes {r.low_opacity:.1%}, unseen {r.uncovered:.1%}, unstable depth {r.unstable:.1%})")
+        found = {"holes": r.low_opacity, "uncovered": r.uncovered, "unstable": r.unstable}
+        print(f"round {i + 1}: {r.fraction:.0%} of the way to the path, {r.mask_fraction:.1%} of pixels fixed ("
+              + ", ".join(f"{CUE_NAMES[c]} {found[c]:.1%}" for c in cues) + ")")
     print(f"refined scene ({refined.step} steps, {report.total_seconds:.0f} s) written to {args.out}; "
           f"{args.scene} is unchanged")
     return 0

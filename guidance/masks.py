@@ -74,10 +74,11 @@ def dilate(mask: torch.Tensor, pixels: int) -> torch.Tensor:
     return torch.nn.functional.max_pool2d(mask[None, None].float(), k, stride=1, padding=pixels)[0, 0] > 0
 
 
-def uncertainty_mask(rgb_depth_opacity, jittered_depth: torch.Tensor, cameras: Cameras, index: int,
+def uncertainty_mask(rgb_depth_opacity, jittered_depth: torch.Tensor | None, cameras: Cameras, index: int,
                      capture: Cameras, config: MaskConfig = MaskConfig(), empty_is_valid: bool = False) -> UncertaintyMask:
     """The mask of view `index` of `cameras`, from its render (anything with .depth [H, W] and .opacity [H, W]),
-    the depth of a second render with shifted samples, and the training cameras `capture`.
+    the depth of a second render with shifted samples (None: the unstable cue is not used), and the training
+    cameras `capture`.
 
     `empty_is_valid`: an object capture (photos with alpha) where a ray that meets nothing is right, not a hole;
     low opacity then only excludes a pixel from the other two cues."""
@@ -87,8 +88,13 @@ def uncertainty_mask(rgb_depth_opacity, jittered_depth: torch.Tensor, cameras: C
     rays = image_rays(cameras, index)
     points = rays.origins + rays.directions * view.depth.reshape(-1, 1)
     uncovered = (covering_cameras(points, capture) < config.min_cameras).reshape(h, w) & ~low_opacity
-    change = (view.depth - jittered_depth).abs() / torch.maximum(view.depth, jittered_depth).clamp(min=1e-6)
-    unstable = (change > config.max_depth_change) & ~low_opacity
+    if jittered_depth is None:
+        if "unstable" in config.cues:
+            raise ValueError("the unstable-depth cue needs the depth of a second, shifted render")
+        unstable = torch.zeros_like(low_opacity)
+    else:
+        change = (view.depth - jittered_depth).abs() / torch.maximum(view.depth, jittered_depth).clamp(min=1e-6)
+        unstable = (change > config.max_depth_change) & ~low_opacity
     holes = torch.zeros_like(low_opacity) if empty_is_valid else low_opacity
     flagged = torch.zeros_like(low_opacity)
     for cue, where in (("holes", holes), ("uncovered", uncovered), ("unstable", unstable)):

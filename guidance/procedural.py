@@ -249,11 +249,6 @@ def interpolation_cameras(cameras: Cameras) -> Cameras:
                    cameras.width, cameras.height)
 
 
-def concat_cameras(a: Cameras, b: Cameras) -> Cameras:
-    return Cameras(torch.cat([a.world_from_camera, b.world_from_camera]), torch.cat([a.fx, b.fx]),
-                   torch.cat([a.fy, b.fy]), torch.cat([a.cx, b.cx]), torch.cat([a.cy, b.cy]), a.width, a.height)
-
-
 @dataclass
 class SyntheticCapture:
     data: PosedImages  # training arc + interpolation views (held out), exact images
@@ -270,7 +265,7 @@ def synthetic_capture(n_train: int = 12, width: int = 64, height: int = 48, n_pa
     The capture is the same for every seed of a benchmark unless `seed` changes the hand-held wobble."""
     train = hand_held_arc(n_train, width, height, seed)
     between = interpolation_cameras(train)
-    cameras = concat_cameras(train, between)
+    cameras = train.concat(between)
     truths = [render_truth(cameras, i) for i in range(len(cameras))]
     images = torch.stack([(t.rgb * 255 + 0.5).clamp(0, 255).to(torch.uint8) for t in truths])
     train_idx = list(range(n_train))

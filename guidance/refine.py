@@ -101,17 +101,16 @@ class PseudoViews:
     cameras: Cameras | None = None
     rgb: list[torch.Tensor] = field(default_factory=list)
     masks: list[torch.Tensor] = field(default_factory=list)
+    _flat_rgb: torch.Tensor | None = field(default=None, init=False, repr=False)
+    _masked: torch.Tensor | None = field(default=None, init=False, repr=False)
 
     def add(self, cameras: Cameras, rgb: list[torch.Tensor], masks: list[torch.Tensor]) -> None:
-        if self.cameras is None:
-            self.cameras = cameras
-        else:
-            self.cameras = Cameras(torch.cat([self.cameras.world_from_camera, cameras.world_from_camera]),
-                                   torch.cat([self.cameras.fx, cameras.fx]), torch.cat([self.cameras.fy, cameras.fy]),
-                                   torch.cat([self.cameras.cx, cameras.cx]), torch.cat([self.cameras.cy, cameras.cy]),
-                                   cameras.width, cameras.height)
+        self.cameras = cameras if self.cameras is None else self.cameras.concat(cameras)
         self.rgb += rgb
         self.masks += masks
+        # flattened once per round, not on every training step
+        self._flat_rgb = torch.stack(self.rgb).reshape(-1, 3)
+        self._masked = torch.stack(self.masks).reshape(-1).nonzero()[:, 0]
 
     def __len__(self) -> int:
         return len(self.rgb)
@@ -119,17 +118,15 @@ class PseudoViews:
     def sample(self, n: int, generator: torch.Generator, masked_only: bool = False):
         h, w = self.rgb[0].shape[:2]
         if masked_only:
-            candidates = torch.stack(self.masks).reshape(-1).nonzero()[:, 0]
-            if len(candidates) == 0:
+            if len(self._masked) == 0:
                 return None
-            flat = candidates[torch.randint(0, len(candidates), (n,), generator=generator)]
+            flat = self._masked[torch.randint(0, len(self._masked), (n,), generator=generator)]
         else:
             flat = torch.randint(0, len(self) * h * w, (n,), generator=generator)
         image = flat // (h * w)
         within = flat % (h * w)
         xy = torch.stack([within % w, within // w], -1).float() + 0.5
-        stacked = torch.stack(self.rgb).reshape(-1, 3)
-        return image, xy, stacked[flat]
+        return image, xy, self._flat_rgb[flat]
 
 
 @dataclass
@@ -190,8 +187,10 @@ def fix_views(scene: Scene, cameras: Cameras, fixer: Fixer | None, mask_config: 
     start = time.perf_counter()
     for i in range(len(cameras)):
         view = render_view(renderable, cameras, i)
-        shifted = render_view(renderable, cameras, i, jitter=0.0)  # half a step nearer than the default 0.5
-        mask = uncertainty_mask(view, shifted.depth, cameras, i, scene.capture, mask_config,
+        shifted = None
+        if "unstable" in mask_config.cues:  # half a step nearer than the default 0.5
+            shifted = render_view(renderable, cameras, i, jitter=0.0).depth
+        mask = uncertainty_mask(view, shifted, cameras, i, scene.capture, mask_config,
                                 empty_is_valid=scene.kind == "object")
         rgb = view.rgb if fixer is None else fixer(view.rgb, mask.mask, seed * 1000 + round_index * 100 + i)
         fixed.append(rgb)
@@ -272,7 +271,8 @@ def refine_scene(scene: Scene, data: PosedImages, targets: Cameras, config: Refi
             round_report.fraction = fraction
             report.rounds.append(round_report)
             pseudo.add(round_cameras, fixed, masks)
-        seen_by = scene.capture if pseudo.cameras is None else _concat(scene.capture, pseudo.cameras)
+        seen_by = scene.capture if pseudo.cameras is None else scene.capture.concat(
+            _at_size_of(pseudo.cameras, scene.capture))
         scene.field.train()
         round_start = time.perf_counter()
         for _ in range(round_steps):
@@ -341,8 +341,8 @@ def _photo_loss(scene: Scene, data: PosedImages, pixels: TrainingPixels, n_rays:
     return loss
 
 
-def _concat(a: Cameras, b: Cameras) -> Cameras:
-    if (b.width, b.height) != (a.width, a.height):
-        b = b.scaled(a.width / b.width)  # one image size per batch; the frustum test only needs it roughly
-    return Cameras(torch.cat([a.world_from_camera, b.world_from_camera]), torch.cat([a.fx, b.fx]),
-                   torch.cat([a.fy, b.fy]), torch.cat([a.cx, b.cx]), torch.cat([a.cy, b.cy]), a.width, a.height)
+def _at_size_of(cameras: Cameras, like: Cameras) -> Cameras:
+    """`cameras` rescaled to `like`'s image size, so they can be joined for the frustum test (which only
+    needs it roughly when the aspect ratios differ)."""
+    scaled = cameras.scaled(like.width / cameras.width)
+    return dataclasses.replace(scaled, width=like.width, height=like.height)

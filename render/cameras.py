@@ -50,6 +50,18 @@ class Cameras:
             self.width, self.height, None if self.distortion is None else self.distortion[index],
         )
 
+    def concat(self, other: "Cameras") -> "Cameras":
+        """These cameras followed by `other` (same image size; missing distortion counts as none)."""
+        if (other.width, other.height) != (self.width, self.height):
+            raise VistaError(f"cannot join {self.width}x{self.height} and {other.width}x{other.height} cameras")
+        distortion = None
+        if self.distortion is not None or other.distortion is not None:
+            distortion = torch.cat([torch.zeros(len(c), 6) if c.distortion is None else c.distortion
+                                    for c in (self, other)])
+        return Cameras(torch.cat([self.world_from_camera, other.world_from_camera]), torch.cat([self.fx, other.fx]),
+                       torch.cat([self.fy, other.fy]), torch.cat([self.cx, other.cx]), torch.cat([self.cy, other.cy]),
+                       self.width, self.height, distortion)
+
     @property
     def positions(self) -> torch.Tensor:
         """Camera centres [N, 3]."""

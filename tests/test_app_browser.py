@@ -77,7 +77,7 @@ def test_sample_build_click_path_render_in_chromium(studio_url, page):
         shutil.rmtree(SHOTS)
     page.goto(studio_url)
     page.wait_for_selector("#use-sample")
-    # the page's load event restores the session and sets the buttons; a click before it ends can be overwritten
+    # the page's load event restores the session and only then enables the step-1 buttons
     page.wait_for_selector("#session :text('Session workspace')")
     shoot(page, "1-start")
 

@@ -1,8 +1,10 @@
 """Camera conventions: OpenGL axes, pixel centres, distortion."""
 
+import pytest
 import torch
 
 from render.cameras import Cameras, camera_rays, image_rays
+from render.errors import VistaError
 
 
 def _camera(distortion=None):
@@ -43,3 +45,16 @@ def test_zero_distortion_equals_pinhole_and_distortion_bends_rays():
 def test_from_fov_gives_the_requested_vertical_field_of_view():
     cams = Cameras.from_fov(torch.eye(4)[:3].unsqueeze(0), 60.0, 320, 180)
     torch.testing.assert_close(cams.fov_y_deg, torch.tensor([60.0]))
+
+
+def test_joined_cameras_keep_order_and_refuse_other_sizes():
+    a = _camera()
+    b = _camera(torch.ones(1, 6))
+    b = Cameras(b.world_from_camera + 1.0, b.fx * 2, b.fy, b.cx, b.cy, b.width, b.height, b.distortion)
+    both = a.concat(b)
+    assert len(both) == 2 and torch.equal(both[1].world_from_camera, b.world_from_camera)
+    assert torch.equal(both.fx, torch.cat([a.fx, b.fx]))
+    assert torch.equal(both.distortion, torch.cat([torch.zeros(1, 6), torch.ones(1, 6)]))
+    assert a.concat(a).distortion is None
+    with pytest.raises(VistaError, match="cannot join"):
+        a.concat(a.scaled(2.0))

@@ -59,20 +59,18 @@ def test_uncertainty_mask_flags_holes_unseen_points_and_unstable_depth():
     assert strict.uncovered.sum() == 47
     dilated = uncertainty_mask(view, jittered, camera, 0, camera, dataclasses.replace(config, dilate_px=1))
     assert dilated.mask.sum() == 4 + 4  # two corner pixels grow into 2x2 blocks
-    holes_only = uncertainty_mask(view, jittered, camera, 0, camera, dataclasses.replace(config, cues=("holes",)))
+    holes_config = dataclasses.replace(config, cues=("holes",))
+    holes_only = uncertainty_mask(view, jittered, camera, 0, camera, holes_config)
     assert holes_only.mask.sum() == 1 and holes_only.mask[0, 0]
+    # Tier 1 skips the second render: without it the unstable cue is off, and asking for it is an error
+    assert torch.equal(uncertainty_mask(view, None, camera, 0, camera, holes_config).mask, holes_only.mask)
+    with pytest.raises(ValueError, match="second, shifted render"):
+        uncertainty_mask(view, None, camera, 0, camera, config)
     # an object capture: a ray that meets nothing is right, not a hole
     empty_ok = uncertainty_mask(view, jittered, camera, 0, camera, config, empty_is_valid=True)
     assert not empty_ok.low_opacity.any() and empty_ok.mask.sum() == 1 and empty_ok.mask[5, 7]
     with pytest.raises(ValueError, match="mask cues"):
         MaskConfig(cues=("holes", "floaters"))
-
-
-def test_tier1_fixes_holes_only_and_tier2_all_cues():
-    from guidance.refine import default_mask
-
-    assert default_mask("prior").cues == ("holes",)
-    assert set(default_mask("pipeline").cues) == {"holes", "uncovered", "unstable"}
 
 
 # ---------------------------------------------------------------- priors
