@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from guidance.masks import covering_cameras
+from guidance.masks import covering_cameras, project
 from render.cameras import Cameras
 from render.render import Renderable
 
@@ -39,6 +39,25 @@ def world_from_scene(points: torch.Tensor, scene_from_world: torch.Tensor) -> to
 
 
 @dataclass
+class SupervisedRays:
+    """The pixels of pseudo views that a loss trains on: a point they project into counts as seen.
+
+    Only these, not the pseudo views' whole frustums: elsewhere nothing supervises the space, and counting it
+    as seen let floaters stay in front of the photographed surfaces (bench/guidance.py)."""
+
+    cameras: Cameras
+    supervised: torch.Tensor  # [K, H, W] bool
+
+    def covers(self, points: torch.Tensor) -> torch.Tensor:
+        """[P, 3] world points -> [P] bool."""
+        u, v, z = project(points, self.cameras)  # [K, P]
+        k, h, w = self.supervised.shape
+        inside = (z > 1e-6) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+        image = torch.arange(k)[:, None].expand_as(u)
+        return (inside & self.supervised[image, v.clamp(0, h - 1).long(), u.clamp(0, w - 1).long()]).any(0)
+
+
+@dataclass
 class VisibilityTerm:
     loss: torch.Tensor  # scalar, differentiable
     unseen_fraction: float  # of the sampled points
@@ -57,12 +76,15 @@ def sample_region(renderable: Renderable, n_points: int, generator: torch.Genera
 
 
 def visibility_loss(renderable: Renderable, seen_by: Cameras, n_points: int, generator: torch.Generator,
-                    min_cameras: int = 1) -> VisibilityTerm:
+                    min_cameras: int = 1, also_seen: SupervisedRays | None = None) -> VisibilityTerm:
     """Mean optical thickness (sigma * marching step) of sampled points that fewer than `min_cameras` of
-    `seen_by` (world coordinates) see; averaged over all sampled points, so it shrinks as coverage grows."""
+    `seen_by` (world coordinates) see, and that `also_seen` (pseudo views' supervised rays) does not cover;
+    averaged over all sampled points, so it shrinks as coverage grows."""
     u = sample_region(renderable, n_points, generator)
     world = world_from_scene(scene_from_field(u, renderable.kind), renderable.scene_from_world)
     unseen = covering_cameras(world, seen_by) < min_cameras
+    if also_seen is not None and unseen.any():
+        unseen[unseen.clone()] = ~also_seen.covers(world[unseen])
     if not unseen.any():
         return VisibilityTerm(torch.zeros(()), 0.0)
     sigma, _ = renderable.field.density_and_features(u[unseen])

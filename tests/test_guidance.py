@@ -13,7 +13,7 @@ import torch
 from guidance.masks import MaskConfig, covering_cameras, uncertainty_mask
 from guidance.patch_prior import (PriorConfig, fix_masked, load_patch_prior, save_patch_prior, score_gradient,
                                   train_patch_prior)
-from guidance.priors import scene_from_field, uncontract, visibility_loss
+from guidance.priors import SupervisedRays, scene_from_field, uncontract, visibility_loss
 from guidance.views import RenderedView
 from render.cameras import Cameras
 from render.errors import VistaError
@@ -115,6 +115,28 @@ def test_visibility_loss_pushes_density_out_of_unseen_space():
     seen = visibility_loss(renderable, Cameras.from_fov(torch.cat([torch.eye(3), torch.tensor([[0.], [0.], [1.5]])],
                                                                   1)[None], 30.0, 8, 8), 2048, generator)
     assert 0.0 < seen.unseen_fraction < 1.0
+
+
+def test_only_supervised_pixels_of_pseudo_views_count_as_seen():
+    camera = _camera_at_origin_looking_down_minus_z(8, 6)
+    supervised = torch.zeros(1, 6, 8, dtype=torch.bool)
+    supervised[0, :, :4] = True  # the left half of the image (x < 0 in the camera)
+    rays = SupervisedRays(camera, supervised)
+    points = torch.tensor([[-0.3, 0.0, -2.0],  # left half: supervised
+                           [0.3, 0.0, -2.0],   # right half: in the frustum, but nothing trains there
+                           [-0.3, 0.0, 2.0],   # behind the camera
+                           [-50.0, 0.0, -1.0]])  # outside the image
+    assert rays.covers(points).tolist() == [True, False, False, False]
+    # a point the capture never sees stops costing visibility once a supervised pixel covers it
+    scene = _tiny_scene()
+    pose = torch.cat([torch.eye(3), torch.tensor([[0.0], [0.0], [-10.0]])], dim=1)[None]
+    blind = Cameras.from_fov(pose, 30.0, 8, 8)
+    above = Cameras.from_fov(torch.cat([torch.eye(3), torch.tensor([[0.], [0.], [1.5]])], 1)[None], 30.0, 8, 8)
+    everywhere = SupervisedRays(above, torch.ones(1, 8, 8, dtype=torch.bool))
+    nowhere = SupervisedRays(above, torch.zeros(1, 8, 8, dtype=torch.bool))
+    alone = visibility_loss(scene.renderable(), blind, 2048, torch.Generator().manual_seed(0), also_seen=nowhere)
+    helped = visibility_loss(scene.renderable(), blind, 2048, torch.Generator().manual_seed(0), also_seen=everywhere)
+    assert alone.unseen_fraction == 1.0 and 0.0 < helped.unseen_fraction < 1.0
 
 
 # ---------------------------------------------------------------- Tier 1: the patch prior
