@@ -246,9 +246,11 @@ def run_lego(args) -> list[dict]:
     rows = []
     back_cameras = data.cameras[back_test]
     for seed in args.lego_seeds:
-        base = train_scene(subset, OUT / f"lego-base-{seed}", dataclasses.replace(
-            preset_config("test", steps=args.lego_base_steps, seed=seed), checkpoint_every=10**6),
-            overwrite=True, show_progress=False)
+        folder = OUT / f"lego-base-{seed}"
+        config = dataclasses.replace(preset_config("test", steps=args.lego_base_steps, seed=seed), checkpoint_every=10**6)
+        base = _cached_base(folder, config, subset) if args.reuse_bases else None
+        if base is None:
+            base = train_scene(subset, folder, config, overwrite=True, show_progress=False)
         rows.append({"seed": seed, "variant": "base", "seconds": 0.0, **measure(base)})
         for name, config in variants(args.refine_steps, seed, args.distortion_weight).items():
             t0 = time.perf_counter()

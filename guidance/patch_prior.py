@@ -26,6 +26,10 @@ import torch
 from render.configio import config_from_dict, config_to_dict
 from render.errors import VistaError, atomic_write_bytes, atomic_write_json, read_json
 
+Progress = Callable[[int, int], None]
+"""(steps done, total steps), called after every step of training the prior or refining a scene; it may raise
+to stop (the app's Cancel), and then nothing is written."""
+
 PRIOR_FILE = "prior.json"
 WEIGHTS_FILE = "unet.safetensors"
 PATCH = 32
@@ -96,7 +100,7 @@ def random_patches(photos: torch.Tensor, n: int, generator: torch.Generator) -> 
 
 def train_patch_prior(images: torch.Tensor, config: PriorConfig = PriorConfig(), source: str = "photos",
                       show_progress: bool = False, background=(1.0, 1.0, 1.0),
-                      on_step: Callable[[int, int], None] | None = None) -> PatchPrior:
+                      on_step: Progress | None = None) -> PatchPrior:
     """Train the prior on training photos uint8 [N, H, W, 3|4] with the DDPM epsilon objective.
 
     `on_step(done, total)` is called after every step and may raise to stop (the app's Cancel)."""

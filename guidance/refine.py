@@ -28,6 +28,7 @@ from typing import Callable, Literal
 import torch
 
 from guidance.masks import MaskConfig, uncertainty_mask
+from guidance.patch_prior import Progress
 from guidance.paths import stepping_cameras
 from guidance.priors import SupervisedRays, visibility_loss
 from guidance.views import render_view
@@ -41,10 +42,6 @@ from scenes.train import TrainingPixels, make_optimizer
 
 Fixer = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
 """(rgb [H, W, 3], mask [H, W] bool, seed) -> rgb with only the masked pixels changed."""
-
-Progress = Callable[[int, int], None]
-"""(steps done, total steps), called after every step; it may raise to stop (the app's Cancel), and then
-nothing is written."""
 
 REPORT_FILE = "refine.json"
 
@@ -75,7 +72,7 @@ class RefineConfig:
     pseudo_weight: float = 0.05
     """Weight of the fixed views' loss relative to the photos'. Every pseudo ray lands in a repainted hole, a
     few percent of a view; at 0.5 the holes' colour was forced in mid-air in front of the photographed surfaces
-    (bench/guidance.py, 3 seeds: floater mass -23% against plain training, -30% at 0.05)."""
+    (bench/guidance.py, 3 seeds: floater mass -23% against plain training; -31% at 0.05)."""
     pseudo_rays: int = 512
     """Pseudo-ground-truth rays added to each step."""
     pseudo_masked_only: bool = True
