@@ -71,8 +71,9 @@ class RefineConfig:
     """Noise level of the one-step fixer (of 1000); measured on holes, 50 beat 100, 200 and 400."""
     pseudo_weight: float = 0.05
     """Weight of the fixed views' loss relative to the photos'. Every pseudo ray lands in a repainted hole, a
-    few percent of a view; at 0.5 the holes' colour was forced in mid-air in front of the photographed surfaces
-    (bench/guidance.py, 3 seeds: floater mass -23% against plain training; -31% at 0.05)."""
+    few percent of a view; at 0.5 the holes' colour was fitted in mid-air in front of the photographed surfaces
+    (bench/guidance.py, 3 seeds, Tier 1: floater mass -23% against plain training at 0.5, -31% at 0.05 with
+    `SupervisedRays`). Not measured for Tier 2, whose masks are larger."""
     pseudo_rays: int = 512
     """Pseudo-ground-truth rays added to each step."""
     pseudo_masked_only: bool = True
