@@ -6,7 +6,8 @@ and rises 20 degrees (`guidance.paths.establishing_path`) is the target path. Fo
 scene is trained, then continued for the same number of steps four ways:
 
   none        plain continued training (the spine's photo loss)
-  geometric   + Nerfbusters visibility loss (and mip-NeRF 360's distortion loss if --distortion-weight > 0)
+  geometric   + Nerfbusters visibility loss, depth smoothness on path patches (RegNeRF, planes exempt)
+              (and mip-NeRF 360's distortion loss if --distortion-weight > 0)
   fixer       + Tier-1 fixer loop (patch prior, one-step fixes of the holes as pseudo-ground-truth)
   score       + the patch prior's score regulariser on rendered patches
   none@time   plain training for as long (wall clock) as `score` took
@@ -128,6 +129,8 @@ def run_procedural(args) -> list[dict]:
         rows.append({"seed": seed, "variant": "base", "seconds": 0.0, **row_base})
         times = {}
         for name, config in variants(args.refine_steps, seed, args.distortion_weight).items():
+            if args.variants and name not in args.variants:
+                continue
             t0 = time.perf_counter()
             scene, report = refine_scene(base, data, capture.path, config, None,
                                          fixer=fixer if config.fixer == "prior" else None, prior=prior,
@@ -253,6 +256,8 @@ def run_lego(args) -> list[dict]:
             base = train_scene(subset, folder, config, overwrite=True, show_progress=False)
         rows.append({"seed": seed, "variant": "base", "seconds": 0.0, **measure(base)})
         for name, config in variants(args.refine_steps, seed, args.distortion_weight).items():
+            if args.variants and name not in args.variants:
+                continue
             t0 = time.perf_counter()
             scene, _ = refine_scene(base, subset, back_cameras, config, None,
                                     fixer=fixer if config.fixer == "prior" else None, prior=prior, show_progress=False)
@@ -277,12 +282,16 @@ def main() -> int:
     parser.add_argument("--reuse-bases", action="store_true",
                         help="reuse base scenes an earlier run trained with the same settings")
     parser.add_argument("--equal-time", action="store_true", help="also run `none` for as long as `score` took")
+    parser.add_argument("--variants", nargs="+", choices=["none", "geometric", "fixer", "score"],
+                        help="run only these (default: all; --equal-time needs none and score)")
     parser.add_argument("--lego", action="store_true", help="also run lego-200 with the back unseen")
     parser.add_argument("--lego-only", action="store_true")
     parser.add_argument("--lego-seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--lego-base-steps", type=int, default=1500)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a loaded CPU)")
     args = parser.parse_args()
+    if args.equal_time and args.variants and not {"none", "score"} <= set(args.variants):
+        parser.error("--equal-time compares with `none` and `score`: include both in --variants")
     torch.set_num_threads(args.threads)
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Callable
 
@@ -31,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     refine.add_argument("--strength", type=float, default=0.3, help="img2img strength for --tier pipeline (default 0.3)")
     refine.add_argument("--score-weight", type=float, default=0.0,
                         help="weight of the patch prior's score regulariser (default 0: off)")
+    refine.add_argument("--smoothness-weight", type=float, default=None,
+                        help="weight of the depth-smoothness prior on patches of the path (default: "
+                             "RefineConfig's, 0.003; 0: off)")
     refine.add_argument("--rounds", type=int, default=3,
                         help="progressive rounds from the capture to the path (default 3)")
     refine.add_argument("--keyframes", type=int, default=6, help="path cameras fixed per round (default 6)")
@@ -107,6 +111,8 @@ def run_refine(args: argparse.Namespace, progress: Callable[[str, int, int], Non
     config = RefineConfig(steps=args.steps, rounds=args.rounds, keyframes=args.keyframes,
                           fixer="pipeline" if tier == "pipeline" else "prior", score_weight=args.score_weight,
                           seed=args.seed)
+    if args.smoothness_weight is not None:
+        config = dataclasses.replace(config, smoothness_weight=args.smoothness_weight)
     refined, report = refine_scene(scene, data, targets, config, args.out, fixer=fixer, prior=prior,
                                    source_dir=args.scene,
                                    on_step=None if progress is None else lambda d, t: progress("guided training", d, t))

@@ -3,6 +3,9 @@
 - Visibility / free-space loss (Nerfbusters, Warburg et al. 2023): density at points that no
   supervising camera sees is pushed to zero, because nothing there was ever observed; hash-grid
   collisions otherwise leave semi-transparent junk exactly where a new camera path looks.
+- Depth smoothness on patches of unphotographed views (RegNeRF, Niemeyer et al. 2022), in a form that
+  leaves planes alone (`inverse_depth_roughness`): texture spread through a fuzzy layer along the
+  training rays streaks and flickers once a new camera looks at it from higher up.
 - Distortion loss (mip-NeRF 360, Barron et al. 2022): pulls each ray's weights into one compact
   surface; it is `render.volume.distortion_loss`, computed by `render_rays(with_distortion=True)`.
 """
@@ -90,3 +93,25 @@ def visibility_loss(renderable: Renderable, seen_by: Cameras, n_points: int, gen
     sigma, _ = renderable.field.density_and_features(u[unseen])
     thickness = sigma * renderable.step_size()
     return VisibilityTerm(thickness.sum() / n_points, float(unseen.float().mean()))
+
+
+def inverse_z_depth(depth: torch.Tensor, directions: torch.Tensor, forward: torch.Tensor) -> torch.Tensor:
+    """1 / z-depth [N] from distances along rays [N] with directions [N, 3] and the camera's viewing axis [3]."""
+    cosine = (directions @ forward) / (directions.norm(dim=-1) * forward.norm())
+    return 1.0 / (depth * cosine).clamp(min=1e-3)
+
+
+def inverse_depth_roughness(inverse_z: torch.Tensor, opacity: torch.Tensor | None = None) -> torch.Tensor:
+    """Roughness of a patch's inverse z-depth [S, S]: mean |second difference| along x and y, divided by the
+    patch's mean inverse depth (so a weight does not depend on the scene's scale).
+
+    Inverse z-depth is affine in pixel coordinates on any plane, so a plane costs nothing, at any slant;
+    RegNeRF's first differences of depth would flatten the ground toward the camera. L1, not RegNeRF's L2,
+    so that a real depth edge costs little. `opacity` [S, S] (no gradient) discounts rays that hit little:
+    their depth means nothing (an object's empty background)."""
+    w = torch.ones_like(inverse_z) if opacity is None else opacity.detach().clamp(0, 1)
+    inverse_z = inverse_z * (w > 0)  # 1 / 0-depth on empty rays must not reach the scale
+    second_x = (inverse_z[:, 2:] - 2 * inverse_z[:, 1:-1] + inverse_z[:, :-2]) * (w[:, 2:] * w[:, 1:-1] * w[:, :-2])
+    second_y = (inverse_z[2:, :] - 2 * inverse_z[1:-1, :] + inverse_z[:-2, :]) * (w[2:, :] * w[1:-1, :] * w[:-2, :])
+    scale = ((inverse_z * w).sum() / w.sum().clamp(min=1e-6)).detach().clamp(min=1e-6)
+    return (second_x.abs().mean() + second_y.abs().mean()) / scale

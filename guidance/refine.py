@@ -30,9 +30,9 @@ import torch
 from guidance.masks import MaskConfig, uncertainty_mask
 from guidance.patch_prior import Progress
 from guidance.paths import stepping_cameras
-from guidance.priors import SupervisedRays, visibility_loss
+from guidance.priors import SupervisedRays, inverse_depth_roughness, inverse_z_depth, visibility_loss
 from guidance.views import render_view
-from render.cameras import Cameras, camera_rays
+from render.cameras import Cameras, Rays, camera_rays
 from render.configio import config_to_dict
 from render.errors import VistaError, atomic_write_json
 from render.render import render_rays, rays_to_scene
@@ -59,7 +59,7 @@ class RefineConfig:
     learning_rate: float = 3e-3
     """Adam learning rate at the start; decays to 10% by the end."""
     geometric: bool = True
-    """Use the visibility loss (and the distortion loss if its weight is above 0)."""
+    """Use the visibility loss and the depth-smoothness prior (and the distortion loss if its weight is above 0)."""
     visibility_weight: float = 0.05
     visibility_points: int = 4096
     distortion_weight: float = 0.0
@@ -79,6 +79,15 @@ class RefineConfig:
     pseudo_masked_only: bool = True
     """Supervise only the pixels the fixer changed: elsewhere a pseudo view is the field's own render, and
     training on it locks in its errors."""
+    smoothness_weight: float = 0.003
+    """Weight of the depth-smoothness prior on a patch of a path keyframe each step (`smoothness_patch_loss`).
+    Without it the visibility loss cleared the fog in front of the photographed ground and bared texture the
+    base scene had spread through a fuzzy layer: more flicker along the path than plain training (+0.0024 with
+    the fixer). Chosen on seed 1 of bench/guidance.py (0.001, 0.002, 0.003, 0.01); seeds 0 and 2 then confirmed it.
+    On the rounds' keyframes instead of the path's (cameras still near the photos) it flattened curved surfaces:
+    interpolation -0.7 dB at 0.003."""
+    smoothness_patch: int = 16
+    """Side of the square patch rendered each step for the smoothness prior (256 rays, ~+25% per step)."""
     score_weight: float = 0.0
     """Weight of the patch prior's score on rendered patches (0 disables the regulariser)."""
     score_every: int = 4
@@ -209,13 +218,10 @@ def fix_views(scene: Scene, cameras: Cameras, fixer: Fixer | None, mask_config: 
     return fixed, masks, report
 
 
-def _score_patch_loss(scene: Scene, cameras: Cameras, prior, generator: torch.Generator) -> torch.Tensor:
-    """Render a random 32x32 patch of a random camera with gradients; score-distillation loss from the prior."""
-    from guidance.patch_prior import PATCH, score_gradient
-
-    size = PATCH
+def _random_patch(scene: Scene, cameras: Cameras, size: int, generator: torch.Generator) -> tuple[Rays, int] | None:
+    """Scene-space rays [size * size] of a random size x size patch of a random camera, with its index."""
     if cameras.width < size or cameras.height < size:
-        return torch.zeros(())
+        return None
     i = int(torch.randint(0, len(cameras), (1,), generator=generator))
     x0 = int(torch.randint(0, cameras.width - size + 1, (1,), generator=generator))
     y0 = int(torch.randint(0, cameras.height - size + 1, (1,), generator=generator))
@@ -223,11 +229,35 @@ def _score_patch_loss(scene: Scene, cameras: Cameras, prior, generator: torch.Ge
     xy = torch.stack([xs.reshape(-1), ys.reshape(-1)], -1).float() + 0.5
     rays = rays_to_scene(camera_rays(cameras, torch.full((size * size,), i, dtype=torch.long), xy),
                          scene.scene_from_world)
-    out = render_rays(scene.renderable(), rays, jitter=torch.rand(size * size, generator=generator))
-    patch = out.rgb.reshape(1, size, size, 3).permute(0, 3, 1, 2)
+    return rays, i
+
+
+def _score_patch_loss(scene: Scene, cameras: Cameras, prior, generator: torch.Generator) -> torch.Tensor:
+    """Render a random 32x32 patch of a random camera with gradients; score-distillation loss from the prior."""
+    from guidance.patch_prior import PATCH, score_gradient
+
+    patch_rays = _random_patch(scene, cameras, PATCH, generator)
+    if patch_rays is None:
+        return torch.zeros(())
+    rays, _ = patch_rays
+    out = render_rays(scene.renderable(), rays, jitter=torch.rand(len(rays), generator=generator))
+    patch = out.rgb.reshape(1, PATCH, PATCH, 3).permute(0, 3, 1, 2)
     gradient = score_gradient(prior, patch, generator)
     # score distillation: d loss / d patch = gradient / numel
     return (gradient * patch).sum() / patch.numel()
+
+
+def smoothness_patch_loss(scene: Scene, cameras: Cameras, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Render a random size x size patch of a random camera with gradients; `inverse_depth_roughness` of it."""
+    patch_rays = _random_patch(scene, cameras, size, generator)
+    if patch_rays is None:
+        return torch.zeros(())
+    rays, i = patch_rays
+    out = render_rays(scene.renderable(), rays, jitter=torch.rand(len(rays), generator=generator))
+    # depth is along unit rays; OpenGL cameras look down -z, and the scene frame only rotates and scales uniformly
+    forward = -cameras.world_from_camera[i, :3, 2].to(rays.directions.dtype)
+    return inverse_depth_roughness(inverse_z_depth(out.depth, rays.directions, forward).reshape(size, size),
+                                   out.opacity.reshape(size, size))
 
 
 def refine_scene(scene: Scene, data: PosedImages, targets: Cameras, config: RefineConfig, out_dir: Path | None,
@@ -299,6 +329,9 @@ def refine_scene(scene: Scene, data: PosedImages, targets: Cameras, config: Refi
                 term = visibility_loss(renderable, scene.capture, config.visibility_points, generator,
                                        also_seen=also_seen)
                 loss = loss + config.visibility_weight * term.loss
+            if config.geometric and config.smoothness_weight > 0:
+                loss = loss + config.smoothness_weight * smoothness_patch_loss(scene, keyframes,
+                                                                               config.smoothness_patch, generator)
             if config.score_weight > 0 and done % config.score_every == 0:
                 loss = loss + config.score_weight * _score_patch_loss(scene, round_cameras, prior, generator)
             optimizer.zero_grad(set_to_none=True)

@@ -13,7 +13,8 @@ import torch
 from guidance.masks import MaskConfig, covering_cameras, uncertainty_mask
 from guidance.patch_prior import (PriorConfig, fix_masked, load_patch_prior, save_patch_prior, score_gradient,
                                   train_patch_prior)
-from guidance.priors import SupervisedRays, scene_from_field, uncontract, visibility_loss
+from guidance.priors import (SupervisedRays, inverse_depth_roughness, inverse_z_depth, scene_from_field, uncontract,
+                             visibility_loss)
 from guidance.views import RenderedView
 from render.cameras import Cameras
 from render.errors import VistaError
@@ -301,6 +302,38 @@ def test_procedural_scene_has_exact_depth():
     assert LOOK_AT.shape == (3,)
     cameras = Cameras.from_fov(torch.cat([torch.eye(3), torch.tensor([[0.0], [-6.0], [1.0]])], 1)[None], 50.0, 8, 6)
     assert render_truth(cameras, 0).rgb.shape == (6, 8, 3)
+
+
+def test_depth_roughness_spares_planes_at_any_slant_and_charges_fuzz():
+    from guidance.procedural import cast, look_at
+    from render.cameras import image_rays
+
+    def inverse_z(position: list[float], target: list[float]) -> torch.Tensor:
+        pose = look_at(torch.tensor([position]), torch.tensor(target))
+        camera = Cameras.from_fov(pose, 40.0, 16, 16)
+        rays = image_rays(camera, 0)
+        depth = cast(rays).depth
+        assert torch.isfinite(depth).all()
+        return depth, inverse_z_depth(depth, rays.directions, -pose[0, :3, 2])
+
+    # the procedural ground (z = 0, away from the objects) seen from steep and from grazing angles
+    for position, target in [([8.0, 8.0, 3.0], [8.5, 8.5, 0.0]), ([8.0, 8.0, 0.6], [9.0, 9.0, 0.0])]:
+        depth, inv = inverse_z(position, target)
+        assert depth.max() > 1.15 * depth.min()  # a slanted view: depth itself is far from constant
+        assert inverse_depth_roughness(inv.reshape(16, 16)).item() < 1e-4
+        # RegNeRF's first differences of depth would charge this plane; second differences of 1/z do not
+        assert (depth.reshape(16, 16).diff(dim=0).abs().mean() / depth.mean()).item() > 0.01
+    # the same ground with its depth shaken by 3% per pixel (a fuzzy layer) costs clearly more
+    generator = torch.Generator().manual_seed(0)
+    fuzzy = inv * (1 + 0.03 * torch.randn(inv.shape, generator=generator))
+    assert inverse_depth_roughness(fuzzy.reshape(16, 16)).item() > 0.05
+    # rays that hit nothing (an object's background: depth 0, so 1/z = 1000) do not count
+    opacity = torch.ones(16, 16)
+    opacity[:, :7] = 0.0
+    empty = inv.reshape(16, 16).clone()
+    empty[:, :7] = 1000.0
+    assert inverse_depth_roughness(empty, opacity).item() < 1e-4
+    assert inverse_depth_roughness(empty).item() > 0.1
 
 
 @pytest.fixture(scope="module")
