@@ -48,7 +48,8 @@ THUMB_PX = 192
 KEY_COLUMNS = ["x", "y", "z", "look x", "look y", "look z", "fov (deg)", "seconds to next", "easing"]
 """The keyframe table: world position, look-at point, vertical FOV, segment duration (blank: automatic,
 constant speed) and segment easing (blank: the path's)."""
-QUALITIES = {"draft": dict(crf=28, x264_preset="veryfast"), "standard": dict(crf=18, x264_preset="medium")}
+QUALITIES = {"draft": dict(crf=28, x264_preset="veryfast"), "standard": dict(crf=18, x264_preset="medium"),
+             "anti-aliased": dict(crf=18, x264_preset="medium", supersample=2)}
 PREVIEW_CLIP_FPS = 8.0
 
 
@@ -1052,7 +1053,9 @@ def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
             r_width = gr.Number(320, label="Width (px)", precision=0, elem_id="render-width")
             r_height = gr.Number(180, label="Height (px)", precision=0, elem_id="render-height")
             r_fps = gr.Slider(6, 60, value=24, step=1, label="Frames per second", elem_id="render-fps")
-            r_quality = gr.Radio(list(QUALITIES), value="standard", label="Encoding quality")
+            r_quality = gr.Radio(list(QUALITIES), value="standard", label="Quality",
+                                 info="anti-aliased: 2x2 rays per pixel, less shimmer when the camera pulls back; "
+                                      "4x the render time")
         with gr.Row():
             render_btn = gr.Button("Render", variant="primary", interactive=False, elem_id="render")
             render_cancel = gr.Button("Cancel", variant="stop")

@@ -62,6 +62,10 @@ class VideoConfig:
     """Embed the invisible 'synthetic render' watermark in every frame (frames must have >= 256x256 pixels)."""
     label: bool = False
     """Draw a visible 'synthetic render' label in the bottom-right corner."""
+    supersample: int = 1
+    """Rays per pixel along each side, averaged (2: 2x2 rays, 4x the render time). One ray per pixel aliases
+    texture that a pull-back shrinks, and the aliasing shimmers from frame to frame (bench/guidance.py:
+    2x2 lowered the pull-back's flicker against the truth by 0.001-0.002)."""
 
     def __post_init__(self) -> None:
         if not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and 0 < self.fps <= 240):
@@ -70,6 +74,8 @@ class VideoConfig:
             raise VistaError(f"crf must be in [0, 51], got {self.crf}")
         if self.band_pixels < 1 or self.chunk_rays < 1:
             raise VistaError("band_pixels and chunk_rays must be positive")
+        if not (isinstance(self.supersample, int) and 1 <= self.supersample <= 4):
+            raise VistaError(f"supersample must be 1, 2, 3 or 4 rays per pixel side, got {self.supersample}")
 
 
 @dataclass
@@ -166,10 +172,12 @@ def estimate_memory(width: int, height: int, config: VideoConfig, max_samples_pe
     """Peak memory of rendering + encoding one frame (rough, on the high side).
 
     Whole-frame buffers (float RGB/depth/opacity, uint8 copies, the watermark's float planes, the encoder's
-    reference frames) cost ~100 B/pixel; a band of rays ~150 B/ray; a chunk's candidate samples ~64 B each."""
+    reference frames) cost ~100 B/pixel (plus 20 B per ray of a supersampled frame); a band of rays ~150 B/ray; a chunk's candidate samples ~64 B each."""
     pixels = width * height
-    band = min(config.band_pixels, pixels)
-    return MemoryEstimate(frame_bytes=pixels * 100, band_bytes=band * 150,
+    band = min(config.band_pixels, pixels * config.supersample**2)
+    # a supersampled frame is assembled at full resolution (RGB, depth, opacity: 20 B/ray) before the box filter
+    fine_bytes = pixels * config.supersample**2 * 20 if config.supersample > 1 else 0
+    return MemoryEstimate(frame_bytes=pixels * 100 + fine_bytes, band_bytes=band * 150,
                           chunk_bytes=min(config.chunk_rays, band) * max_samples_per_ray * 64)
 
 
@@ -221,14 +229,27 @@ def _band_camera(cameras: Cameras, index: int, row0: int, rows: int) -> Cameras:
 
 
 def render_frame(renderable: Renderable, cameras: Cameras, index: int, band_pixels: int = 1 << 16,
-                 chunk_rays: int = DEFAULT_CHUNK_RAYS) -> Image:
-    """`render_camera` a band of rows at a time, so a frame of any size needs bounded memory."""
-    rows = max(1, band_pixels // cameras.width)
-    parts = [render_camera(renderable, _band_camera(cameras, index, row0, min(rows, cameras.height - row0)), 0,
-                           chunk_rays)
-             for row0 in range(0, cameras.height, rows)]
-    return Image(torch.cat([p.rgb for p in parts]), torch.cat([p.depth for p in parts]),
-                 torch.cat([p.opacity for p in parts]))
+                 chunk_rays: int = DEFAULT_CHUNK_RAYS, supersample: int = 1) -> Image:
+    """`render_camera` a band of rows at a time, so a frame of any size needs bounded memory; with
+    `supersample` s > 1, s x s rays per pixel (a box filter: colour and opacity are averaged, depth is
+    averaged weighted by opacity)."""
+    s = supersample
+    fine = cameras[index].scaled(s) if s > 1 else cameras[index]
+    rows = max(s, band_pixels // fine.width // s * s)  # whole output rows per band
+    parts = [render_camera(renderable, _band_camera(fine, 0, row0, min(rows, fine.height - row0)), 0, chunk_rays)
+             for row0 in range(0, fine.height, rows)]
+    image = Image(torch.cat([p.rgb for p in parts]), torch.cat([p.depth for p in parts]),
+                  torch.cat([p.opacity for p in parts]))
+    if s == 1:
+        return image
+    h, w = cameras.height, cameras.width
+
+    def box(x: torch.Tensor) -> torch.Tensor:  # [s*h, s*w, ...] -> [h, w, ...]
+        return x.reshape(h, s, w, s, *x.shape[2:]).mean(dim=(1, 3))
+
+    opacity = box(image.opacity)
+    depth = box(image.depth * image.opacity) / opacity.clamp(min=1e-6)
+    return Image(box(image.rgb), torch.where(opacity > 1e-6, depth, box(image.depth)), opacity)
 
 
 def to_uint8(rgb: torch.Tensor) -> np.ndarray:
@@ -331,7 +352,7 @@ def render_to_cache(renderable: Renderable, cameras: Cameras, indices: list[int]
     with tqdm(total=len(indices), initial=done, unit="frame", desc="render", disable=not progress,
               dynamic_ncols=True) as bar:
         for index in todo:
-            image = render_frame(renderable, cameras, index, config.band_pixels, config.chunk_rays)
+            image = render_frame(renderable, cameras, index, config.band_pixels, config.chunk_rays, config.supersample)
             try:
                 cache.save(index, to_uint8(image.rgb), image.depth.numpy(), image.opacity.numpy())
             except VistaError as error:
@@ -647,7 +668,8 @@ def render_video(renderable: Renderable, cameras: Cameras, out: Path, config: Vi
                     " and C2PA manifest" if sign_cert else "")
     # 2. render into the cache
     key = hashlib.sha256(json.dumps({"scene": cache_key, "cameras": cameras_digest(cameras),
-                                     "band_pixels": config.band_pixels, "chunk_rays": config.chunk_rays},
+                                     "band_pixels": config.band_pixels, "chunk_rays": config.chunk_rays,
+                                     "supersample": config.supersample},
                                     sort_keys=True).encode()).hexdigest()
     cache = FrameCache(cache_dir or frame_cache_dir(out), key)
     cache.open()

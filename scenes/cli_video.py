@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     render.add_argument("--frames", help="render only frames a:b of the path (Python slice, b excluded)")
     render.add_argument("--preview", action="store_true", help="quarter resolution, for a fast look")
     render.add_argument("--crf", type=int, default=18, help="H.264 quality: lower is better and larger (default 18)")
+    render.add_argument("--supersample", type=int, default=1,
+                        help="rays per pixel side, averaged: 2 anti-aliases (less shimmer on pull-backs) at 4x the "
+                             "render time (default 1)")
     render.add_argument("--seed", type=int, default=0, help="seed recorded in the recipe (default 0)")
     render.add_argument("--png-dir", type=Path, help="also write every frame as a PNG into this folder")
     render.add_argument("--depth-video", type=Path, help="also write a depth MP4 (turbo colormap)")
@@ -82,7 +85,8 @@ def _config(args: argparse.Namespace, path_fps: float):
             raise VistaError(f"{args.path}: its frame rate is unusable ({error}); pass --fps to override it") \
                 from error
     fps = path_fps if args.fps is None else args.fps
-    return VideoConfig(fps=fps, crf=args.crf, watermark=not args.no_watermark, label=args.label)
+    return VideoConfig(fps=fps, crf=args.crf, watermark=not args.no_watermark, label=args.label,
+                       supersample=args.supersample)
 
 
 def run_render(args: argparse.Namespace) -> int:

@@ -113,6 +113,36 @@ def test_banded_render_equals_whole_frame_render():
     assert torch.allclose(whole.depth, banded.depth, atol=1e-4)
 
 
+def test_supersampled_frame_is_the_box_filtered_fine_render_in_bands():
+    scene, cameras = sphere_renderable(), orbit(2, 32, 24)
+    fine = render_camera(scene, cameras.scaled(2), 1)  # 64 x 48, one ray per fine pixel
+    banded = render_frame(scene, cameras, 1, band_pixels=64 * 5, supersample=2)  # 4 fine rows per band
+    assert banded.rgb.shape == (24, 32, 3) and banded.depth.shape == (24, 32)
+    box = torch.nn.functional.avg_pool2d(fine.rgb.permute(2, 0, 1)[None], 2)[0].permute(1, 2, 0)
+    assert torch.allclose(banded.rgb, box, atol=1e-5)
+    assert torch.allclose(banded.opacity, torch.nn.functional.avg_pool2d(fine.opacity[None, None], 2)[0, 0], atol=1e-5)
+    # a pixel half on the sphere: partly transparent, and its depth is the sphere's, not half of it
+    edge = (banded.opacity > 0.2) & (banded.opacity < 0.8)
+    assert edge.any()
+    inside = banded.opacity > 0.99
+    assert (banded.depth[edge] > 0.8 * banded.depth[inside].min()).all()
+    # the anti-aliased frame differs from one ray per pixel only at the silhouette and in fine texture
+    plain = render_frame(scene, cameras, 1)
+    assert 0 < (banded.rgb - plain.rgb).abs().mean() < 0.05
+
+
+def test_supersample_is_cached_apart_and_checked(tmp_path):
+    scene = sphere_renderable()
+    render_video(scene, orbit(2, 32, 32), tmp_path / "a.mp4", VideoConfig(watermark=False), cache_key="one",
+                 keep_frames=True, progress=False)
+    result = render_video(scene, orbit(2, 32, 32), tmp_path / "a.mp4", VideoConfig(watermark=False, supersample=2),
+                          cache_key="one", progress=False)
+    assert result.rendered == 2, "frames rendered with another number of rays per pixel must not be reused"
+    for bad in (0, 5, 1.5):
+        with pytest.raises(VistaError, match="supersample"):
+            VideoConfig(supersample=bad)
+
+
 def test_extra_outputs_png_depth_and_opacity_videos(tmp_path):
     scene, cameras = sphere_renderable(), orbit(3, 96, 64)
     result = render_video(scene, cameras, tmp_path / "shot.mp4", VideoConfig(fps=24, watermark=False),
