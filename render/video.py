@@ -172,12 +172,11 @@ def estimate_memory(width: int, height: int, config: VideoConfig, max_samples_pe
     """Peak memory of rendering + encoding one frame (rough, on the high side).
 
     Whole-frame buffers (float RGB/depth/opacity, uint8 copies, the watermark's float planes, the encoder's
-    reference frames) cost ~100 B/pixel (plus 20 B per ray of a supersampled frame); a band of rays ~150 B/ray; a chunk's candidate samples ~64 B each."""
+    reference frames) cost ~100 B/pixel; a band of rays ~150 B/ray; a chunk's candidate samples ~64 B each.
+    A supersampled band is box-filtered before the next is rendered, so only the band grows."""
     pixels = width * height
     band = min(config.band_pixels, pixels * config.supersample**2)
-    # a supersampled frame is assembled at full resolution (RGB, depth, opacity: 20 B/ray) before the box filter
-    fine_bytes = pixels * config.supersample**2 * 20 if config.supersample > 1 else 0
-    return MemoryEstimate(frame_bytes=pixels * 100 + fine_bytes, band_bytes=band * 150,
+    return MemoryEstimate(frame_bytes=pixels * 100, band_bytes=band * 150,
                           chunk_bytes=min(config.chunk_rays, band) * max_samples_per_ray * 64)
 
 
@@ -231,20 +230,25 @@ def _band_camera(cameras: Cameras, index: int, row0: int, rows: int) -> Cameras:
 def render_frame(renderable: Renderable, cameras: Cameras, index: int, band_pixels: int = 1 << 16,
                  chunk_rays: int = DEFAULT_CHUNK_RAYS, supersample: int = 1) -> Image:
     """`render_camera` a band of rows at a time, so a frame of any size needs bounded memory; with
-    `supersample` s > 1, s x s rays per pixel (a box filter: colour and opacity are averaged, depth is
-    averaged weighted by opacity)."""
+    `supersample` s > 1, s x s rays per pixel, box-filtered band by band (colour and opacity are averaged,
+    depth is averaged weighted by opacity)."""
     s = supersample
     fine = cameras[index].scaled(s) if s > 1 else cameras[index]
     rows = max(s, band_pixels // fine.width // s * s)  # whole output rows per band
-    parts = [render_camera(renderable, _band_camera(fine, 0, row0, min(rows, fine.height - row0)), 0, chunk_rays)
+    parts = [_box_filter(render_camera(renderable, _band_camera(fine, 0, row0, min(rows, fine.height - row0)), 0,
+                                       chunk_rays), s)
              for row0 in range(0, fine.height, rows)]
-    image = Image(torch.cat([p.rgb for p in parts]), torch.cat([p.depth for p in parts]),
-                  torch.cat([p.opacity for p in parts]))
+    return Image(torch.cat([p.rgb for p in parts]), torch.cat([p.depth for p in parts]),
+                 torch.cat([p.opacity for p in parts]))
+
+
+def _box_filter(image: Image, s: int) -> Image:
+    """Average s x s blocks of a render [s*h, s*w]; depth weighted by opacity (an empty ray's depth means nothing)."""
     if s == 1:
         return image
-    h, w = cameras.height, cameras.width
 
-    def box(x: torch.Tensor) -> torch.Tensor:  # [s*h, s*w, ...] -> [h, w, ...]
+    def box(x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[0] // s, x.shape[1] // s
         return x.reshape(h, s, w, s, *x.shape[2:]).mean(dim=(1, 3))
 
     opacity = box(image.opacity)
