@@ -366,7 +366,7 @@ def refine_scene(scene: Scene, data: PosedImages, targets: Cameras, config: Refi
 def _photo_loss(scene: Scene, data: PosedImages, pixels: TrainingPixels, n_rays: int, generator: torch.Generator,
                 config: RefineConfig) -> torch.Tensor:
     """The spine's photo loss (scenes/train.py): random pixels, random backgrounds behind alpha, MSE."""
-    image_index, xy, target = pixels.sample(n_rays, generator)
+    image_index, xy, target = pixels.sample(n_rays, generator, scene.config.pixel_jitter)
     jitter = torch.rand(n_rays, generator=generator)
     background = None
     if data.has_alpha:

@@ -113,6 +113,11 @@ class TrainConfig:
     backend: Backend = "auto"
     distortion_loss_weight: float = 0.0
     """mip-NeRF 360 distortion loss weight (0 disables it); guidance raises it."""
+    pixel_jitter: bool = True
+    """Cast each training ray through a random point of its pixel instead of its centre (as Instant-NGP does): a
+    photo's colour is its pixel's area average, so the field learns the box-filtered image, not point samples
+    between which it may alias. On the guidance benchmark's base scenes (3 seeds, 1500 steps) it raised held-out
+    PSNR by 0.3-0.6 dB and cut flicker along the establishing shot by 0.0015-0.0045 (bench/GUIDANCE_RESULTS.md)."""
 
     def __post_init__(self) -> None:
         if self.steps < 1:

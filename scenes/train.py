@@ -68,12 +68,15 @@ class TrainingPixels:
         self.pixels = data.images[self.indices].reshape(-1, data.images.shape[-1])  # uint8 [N*H*W, C]
         self.height, self.width = data.images.shape[1:3]
 
-    def sample(self, n: int, generator: torch.Generator):
+    def sample(self, n: int, generator: torch.Generator, jitter: bool = False):
+        """(image index [n], pixel coordinates [n, 2], colour [n, C]): pixel centres, or random points of the
+        pixels if `jitter`."""
         flat = torch.randint(0, self.pixels.shape[0], (n,), generator=generator)
         per_image = self.height * self.width
         image = self.indices[flat // per_image]
         within = flat % per_image
-        xy = torch.stack([within % self.width, within // self.width], dim=-1).float() + 0.5
+        offset = torch.rand(n, 2, generator=generator) if jitter else 0.5
+        xy = torch.stack([within % self.width, within // self.width], dim=-1).float() + offset
         return image, xy, self.pixels[flat].float() / 255.0
 
 
@@ -267,7 +270,7 @@ def _train_loop(scene: Scene, data: PosedImages, out_dir: Path, config: TrainCon
                 group["lr"] = learning_rate_at(config, progress)
 
             n_rays = rays_for_step(config, last_spr)
-            image_index, xy, target = pixels.sample(n_rays, generator)
+            image_index, xy, target = pixels.sample(n_rays, generator, config.pixel_jitter)
             jitter = torch.rand(n_rays, generator=generator)
             background = None
             if data.has_alpha:

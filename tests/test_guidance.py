@@ -333,7 +333,23 @@ def test_depth_roughness_spares_planes_at_any_slant_and_charges_fuzz():
     empty = inv.reshape(16, 16).clone()
     empty[:, :7] = 1000.0
     assert inverse_depth_roughness(empty, opacity).item() < 1e-4
-    assert inverse_depth_roughness(empty).item() > 0.1
+    assert inverse_depth_roughness(empty).item() > 0.02
+
+
+def test_depth_roughness_leaves_real_edges_and_gentle_curvature_alone():
+    y, x = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
+    # a box's face in front of a slanted plane: a clean step of 50% in 1/z
+    step = (0.5 + 0.01 * y + 0.5 * (x >= 8)).requires_grad_(True)
+    inverse_depth_roughness(step).backward()
+    # beyond the cap the edge costs a constant: no gradient would flatten it (plain L1 would push on 2 columns)
+    assert step.grad.abs().max().item() < 1e-6
+    # a sphere-like bump bending 1/z by 0.2% per pixel^2 costs a tenth of what L1 charges; 3% fuzz costs L1's
+    bump = 1.0 + 0.001 * ((x - 7.5) ** 2 + (y - 7.5) ** 2)
+    l1_bump = 2 * 0.002 / bump.mean()
+    assert inverse_depth_roughness(bump).item() < 0.15 * l1_bump.item()
+    generator = torch.Generator().manual_seed(0)
+    fuzzy = bump * (1 + 0.03 * torch.randn(bump.shape, generator=generator))
+    assert inverse_depth_roughness(fuzzy).item() > 10 * inverse_depth_roughness(bump).item()
 
 
 @pytest.fixture(scope="module")
