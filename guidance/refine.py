@@ -85,7 +85,9 @@ class RefineConfig:
     base scene had spread through a fuzzy layer: more flicker along the path than plain training (bench/guidance.py,
     3 seeds, with the fixer: +0.0024 without it, +0.0001 with it, and floater mass -31% -> -40%). Chosen on seed 1
     (0.001, 0.002, 0.003, 0.01); seeds 0 and 2 then confirmed it. On held-out seeds 3 and 4: flicker +0.0024 ->
-    +0.0005, path +0.17 dB, but interpolation -0.27 dB.
+    +0.0005, path +0.17 dB, but interpolation -0.27 dB (plain L1 then; the capped penalty of
+    `inverse_depth_roughness` now spares curvature and edges). With pixel-jittered base scenes (3 seeds): interpolation
+    -0.19 dB without it, -0.25 dB with plain L1, -0.15 dB with the capped penalty; flicker +0.0021, -0.0014, -0.0010.
     On the rounds' keyframes instead of the path's (cameras still near the photos) it flattened curved surfaces:
     interpolation -0.7 dB at 0.003."""
     smoothness_patch: int = 16

@@ -125,7 +125,12 @@ def load_scene(directory: Path, backend: str = "auto") -> Scene:
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         raise VistaError(f"{meta_path}: scene schema version {version!r} is newer than this Vista understands "
                          f"({SCHEMA_VERSION}); upgrade Vista")
-    config = config_from_dict(TrainConfig, meta.get("config"), f"{meta_path}: config")
+    recorded = meta.get("config")
+    if isinstance(recorded, dict) and "pixel_jitter" not in recorded:
+        # written before pixel jitter existed: the scene was trained through pixel centres, and resuming or
+        # refining it should go on that way
+        recorded = {**recorded, "pixel_jitter": False}
+    config = config_from_dict(TrainConfig, recorded, f"{meta_path}: config")
     try:
         state = load_file(str(weights_path))
     except FileNotFoundError as error:
