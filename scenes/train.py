@@ -68,7 +68,7 @@ class TrainingPixels:
         self.pixels = data.images[self.indices].reshape(-1, data.images.shape[-1])  # uint8 [N*H*W, C]
         self.height, self.width = data.images.shape[1:3]
 
-    def sample(self, n: int, generator: torch.Generator, jitter: bool = False):
+    def sample(self, n: int, generator: torch.Generator, jitter: bool):
         """(image index [n], pixel coordinates [n, 2], colour [n, C]): pixel centres, or random points of the
         pixels if `jitter`."""
         flat = torch.randint(0, self.pixels.shape[0], (n,), generator=generator)
