@@ -103,6 +103,7 @@ def variants(refine_steps: int, seed: int, distortion_weight: float | None = Non
         "none": dataclasses.replace(base, geometric=False, fixer="none"),
         "geometric": dataclasses.replace(base, geometric=True, fixer="none"),
         "fixer": dataclasses.replace(base, geometric=True, fixer="prior"),
+        "no-polish": dataclasses.replace(base, geometric=True, fixer="prior", polish_fraction=0.0),
         "score": dataclasses.replace(base, geometric=True, fixer="prior", score_weight=0.02),
     }
 
@@ -292,7 +293,7 @@ def main() -> int:
     parser.add_argument("--reuse-bases", action="store_true",
                         help="reuse base scenes an earlier run trained with the same settings")
     parser.add_argument("--equal-time", action="store_true", help="also run `none` for as long as `score` took")
-    parser.add_argument("--variants", nargs="+", choices=["none", "geometric", "fixer", "score"],
+    parser.add_argument("--variants", nargs="+", choices=["none", "geometric", "fixer", "no-polish", "score"],
                         help="run only these (default: all; --equal-time needs none and score)")
     parser.add_argument("--lego", action="store_true", help="also run lego-200 with the back unseen")
     parser.add_argument("--lego-only", action="store_true")

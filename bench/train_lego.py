@@ -40,14 +40,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "lego200")
     parser.add_argument("--samples-per-step", type=int, default=None,
                         help="override the preset's cap on a step's samples (0: off), for side-by-side runs")
-    parser.add_argument("--pixel-centres", action="store_true",
-                        help="train through pixel centres (before pixel jitter became the default), for side-by-side runs")
+    parser.add_argument("--pixel-jitter", action="store_true",
+                        help="train through random points of the pixels (TrainConfig.pixel_jitter), for side-by-side runs")
     args = parser.parse_args()
 
     data = load_posed_images(args.data)
     config = preset_config(args.preset, steps=args.steps, samples_per_step=args.samples_per_step)
-    if args.pixel_centres:
-        config = dataclasses.replace(config, pixel_jitter=False)
+    if args.pixel_jitter:
+        config = dataclasses.replace(config, pixel_jitter=True)
     marks = sorted(float(m) for m in args.snapshots.split(","))
     snapshots: list[tuple[float, int, dict, torch.Tensor]] = []
 

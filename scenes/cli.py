@@ -22,6 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same scene")
     train.add_argument("--backend", default="auto", choices=["auto", "torch", "tcnn"],
                        help="field backend: tcnn needs CUDA + tinycudann (default: auto)")
+    train.add_argument("--pixel-jitter", action="store_true", default=None,
+                       help="cast training rays through random points of their pixels, not the centres: for few, "
+                            "aliased photos (blurs a dense, sharp capture; see the README)")
     train.add_argument("--resume", action="store_true", help="continue from the folder's last checkpoint")
     train.add_argument("--overwrite", action="store_true", help="discard what the folder holds and start again")
     train.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation at the end")
@@ -45,7 +48,8 @@ def run_train(args: argparse.Namespace) -> int:
     from scenes.evaluate import evaluate_scene
     from scenes.train import train_scene
 
-    config = preset_config(args.preset, steps=args.steps, seed=args.seed, backend=args.backend)
+    config = preset_config(args.preset, steps=args.steps, seed=args.seed, backend=args.backend,
+                           pixel_jitter=args.pixel_jitter)
     data = load_posed_images(args.data)
     print(f"{len(data.train_indices)} training / {len(data.heldout_indices)} held-out views, "
           f"{data.cameras.width}x{data.cameras.height}, {data.kind} scene")

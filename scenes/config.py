@@ -113,11 +113,13 @@ class TrainConfig:
     backend: Backend = "auto"
     distortion_loss_weight: float = 0.0
     """mip-NeRF 360 distortion loss weight (0 disables it); guidance raises it."""
-    pixel_jitter: bool = True
-    """Cast each training ray through a random point of its pixel instead of its centre (as Instant-NGP does): a
-    photo's colour is its pixel's area average, so the field learns the box-filtered image, not point samples
-    between which it may alias. On the guidance benchmark's base scenes (3 seeds, 1500 steps) it raised held-out
-    PSNR by 0.3-0.6 dB and cut flicker along the establishing shot by 0.0015-0.0045 (bench/GUIDANCE_RESULTS.md)."""
+    pixel_jitter: bool = False
+    """Cast each training ray through a random point of its pixel instead of its centre (as Instant-NGP does).
+    The ray is still compared with the whole pixel, so the field learns the photos blurred by up to a pixel: on
+    lego-200 (87 photos, box-filtered) it cost 1.3 dB on the held-out views at 1200 steps and 1.7 dB at 3000
+    (`bench/train_lego.py --pixel-jitter`). It helps only where photos are aliased and few: on the guidance
+    benchmark's procedural scene (12 views, 2x2 supersampled) held-out PSNR rose 0.3-0.6 dB
+    (bench/GUIDANCE_RESULTS.md). Off by default; `vista train --pixel-jitter`."""
 
     def __post_init__(self) -> None:
         if self.steps < 1:

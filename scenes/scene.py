@@ -126,10 +126,6 @@ def load_scene(directory: Path, backend: str = "auto") -> Scene:
         raise VistaError(f"{meta_path}: scene schema version {version!r} is newer than this Vista understands "
                          f"({SCHEMA_VERSION}); upgrade Vista")
     recorded = meta.get("config")
-    if isinstance(recorded, dict) and "pixel_jitter" not in recorded:
-        # written before pixel jitter existed: the scene was trained through pixel centres, and resuming or
-        # refining it should go on that way
-        recorded = {**recorded, "pixel_jitter": False}
     config = config_from_dict(TrainConfig, recorded, f"{meta_path}: config")
     try:
         state = load_file(str(weights_path))

@@ -82,3 +82,15 @@ def test_existing_output_folder_is_refused_and_kept(tmp_path):
     assert code == 2
     assert (out / "precious.txt").read_text() == "keep me"
     assert torch.tensor(1)  # no exception escaped
+
+
+def test_pixel_jitter_is_off_unless_asked_for_and_the_scene_remembers_it(tmp_path):
+    import vista
+    from scenes.scene import load_scene
+
+    data = shared_dataset("lego-100")
+    for flags, expected in (([], False), (["--pixel-jitter"], True)):
+        out = tmp_path / f"scene-{expected}"
+        assert vista.main(["train", str(data), "--out", str(out), "--preset", "test", "--steps", "2", "--no-eval",
+                           *flags]) == 0
+        assert load_scene(out).config.pixel_jitter is expected

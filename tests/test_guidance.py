@@ -479,3 +479,26 @@ def test_vista_refine_runs_end_to_end_on_a_dataset(tmp_path, capsys):
     assert "no --path given: guiding along the capture trajectory" in text
     assert (out / "scene.json").is_file() and (out / "patch-prior" / "prior.json").is_file()
     assert _digest(scene_dir) == before
+
+
+def test_the_polish_steps_train_on_the_photos_and_the_visibility_loss_alone(small_world, monkeypatch):
+    import guidance.refine as refine
+    from guidance.refine import RefineConfig, refine_scene
+
+    capture, scene, _ = small_world
+    calls = {"smoothness": 0, "visibility": 0}
+    smoothness, visibility = refine.smoothness_patch_loss, refine.visibility_loss
+
+    def counted(name, fn):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(refine, "smoothness_patch_loss", counted("smoothness", smoothness))
+    monkeypatch.setattr(refine, "visibility_loss", counted("visibility", visibility))
+    config = RefineConfig(steps=8, rounds=2, keyframes=1, fixer="none", visibility_points=256, polish_fraction=0.25)
+    refine_scene(scene, capture.data, capture.path, config, None, show_progress=False)
+    assert calls == {"smoothness": 6, "visibility": 8}
+    with pytest.raises(ValueError, match="polish_fraction"):
+        RefineConfig(polish_fraction=1.0)

@@ -158,16 +158,3 @@ def test_bad_scene_path_and_output_are_one_line_errors(scene_dir, tmp_path, caps
     assert main(["verify", str(tmp_path / "nothing.mp4")]) == 2
     assert "video not found" in capsys.readouterr().err
 
-
-def test_scenes_saved_before_pixel_jitter_keep_training_through_pixel_centres(scene_dir, tmp_path):
-    import shutil
-
-    from scenes.scene import load_scene
-
-    assert load_scene(scene_dir).config.pixel_jitter  # the default for new scenes
-    old = tmp_path / "old-scene"
-    shutil.copytree(scene_dir, old)
-    meta = json.loads((old / SCENE_FILE).read_text())
-    del meta["config"]["pixel_jitter"]
-    (old / SCENE_FILE).write_text(json.dumps(meta))
-    assert not load_scene(old).config.pixel_jitter
