@@ -95,9 +95,9 @@ class RefineConfig:
     polish_fraction: float = 0.15
     """Final fraction of the steps trained on the photos and the visibility loss alone (no pseudo views, no
     smoothness, no score). The priors reshape surfaces the photos also see; a short polish lets the photos have the
-    last word there, while the visibility loss keeps unseen space empty. Harness, seeds 0-2, against plain training:
-    interpolation +0.02 -> +0.13 dB, floater mass -38% -> -36%, path +0.74 -> +0.76 dB; on held-out seeds 3-4
-    interpolation -0.28 -> +0.18 dB, path +0.33 -> +0.54 dB (bench/GUIDANCE_RESULTS.md)."""
+    last word there, while the visibility loss keeps unseen space empty. bench/guidance.py, seeds 0-2, against plain
+    training, without -> with: interpolation +0.02 -> +0.13 dB, floater mass -38% -> -36%, path +0.74 -> +0.76 dB;
+    on held-out seeds 3-4 interpolation -0.28 -> +0.18 dB, path +0.33 -> +0.54 dB (bench/GUIDANCE_RESULTS.md)."""
     score_weight: float = 0.0
     """Weight of the patch prior's score on rendered patches (0 disables the regulariser)."""
     score_every: int = 4
