@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import resource
 import sys
 import time
@@ -45,9 +44,8 @@ def main() -> None:
     args = parser.parse_args()
 
     data = load_posed_images(args.data)
-    config = preset_config(args.preset, steps=args.steps, samples_per_step=args.samples_per_step)
-    if args.pixel_jitter:
-        config = dataclasses.replace(config, pixel_jitter=True)
+    config = preset_config(args.preset, steps=args.steps, samples_per_step=args.samples_per_step,
+                           pixel_jitter=args.pixel_jitter or None)
     marks = sorted(float(m) for m in args.snapshots.split(","))
     snapshots: list[tuple[float, int, dict, torch.Tensor]] = []
 
