@@ -3,7 +3,7 @@
 Wiring only: every step calls the same functions as the CLI (scenes.*, render.*, guidance.*). The
 layout reads top to bottom, one section per step, with each step's events right under its
 components. `gr.State` holds only the session's workspace folder; everything else lives in files
-in that folder (scenes.workspace), so a browser refresh finds the session again (the folder's token
+in that folder (vista_studio.workspace), so a browser refresh finds the session again (the folder's token
 is kept in the browser's localStorage) and long jobs (poses + training, preview clips, refinement,
 the final render) keep running in a background thread, one heavy job at a time on the machine.
 
@@ -30,8 +30,9 @@ import gradio as gr
 import numpy as np
 from PIL import Image as PILImage
 
-from render.errors import VistaError, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
-from scenes import workspace as wsp
+from vista_core.errors import VistaError
+from vista_core.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from vista_studio import workspace as wsp
 
 log = logging.getLogger("vista.app")
 
@@ -777,9 +778,9 @@ def cli_arguments(module: str, argv: list[str]):
 
 def refine_work(job: wsp.Job, workspace: Path, tier: str, model_dir: Path | None, steps: int,
                 prior_steps: int) -> dict:
-    """`vista refine` (guidance.cli.run_refine) on the session's scene along its path, into a new folder,
+    """`vista refine` (vista.refine.run_refine) on the session's scene along its path, into a new folder,
     then before/after renders of a few path frames."""
-    from guidance.cli import run_refine
+    from vista.refine import run_refine
     from render.path_io import write_camera_path
     from render.render import render_camera
     from scenes.scene import load_scene
@@ -804,7 +805,7 @@ def refine_work(job: wsp.Job, workspace: Path, tier: str, model_dir: Path | None
         job.update(stage=f"{stage} ({tier} tier)", step=done, total=total)
         job.check_cancelled()  # refine writes its folder only at the end: a cancelled run leaves nothing behind
 
-    run_refine(cli_arguments("guidance.cli", argv + (["--model-dir", str(model_dir)] if model_dir else [])),
+    run_refine(cli_arguments("vista.refine", argv + (["--model-dir", str(model_dir)] if model_dir else [])),
                progress=progress)
     job.update(stage="before / after renders", force=True)
     refined = load_scene(out)

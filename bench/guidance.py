@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from guidance.masks import MaskConfig  # noqa: E402
 from guidance.patch_prior import PriorConfig, fix_masked, train_patch_prior  # noqa: E402
-from guidance.procedural import synthetic_capture  # noqa: E402
+from tests.support.procedural import synthetic_capture  # noqa: E402
 from guidance.refine import RefineConfig, refine_scene  # noqa: E402
 from guidance.views import render_view, weight_in_front  # noqa: E402
 from render.config import SamplingConfig  # noqa: E402

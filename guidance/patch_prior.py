@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from render.configio import config_from_dict, config_to_dict
-from render.errors import VistaError, atomic_write_bytes, atomic_write_json, read_json
+from vista_core.errors import VistaError
+from vista_core.files import atomic_write_bytes, atomic_write_json, read_json
 
 Progress = Callable[[int, int], None]
 """(steps done, total steps), called after every step of training the prior or refining a scene; it may raise

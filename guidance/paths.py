@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from render.cameras import Cameras
-from render.errors import VistaError
+from vista_core.errors import VistaError
 
 
 def establishing_path(capture: Cameras, scene_from_world: torch.Tensor, n_frames: int, pull_back: float = 1.5,

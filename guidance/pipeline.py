@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from render.errors import VistaError, read_json
+from vista_core.errors import VistaError
+from vista_core.files import read_json
 
 MODEL_INDEX = "model_index.json"
 

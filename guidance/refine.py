@@ -34,7 +34,8 @@ from guidance.priors import SupervisedRays, inverse_depth_roughness, inverse_z_d
 from guidance.views import render_view
 from render.cameras import Cameras, Rays, camera_rays
 from render.configio import config_to_dict
-from render.errors import VistaError, atomic_write_json
+from vista_core.errors import VistaError
+from vista_core.files import atomic_write_json
 from render.render import render_rays, rays_to_scene
 from scenes.data import PosedImages
 from scenes.scene import SCENE_FILE, Scene, save_scene

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from render.errors import VistaError
+from vista_core.errors import VistaError
 
 
 @dataclass(frozen=True)

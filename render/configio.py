@@ -12,7 +12,7 @@ import types
 import typing
 from typing import Any, TypeVar
 
-from render.errors import VistaError
+from vista_core.errors import VistaError
 
 T = TypeVar("T")
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from render.cameras import Cameras, image_rays
-from render.errors import VistaError
+from vista_core.errors import VistaError
 from render.render import Renderable, march, rays_to_scene, render_camera
 
 

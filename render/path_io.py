@@ -36,7 +36,8 @@ import numpy as np
 import torch
 
 from render.cameras import Cameras
-from render.errors import VistaError, atomic_write_json, read_json, require_finite
+from vista_core.errors import VistaError, require_finite
+from vista_core.files import atomic_write_json, read_json
 from render.paths import MAX_FOV_DEG, MIN_FOV_DEG, CameraPath, Keyframe, quaternion_from_rotation
 
 VISTA_BLOCK = "vista"

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from render.cameras import Cameras
-from render.errors import VistaError
+from vista_core.errors import VistaError
 from render.paths import MAX_FOV_DEG, MIN_FOV_DEG, CameraPath, Keyframe
 
 OccupancyQuery = Callable[[np.ndarray], np.ndarray]

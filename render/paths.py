@@ -53,7 +53,7 @@ import torch
 
 from render.cameras import Cameras
 from render.configio import config_from_dict, config_to_dict
-from render.errors import VistaError, require_finite
+from vista_core.errors import VistaError, require_finite
 
 Easing = Literal["linear", "ease-in", "ease-out", "ease-in-out"]
 EASINGS: tuple[str, ...] = ("linear", "ease-in", "ease-out", "ease-in-out")

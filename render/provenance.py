@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from render.errors import VistaError
+from vista_core.errors import VistaError
 
 SYNTHETIC_COMMENT = "synthetic render"
 LABEL_TEXT = "synthetic render"

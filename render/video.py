@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from render.cameras import Cameras, image_rays
-from render.errors import VistaError, atomic_write_bytes, atomic_write_json, read_json
+from vista_core.errors import VistaError
+from vista_core.files import atomic_write_bytes, atomic_write_json, read_json
 from render.render import DEFAULT_CHUNK_RAYS, Image, Renderable, render_camera
 
 log = logging.getLogger(__name__)

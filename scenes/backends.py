@@ -16,7 +16,7 @@ import logging
 import torch
 from torch import nn
 
-from render.errors import VistaError
+from vista_core.errors import VistaError
 from scenes.config import HashGridConfig
 from scenes.hashgrid import GridLayout, grid_layout, init_table
 from scenes.hashgrid_fused import LayoutArrays, hash_encode

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from render.config import SamplingConfig
-from render.errors import VistaError
+from vista_core.errors import VistaError
 
 Backend = Literal["auto", "torch", "tcnn"]
 

@@ -17,7 +17,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from render.cameras import Cameras
-from render.errors import VistaError, read_json, require_finite
+from vista_core.errors import VistaError, require_finite
+from vista_core.files import read_json
 from render.render import SceneKind
 
 MAX_IMAGE_PIXELS = 40_000_000

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from render.errors import VistaError, atomic_write_bytes
+from vista_core.errors import VistaError
+from vista_core.files import atomic_write_bytes
 from render.render import field_coords
 from scenes.scene import Scene
 

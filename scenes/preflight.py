@@ -24,7 +24,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import fft, ndimage
 
-from render.errors import VistaError, atomic_write_bytes
+from vista_core.errors import VistaError
+from vista_core.files import atomic_write_bytes
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".heic", ".heif")
 MIN_SIDE_PX = 64

@@ -19,7 +19,8 @@ import torch
 
 from render.cameras import Cameras
 from render.configio import config_from_dict, config_to_dict
-from render.errors import VistaError, atomic_write_json, read_json, require_finite
+from vista_core.errors import VistaError, require_finite
+from vista_core.files import atomic_write_json, read_json
 from render.video import VideoConfig, VideoResult, render_video
 from scenes.scene import SCENE_FILE, WEIGHTS_FILE, load_scene
 

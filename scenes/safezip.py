@@ -16,7 +16,7 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from render.errors import VistaError
+from vista_core.errors import VistaError
 
 MAX_FILES = 5000
 MAX_TOTAL_BYTES = 4 * 1024**3  # 4 GB of photos is far beyond 300 phone pictures

@@ -16,7 +16,8 @@ from safetensors.torch import load_file, save
 
 from render.cameras import Cameras
 from render.configio import config_from_dict, config_to_dict
-from render.errors import VistaError, atomic_write_bytes, atomic_write_json, read_json
+from vista_core.errors import VistaError
+from vista_core.files import atomic_write_bytes, atomic_write_json, read_json
 from render.occupancy import OccupancyGrid
 from render.render import Renderable, SceneKind
 from scenes.backends import resolve_backend

@@ -25,7 +25,8 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from render.errors import VistaError, atomic_write_json
+from vista_core.errors import VistaError
+from vista_core.files import atomic_write_json
 from scenes.imports import SparseImage, SparseModel, colmap_camera_to_opencv, write_posed_dataset
 from scenes.preflight import DEFAULT_MAX_SIZE_PX, Preflight, preflight_photos, summarize_exclusions
 

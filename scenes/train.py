@@ -22,7 +22,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from render.cameras import camera_rays
-from render.errors import VistaError, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from vista_core.errors import VistaError
+from vista_core.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from render.render import render_rays, rays_to_scene
 from scenes.backends import resolve_backend
 from scenes.config import TrainConfig

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from render.errors import VistaError
-from scenes import workspace as wsp
+from vista_core.errors import VistaError
+from vista_studio import workspace as wsp
 from tests.conftest import shared_dataset
 
 gradio_client = pytest.importorskip("gradio_client")

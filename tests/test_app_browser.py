@@ -26,7 +26,7 @@ def studio_url(tmp_path_factory):
     import app
 
     shared_dataset("lego-100")
-    from scenes.workspace import cancel_jobs
+    from vista_studio.workspace import cancel_jobs
 
     root = tmp_path_factory.mktemp("studio-browser")
     demo = app.launch_app(root, block=False, quiet=True)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from render.cameras import Cameras, camera_rays, image_rays
-from render.errors import VistaError
+from vista_core.errors import VistaError
 
 
 def _camera(distortion=None):

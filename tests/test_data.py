@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from render.errors import VistaError
+from vista_core.errors import VistaError
 from scenes.data import load_posed_images
 from tests.conftest import shared_dataset
 

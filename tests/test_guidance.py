@@ -17,7 +17,7 @@ from guidance.priors import (SupervisedRays, inverse_depth_roughness, inverse_z_
                              visibility_loss)
 from guidance.views import RenderedView
 from render.cameras import Cameras
-from render.errors import VistaError
+from vista_core.errors import VistaError
 from render.render import field_coords
 
 TINY_PRIOR = PriorConfig(steps=4, batch_size=4, block_out_channels=(16, 32), seed=0)
@@ -288,7 +288,7 @@ def test_tier2_bad_model_folders_are_clear_errors(tiny_pipeline_dir, tmp_path):
 # ---------------------------------------------------------------- the loop, on the procedural scene
 
 def test_procedural_scene_has_exact_depth():
-    from guidance.procedural import LOOK_AT, cast, render_truth
+    from tests.support.procedural import LOOK_AT, cast, render_truth
     from render.cameras import Rays
 
     # straight down onto the ground from 2 units up (away from the objects): depth 2
@@ -305,7 +305,7 @@ def test_procedural_scene_has_exact_depth():
 
 
 def test_depth_roughness_spares_planes_at_any_slant_and_charges_fuzz():
-    from guidance.procedural import cast, look_at
+    from tests.support.procedural import cast, look_at
     from render.cameras import image_rays
 
     def inverse_z(position: list[float], target: list[float]) -> torch.Tensor:
@@ -356,7 +356,7 @@ def test_depth_roughness_leaves_real_edges_and_gentle_curvature_alone():
 @pytest.fixture(scope="module")
 def small_world(tmp_path_factory):
     """A base scene trained briefly on the procedural arc (shared by the loop and CLI tests)."""
-    from guidance.procedural import synthetic_capture
+    from tests.support.procedural import synthetic_capture
     from scenes.config import preset_config
     from scenes.train import train_scene
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from render.errors import VistaError
+from vista_core.errors import VistaError
 from scenes import backends
 from scenes.config import HashGridConfig
 from scenes.hashgrid import grid_layout, hash_encode_reference, init_table, level_indices_and_weights

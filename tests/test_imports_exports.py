@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from render.cameras import camera_rays
-from render.errors import VistaError
+from vista_core.errors import VistaError
 from render.occupancy import OccupancyGrid
 from scenes.data import load_posed_images
 from scenes.export import export_points, mesh_from_scene

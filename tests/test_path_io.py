@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from render.errors import VistaError
+from vista_core.errors import VistaError
 from render.path_io import (DataparserTransform, camera_path_json, load_path_cameras, read_keyframes, read_path_file,
                             write_camera_path, write_keyframes)
 from render.paths import CameraPath, Keyframe

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from render.errors import VistaError
+from vista_core.errors import VistaError
 from render.path_presets import PRESETS, SceneFrame, fit_scene_frame, orbit, preset_path
 from render.paths import CameraPath, Keyframe, ease
 

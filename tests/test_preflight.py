@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from render.errors import VistaError
+from vista_core.errors import VistaError
 from scenes.preflight import focal_prior, laplacian_variance, preflight_photos
 
 

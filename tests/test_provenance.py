@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from render.errors import VistaError
+from vista_core.errors import VistaError
 from render.provenance import (DIGITAL_SOURCE_TYPE, add_label, embed_watermark, has_watermark, read_c2pa,
                                sign_c2pa, verify_video, watermark_bit_errors)
 from render.video import Mp4Writer, VideoConfig, probe_video, read_frames, render_video

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from render.errors import VistaError
+from vista_core.errors import VistaError
 from scenes.safezip import extract_zip
 
 

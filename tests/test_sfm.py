@@ -10,7 +10,8 @@ import pytest
 from PIL import Image, ImageFilter
 
 import vista
-from render.errors import VistaError, read_json
+from vista_core.errors import VistaError
+from vista_core.files import read_json
 from scenes.data import load_posed_images
 from scenes.imports import import_colmap
 from scenes.sfm import REPORT_FILE, _largest_gap, choose_matcher, compare_poses, estimate_poses

@@ -22,7 +22,7 @@ import torch
 
 from render.cameras import Cameras
 from render.config import SamplingConfig
-from render.errors import VistaError
+from vista_core.errors import VistaError
 from render.occupancy import OccupancyGrid
 from render.render import Renderable, render_camera
 from render.video import (FrameCache, VideoConfig, frame_cache_dir, measure_flicker, preview_size, probe_video,

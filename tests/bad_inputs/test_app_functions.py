@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from render.errors import VistaError
+from vista_core.errors import VistaError
 from tests.bad_inputs.conftest import assert_unchanged, snapshot
 from tests.conftest import shared_dataset
 
 app = pytest.importorskip("app")  # imports gradio
-from scenes import workspace as wsp  # noqa: E402
+from vista_studio import workspace as wsp  # noqa: E402
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from render.errors import VistaError
+from vista_core.errors import VistaError
 from tests.bad_inputs.conftest import assert_unchanged, refuses, snapshot
 
 EYE = [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 4, 0, 0, 0, 1]  # at z=4 looking down -z at the origin

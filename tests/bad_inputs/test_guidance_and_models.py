@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from render.errors import VistaError
+from vista_core.errors import VistaError
 from tests.bad_inputs.conftest import refuses
 
 

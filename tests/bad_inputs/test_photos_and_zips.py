@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from render.errors import VistaError
+from vista_core.errors import VistaError
 from tests.bad_inputs.conftest import refuses
 from tests.conftest import shared_dataset
 

@@ -14,7 +14,9 @@ import pytest
 from tests.conftest import REPO
 
 SOURCES = sorted([*REPO.joinpath("scenes").rglob("*.py"), *REPO.joinpath("render").rglob("*.py"),
-                  *REPO.joinpath("guidance").rglob("*.py"), REPO / "app.py", REPO / "vista.py"])
+                  *REPO.joinpath("guidance").rglob("*.py"), *REPO.joinpath("vista").rglob("*.py"),
+                  *REPO.joinpath("vista_core").rglob("*.py"), *REPO.joinpath("vista_studio").rglob("*.py"),
+                  REPO / "app.py"])
 UNSAFE_MODULES = {"pickle", "cPickle", "dill", "joblib", "shelve", "marshal"}
 HUB_CALLS = {"hf_hub_download", "snapshot_download", "cached_download", "load_state_dict_from_url",
              "download_url_to_file"}
@@ -89,7 +91,7 @@ def test_no_temp_files_left_in_a_finished_scene(tiny_scene):
 
 def test_the_app_listens_on_localhost_unless_asked():
     import vista
-    from scenes.cli_app import listen_address
+    from vista.studio import listen_address
 
     args = vista.build_parser().parse_args(["app"])
     assert listen_address(args.host, args.share_lan) == "127.0.0.1"
@@ -101,7 +103,7 @@ def test_app_launch_defaults_to_localhost_and_bounded_uploads():
     import inspect
 
     app = pytest.importorskip("app")
-    from scenes import workspace as wsp
+    from vista_studio import workspace as wsp
 
     assert inspect.signature(app.launch_app).parameters["host"].default == "127.0.0.1"
     assert 0 < wsp.MAX_PHOTOS <= 1000 and 0 < wsp.MAX_UPLOAD_BYTES <= 8 * 1024**3

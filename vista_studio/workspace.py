@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from render.errors import VistaError, atomic_write_json, read_json
+from vista_core.errors import VistaError
+from vista_core.files import atomic_write_json, read_json
 
 SESSIONS = "sessions"
 JOB_FILE = "job.json"

@@ -52,7 +52,7 @@ def _choose_tier(args: argparse.Namespace) -> str:
             print("--model-dir given but no CUDA GPU here: using the CPU tier (patch prior) instead")
         return "prior"
     if args.tier == "pipeline" and args.model_dir is None:
-        from render.errors import VistaError
+        from vista_core.errors import VistaError
 
         raise VistaError("--tier pipeline needs --model-dir (a local diffusers pipeline folder)")
     return args.tier
@@ -63,7 +63,7 @@ def run_refine(args: argparse.Namespace, progress: Callable[[str, int, int], Non
     every step and may raise to stop; nothing is written to --out then."""
     from guidance.paths import capture_inbetweens, load_target_cameras
     from guidance.refine import RefineConfig, default_mask, prepare_refine_output, refine_scene
-    from render.errors import VistaError
+    from vista_core.errors import VistaError
     from scenes.data import load_posed_images
     from scenes.scene import load_scene
 

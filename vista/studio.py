@@ -30,7 +30,7 @@ def listen_address(host: str, share_lan: bool) -> str:
 
 
 def run_app(args: argparse.Namespace) -> int:
-    from render.errors import VistaError
+    from vista_core.errors import VistaError
 
     if not 0 < args.port < 65536:
         raise VistaError(f"--port {args.port} is not a TCP port (1-65535)")

@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from render.errors import VistaError
+    from vista_core.errors import VistaError
     from render.path_io import write_camera_path
     from render.path_presets import fit_scene_frame, occupancy_query, preset_path
     from render.video import VideoConfig

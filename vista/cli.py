@@ -14,13 +14,13 @@ import os
 import sys
 
 COMMAND_MODULES = [
-    "scenes.cli_demo",  # demo (the README's first command)
-    "scenes.cli",  # train, eval, info
-    "scenes.cli_app",  # app (the Gradio studio)
-    "scenes.cli_poses",  # poses, import, export
-    "scenes.cli_video",  # render, verify
-    "scenes.cli_paths",  # path
-    "guidance.cli",  # refine
+    "vista.demo",  # demo (the README's first command)
+    "vista.train",  # train, eval, info
+    "vista.studio",  # app (the Gradio studio)
+    "vista.poses",  # poses, import, export
+    "vista.video",  # render, verify
+    "vista.paths",  # path
+    "vista.refine",  # refine
 ]
 
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
-    from render.errors import VistaError
+    from vista_core.errors import VistaError
 
     try:
         result = args.handler(args)

@@ -76,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _preset_options(args: argparse.Namespace, preset: str) -> dict:
     from render import path_presets
-    from render.errors import VistaError
+    from vista_core.errors import VistaError
 
     builder = {"orbit": path_presets.orbit, "dolly-in": path_presets.dolly_in, "pull-back": path_presets.pull_back,
                "crane-up": path_presets.crane_up, "fly-over": path_presets.fly_over, "spiral": path_presets.spiral,
@@ -100,7 +100,8 @@ def _preset_options(args: argparse.Namespace, preset: str) -> dict:
 def run_path(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from render.errors import VistaError, atomic_write_bytes, atomic_write_json
+    from vista_core.errors import VistaError
+    from vista_core.files import atomic_write_bytes, atomic_write_json
     from render.path_io import read_dataparser_transforms, read_keyframes, write_camera_path, write_keyframes
     from render.path_presets import fit_scene_frame, occupancy_query, preset_path
     from scenes.scene import load_scene

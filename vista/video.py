@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def parse_frames(spec: str | None, count: int) -> list[int]:
     """'a:b', 'a:', ':b' or 'a' (Python slice semantics) -> frame indices; an empty selection is an error."""
-    from render.errors import VistaError
+    from vista_core.errors import VistaError
 
     if spec is None:
         selected = list(range(count))
@@ -75,7 +75,7 @@ def parse_frames(spec: str | None, count: int) -> list[int]:
 
 def _config(args: argparse.Namespace, path_fps: float):
     """The video settings: --fps, or else the path file's frame rate, which is checked naming the file."""
-    from render.errors import VistaError
+    from vista_core.errors import VistaError
     from render.video import VideoConfig
 
     if args.fps is None:
@@ -90,7 +90,7 @@ def _config(args: argparse.Namespace, path_fps: float):
 
 
 def run_render(args: argparse.Namespace) -> int:
-    from render.errors import VistaError
+    from vista_core.errors import VistaError
     from scenes.recipe import render_from_recipe, render_shot
 
     if args.recipe is not None:
@@ -127,7 +127,7 @@ def run_render(args: argparse.Namespace) -> int:
 
 def _check_size_from_file(path: Path, width: int, height: int, config) -> None:
     """The size the path file asks for, checked up front so that the message names the file."""
-    from render.errors import VistaError
+    from vista_core.errors import VistaError
     from render.video import check_render_size
 
     try:
@@ -137,7 +137,7 @@ def _check_size_from_file(path: Path, width: int, height: int, config) -> None:
 
 
 def _load_path(args: argparse.Namespace):
-    from render.errors import VistaError
+    from vista_core.errors import VistaError
     from render.path_io import load_path_cameras
     from render.video import preview_size, resize_cameras
 
@@ -170,7 +170,7 @@ def _print_result(result, recipe_file: Path) -> None:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from render.errors import VistaError
+    from vista_core.errors import VistaError
     from render.provenance import verify_video
 
     anchors = None

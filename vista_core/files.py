@@ -1,21 +1,18 @@
-"""User-facing errors and crash-safe file writing shared by every package.
+"""Crash-safe file writing and strict JSON reading, shared by every package.
 
-A `VistaError` is a mistake the user can fix (bad input, missing file, wrong flag). The CLI
-and the app print its message as one line and never a traceback; anything else is a bug.
+Every file Vista writes goes through `atomic_write_bytes` (temp file, fsync, rename): a crash, a kill
+or a full disk leaves the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-
-class VistaError(Exception):
-    """An error caused by the user's input; its message names the file and the problem."""
+from vista_core.errors import VistaError
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -84,15 +81,3 @@ def read_json(path: Path, what: str = "JSON file", max_bytes: int = 64 * 1024 * 
         raise VistaError(f"{path}: {what} is malformed: {error}") from error
     except RecursionError as error:  # adversarial nesting ([[[[...) exhausts json's recursive decoder
         raise VistaError(f"{path}: {what} is malformed: nested too deeply") from error
-
-
-def require_finite(values: Any, where: str) -> None:
-    """Raise if a nested list/number structure holds NaN or infinity."""
-    stack = [values]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, (list, tuple)):
-            stack.extend(item)
-        elif isinstance(item, (int, float)) and not isinstance(item, bool):
-            if not math.isfinite(item):
-                raise VistaError(f"{where}: holds NaN or infinity")

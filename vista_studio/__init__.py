@@ -1,0 +1,1 @@
+"""The studio's steps (photos, build, path, refine, render) and its session manager; app.py wires them into Gradio."""
