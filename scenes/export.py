@@ -1,4 +1,4 @@
-"""Scene -> trimesh: a coloured mesh of a trained scene, or the capture's sparse point cloud.
+"""Scene -> mesh (render.meshes): a coloured mesh of a trained scene, or the capture's sparse point cloud.
 
 The mesh is marching cubes (scikit-image's `measure.marching_cubes`, Lorensen & Cline) over the field's
 density sampled on a grid that covers the occupied part of the scene box — for unbounded captures only
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from vista_core.errors import VistaError
-from vista_core.files import atomic_write_bytes
+from render.meshes import coloured_mesh, write_geometry
 from render.render import field_coords
 from scenes.scene import Scene
 
@@ -79,8 +79,7 @@ def _vertex_colors(scene: Scene, vertices_scene: np.ndarray, normals: np.ndarray
 
 
 def mesh_from_scene(scene: Scene, resolution: int = 192, level: float | None = None):
-    """A trimesh.Trimesh of the scene's surface, in world coordinates, with vertex colours."""
-    import trimesh
+    """A mesh of the scene's surface (render.meshes), in world coordinates, with vertex colours."""
     from skimage import measure
 
     if not 16 <= resolution <= MAX_RESOLUTION:
@@ -103,16 +102,7 @@ def mesh_from_scene(scene: Scene, resolution: int = 192, level: float | None = N
     vertices_world = vertices_scene @ world_from_scene[:3, :3].T + world_from_scene[:3, 3]
     alpha = np.full((len(colors), 1), 255, np.uint8)
     # marching_cubes winds faces so normals point down the gradient (outwards); keep that orientation
-    return trimesh.Trimesh(vertices_world, faces[:, ::-1], vertex_colors=np.concatenate([colors, alpha], 1),
-                           process=False)
-
-
-def _write_geometry(geometry, path: Path) -> None:
-    path = Path(path)
-    kind = path.suffix.lower().lstrip(".")
-    if kind not in ("glb", "ply"):
-        raise VistaError(f"{path}: write .glb or .ply (the format follows the suffix)")
-    atomic_write_bytes(path, geometry.export(file_type=kind))
+    return coloured_mesh(vertices_world, faces[:, ::-1], np.concatenate([colors, alpha], 1))
 
 
 def export_mesh(scene_dir: Path, out: Path, resolution: int = 192, level: float | None = None) -> str:
@@ -121,7 +111,7 @@ def export_mesh(scene_dir: Path, out: Path, resolution: int = 192, level: float 
 
     scene = load_scene(scene_dir)
     mesh = mesh_from_scene(scene, resolution, level)
-    _write_geometry(mesh, out)
+    write_geometry(mesh, out)
     return f"{out}: {len(mesh.vertices):,} vertices, {len(mesh.faces):,} faces"
 
 
@@ -142,7 +132,7 @@ def sparse_points_path(path: Path) -> Path:
 
 def export_points(path: Path, out: Path) -> str:
     """Copy a dataset's (or a scene's dataset's) sparse point cloud into `out` as PLY or GLB."""
-    from scenes.imports import read_point_cloud, write_point_cloud
+    from render.meshes import read_point_cloud, write_point_cloud
 
     xyz, rgb = read_point_cloud(sparse_points_path(path))
     write_point_cloud(xyz, rgb, out)

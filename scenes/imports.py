@@ -11,20 +11,20 @@ A sparse model (from `vista poses` or any COLMAP model folder) becomes a dataset
   recorded in the file and applied to the sparse points as well.
 
 instant-ngp, nerfstudio and Blender datasets need no import: `load_posed_images` reads them as
-they are. This module does not import pycolmap; reading COLMAP's binary/text files is
-`scenes.sfm.read_colmap_model`'s job.
+they are. This module does not import pycolmap; reading COLMAP's binary/text files (and `vista import`)
+is `scenes.colmap`'s job.
 """
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from vista_core.errors import VistaError
-from vista_core.files import atomic_write_bytes, atomic_write_json
+from vista_core.files import atomic_write_json
+from render.meshes import write_point_cloud
 
 # diag(1, -1, -1) on the camera axes: OpenCV (COLMAP) <-> OpenGL (nerfstudio); it is its own inverse.
 OPENGL_FROM_OPENCV = np.diag([1.0, -1.0, -1.0])
@@ -32,7 +32,6 @@ OPENGL_FROM_OPENCV = np.diag([1.0, -1.0, -1.0])
 APPLIED_TRANSFORM = np.array([[1.0, 0.0, 0.0, 0.0],
                               [0.0, 0.0, 1.0, 0.0],
                               [0.0, -1.0, 0.0, 0.0]])
-DISTORTION_KEYS = ("k1", "k2", "p1", "p2")
 
 
 @dataclass
@@ -153,89 +152,6 @@ def write_posed_dataset(model: SparseModel, out_dir: Path, image_folder: str = "
         transforms.pop("ply_file_path")
     atomic_write_json(out_dir / "transforms.json", transforms)
     return out_dir / "transforms.json"
-
-
-def write_point_cloud(xyz: np.ndarray, rgb: np.ndarray, path: Path) -> None:
-    """A coloured point cloud as PLY or GLB (by suffix), written by trimesh."""
-    import trimesh
-
-    path = Path(path)
-    kind = path.suffix.lower().lstrip(".")
-    if kind not in ("ply", "glb"):
-        raise VistaError(f"{path}: point clouds are written as .ply or .glb")
-    colors = np.concatenate([np.asarray(rgb, np.uint8), np.full((len(rgb), 1), 255, np.uint8)], axis=1)
-    cloud = trimesh.PointCloud(np.asarray(xyz, np.float64), colors=colors)
-    data = cloud.export(file_type=kind) if kind == "ply" else trimesh.Scene(cloud).export(file_type="glb")
-    atomic_write_bytes(path, data)
-
-
-def read_point_cloud(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Points [P, 3] and colours [P, 3] uint8 of a PLY/GLB point cloud (trimesh)."""
-    import trimesh
-
-    path = Path(path)
-    if not path.is_file():
-        raise VistaError(f"{path}: point cloud not found")
-    try:
-        loaded = trimesh.load(path)
-    except Exception as error:  # noqa: BLE001 - trimesh raises many types for malformed files
-        raise VistaError(f"{path}: not a readable point cloud ({error})") from error
-    if isinstance(loaded, trimesh.Scene):
-        geometries = list(loaded.geometry.values())
-        if not geometries:
-            raise VistaError(f"{path}: holds no geometry")
-        loaded = geometries[0]
-    xyz = np.asarray(loaded.vertices, np.float64)
-    colors = getattr(loaded, "colors", None)
-    if colors is None or len(colors) != len(xyz):
-        colors = getattr(getattr(loaded, "visual", None), "vertex_colors", None)
-    rgb = np.asarray(colors, np.uint8)[:, :3] if colors is not None and len(colors) == len(xyz) \
-        else np.full((len(xyz), 3), 200, np.uint8)
-    return xyz, rgb
-
-
-def find_image_folder(colmap_dir: Path) -> Path | None:
-    """Where a COLMAP project keeps its images: images/ next to the model or up to two levels above it."""
-    for base in (colmap_dir, colmap_dir.parent, colmap_dir.parent.parent):
-        if (base / "images").is_dir():
-            return base / "images"
-    return None
-
-
-def find_model_folder(colmap_dir: Path) -> Path:
-    """The folder holding cameras/images/points3D (.bin or .txt): the given one, sparse/0, 0/ or colmap/model."""
-    for candidate in (colmap_dir, colmap_dir / "sparse" / "0", colmap_dir / "sparse", colmap_dir / "0",
-                      colmap_dir / "colmap" / "model"):  # the last: a `vista poses` output folder
-        if all((candidate / f"{name}.bin").is_file() for name in ("cameras", "images")) or \
-                all((candidate / f"{name}.txt").is_file() for name in ("cameras", "images")):
-            return candidate
-    raise VistaError(f"{colmap_dir}: no COLMAP model (cameras.bin/images.bin or cameras.txt/images.txt) found here "
-                     "or in sparse/0")
-
-
-def import_colmap(colmap_dir: Path, out_dir: Path, images: Path | None = None) -> Path:
-    """COLMAP model folder -> dataset folder with transforms.json, images/ (copied) and sparse_pc.ply."""
-    from scenes.sfm import read_colmap_model
-
-    colmap_dir, out_dir = Path(colmap_dir), Path(out_dir)
-    if not colmap_dir.is_dir():
-        raise VistaError(f"{colmap_dir}: COLMAP folder not found")
-    model_dir = find_model_folder(colmap_dir)
-    model = read_colmap_model(model_dir)
-    image_dir = Path(images) if images else find_image_folder(colmap_dir)
-    if image_dir is None or not image_dir.is_dir():
-        raise VistaError(f"{colmap_dir}: cannot find the images (no images/ folder next to the model); "
-                         "pass --images DIR")
-    missing = [im.name for im in model.images if not (image_dir / im.name).is_file()]
-    if missing:
-        raise VistaError(f"{image_dir}: {len(missing)} image(s) of the model are missing, e.g. {missing[0]}")
-    target = out_dir / "images"
-    if image_dir.resolve() != target.resolve():
-        for image in model.images:
-            destination = target / image.name
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(image_dir / image.name, destination)
-    return write_posed_dataset(model, out_dir)
 
 
 def transforms_from_posed(cameras_world_from_camera: np.ndarray, fx: np.ndarray, fy: np.ndarray, cx: np.ndarray,

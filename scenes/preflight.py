@@ -171,6 +171,16 @@ def _working_name(rel: Path, taken: set[str]) -> str:
     return name
 
 
+@dataclass
+class _Survey:
+    """What step 1 learned of each photo still in the running (keyed by its index in the folder listing)."""
+
+    verdicts: list[PhotoVerdict] = field(default_factory=list)
+    sizes: dict[int, tuple[int, int]] = field(default_factory=dict)  # upright source size
+    grays: dict[int, np.ndarray] = field(default_factory=dict)  # small greyscale copies for blur and duplicates
+    focal_35: dict[int, float] = field(default_factory=dict)
+
+
 def preflight_photos(folder: Path, image_dir: Path, max_size: int = DEFAULT_MAX_SIZE_PX,
                      photos: list[Path] | None = None) -> Preflight:
     """Check every photo under `folder`, write the usable ones upright at the working size to `image_dir`.
@@ -186,12 +196,18 @@ def preflight_photos(folder: Path, image_dir: Path, max_size: int = DEFAULT_MAX_
     paths = list_photos(folder) if photos is None else photos
     if not paths:
         raise VistaError(f"{folder}: no photo files ({', '.join(PHOTO_SUFFIXES)}) found")
+    survey = _survey_photos(folder, paths, image_dir, max_size)  # 1. decode, orient, measure, write
+    _exclude_other_shapes(survey)  # 2. one shape for the capture: the trainer stacks images of one size
+    _exclude_blurred(survey)  # 3. blur relative to the capture
+    _exclude_near_duplicates(survey)  # 4. a tripod burst, or the same photo re-saved
+    working = _finish_working_copies(survey, image_dir, max_size)  # 5. one working size
+    return Preflight(survey.verdicts, image_dir, working)
 
-    # 1. decode, orient, measure; write a provisional working copy
-    verdicts: list[PhotoVerdict] = []
-    sizes: dict[int, tuple[int, int]] = {}  # upright source size of each photo still in the running
-    grays: dict[int, np.ndarray] = {}
-    focal_35: dict[int, float] = {}
+
+def _survey_photos(folder: Path, paths: list[Path], image_dir: Path, max_size: int) -> _Survey:
+    """Decode, orient and measure each photo; write a provisional working copy of the readable ones."""
+    survey = _Survey()
+    verdicts = survey.verdicts
     digests: dict[str, int] = {}
     taken: set[str] = set()
     for i, path in enumerate(paths):
@@ -215,43 +231,53 @@ def preflight_photos(folder: Path, image_dir: Path, max_size: int = DEFAULT_MAX_
         if min(image.size) < MIN_SIDE_PX:
             verdict.reason = f"too small ({image.width}x{image.height}; at least {MIN_SIDE_PX} px a side)"
             continue
-        sizes[i] = image.size
-        grays[i] = _analysis_gray(image)
-        verdict.sharpness = laplacian_variance(grays[i])
+        survey.sizes[i] = image.size
+        survey.grays[i] = _analysis_gray(image)
+        verdict.sharpness = laplacian_variance(survey.grays[i])
         if focal:
-            focal_35[i] = focal
+            survey.focal_35[i] = focal
         verdict.working_name = _working_name(Path(verdict.name), taken)
         bounded = _working_size(*image.size, max_size)
         atomic_write_bytes(image_dir / verdict.working_name,
                            _jpeg_bytes(image if image.size == bounded else image.resize(bounded, Image.LANCZOS)))
         del image
+    return survey
 
-    # 2. one shape for the capture: the trainer stacks images of one size
+
+def _exclude_other_shapes(survey: _Survey) -> None:
+    sizes, verdicts = survey.sizes, survey.verdicts
     shapes = Counter(_aspect_key(sizes[i]) for i in sizes)
-    if shapes:
-        main_shape, _ = shapes.most_common(1)[0]
-        for i in list(sizes):
-            if _aspect_key(sizes[i]) != main_shape:
-                w, h = sizes[i]
-                orientation = "portrait" if h > w else "landscape"
-                majority = "portrait" if main_shape < 1 else "landscape"
-                verdicts[i].reason = (f"{orientation} {w}x{h} among {majority} photos of another shape "
-                                      "(one shape per capture; rotate or crop it to match)"
-                                      if orientation != majority else
-                                      f"aspect ratio {w}x{h} differs from the rest of the capture")
-                del sizes[i]
+    if not shapes:
+        return
+    main_shape, _ = shapes.most_common(1)[0]
+    for i in list(sizes):
+        if _aspect_key(sizes[i]) != main_shape:
+            w, h = sizes[i]
+            orientation = "portrait" if h > w else "landscape"
+            majority = "portrait" if main_shape < 1 else "landscape"
+            verdicts[i].reason = (f"{orientation} {w}x{h} among {majority} photos of another shape "
+                                  "(one shape per capture; rotate or crop it to match)"
+                                  if orientation != majority else
+                                  f"aspect ratio {w}x{h} differs from the rest of the capture")
+            del sizes[i]
 
-    # 3. blur relative to the capture
+
+def _exclude_blurred(survey: _Survey) -> None:
+    sizes, verdicts = survey.sizes, survey.verdicts
     sharpness = np.array([verdicts[i].sharpness for i in sizes])
-    if len(sharpness) >= 3:
-        threshold = BLUR_FRACTION * float(np.median(sharpness))
-        for i in list(sizes):
-            if verdicts[i].sharpness < threshold:
-                verdicts[i].reason = (f"blurred: sharpness {verdicts[i].sharpness:.0f} is below "
-                                      f"{BLUR_FRACTION:.0%} of the capture's median {threshold / BLUR_FRACTION:.0f}")
-                del sizes[i]
+    if len(sharpness) < 3:
+        return
+    threshold = BLUR_FRACTION * float(np.median(sharpness))
+    for i in list(sizes):
+        if verdicts[i].sharpness < threshold:
+            verdicts[i].reason = (f"blurred: sharpness {verdicts[i].sharpness:.0f} is below "
+                                  f"{BLUR_FRACTION:.0%} of the capture's median {threshold / BLUR_FRACTION:.0f}")
+            del sizes[i]
 
-    # 4. near-duplicates of an earlier kept photo (a tripod burst, or the same photo re-saved)
+
+def _exclude_near_duplicates(survey: _Survey) -> None:
+    """Near-duplicates of an earlier kept photo."""
+    sizes, verdicts, grays = survey.sizes, survey.verdicts, survey.grays
     kept: list[int] = []
     hashes = {i: perceptual_hash(grays[i]) for i in sizes}
     for i in list(sizes):
@@ -262,9 +288,12 @@ def preflight_photos(folder: Path, image_dir: Path, max_size: int = DEFAULT_MAX_
         else:
             kept.append(i)
 
-    # 5. one working size: the commonest source size among kept photos, bounded by max_size
+
+def _finish_working_copies(survey: _Survey, image_dir: Path, max_size: int) -> tuple[int, int]:
+    """The commonest source size among kept photos, bounded by max_size; drop the excluded photos' copies."""
+    sizes = survey.sizes
     working = _working_size(*Counter(sizes.values()).most_common(1)[0][0], max_size) if sizes else (0, 0)
-    for i, verdict in enumerate(verdicts):
+    for i, verdict in enumerate(survey.verdicts):
         if verdict.working_name is None:
             continue
         path = image_dir / verdict.working_name
@@ -275,11 +304,11 @@ def preflight_photos(folder: Path, image_dir: Path, max_size: int = DEFAULT_MAX_
         with Image.open(path) as written:
             if written.size != working:  # same shape, other resolution: bring it to the capture's size
                 atomic_write_bytes(path, _jpeg_bytes(written.convert("RGB").resize(working, Image.LANCZOS)))
-        if i in focal_35:
+        if i in survey.focal_35:
             # COLMAP's convention: the 35 mm frame is 36 mm wide along the image's long side
-            verdict.focal_px_prior = focal_35[i] / 36.0 * max(working)
+            verdict.focal_px_prior = survey.focal_35[i] / 36.0 * max(working)
         verdict.used = True
-    return Preflight(verdicts, image_dir, working)
+    return working
 
 
 def _aspect_key(size: tuple[int, int]) -> float:

@@ -27,7 +27,9 @@ import numpy as np
 
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_json
-from scenes.imports import SparseImage, SparseModel, colmap_camera_to_opencv, write_posed_dataset
+from scenes.colmap import (MatchStats, extract_features, map_incrementally, match_pairs, match_stats,
+                           sparse_model_from_reconstruction)
+from scenes.imports import write_posed_dataset
 from scenes.preflight import DEFAULT_MAX_SIZE_PX, Preflight, preflight_photos, summarize_exclusions
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,6 @@ log = logging.getLogger(__name__)
 Matcher = Literal["auto", "sequential", "exhaustive"]
 MIN_PHOTOS = 3
 EXHAUSTIVE_MAX_PHOTOS = 100  # 4,950 pairs: about ten minutes of matching on two cores
-SEQUENTIAL_OVERLAP = 20  # neighbours matched on each side in sequential mode (COLMAP's default is 10)
 MIN_FEATURES = 100  # fewer SIFT features than this: textureless, dark or very blurred
 MIN_INLIERS = 15  # COLMAP's mapper ignores image pairs with fewer verified matches (min_num_matches)
 REPORT_FILE = "sfm_report.json"
@@ -142,107 +143,7 @@ def _collect_photos(source: Path, out_dir: Path) -> Path:
     return source
 
 
-def _pycolmap():
-    try:
-        import pycolmap
-    except ImportError as error:  # pragma: no cover - pinned dependency
-        raise VistaError("pycolmap is not installed; run setup.sh (it is a pinned dependency)") from error
-    if not log.isEnabledFor(logging.DEBUG):
-        pycolmap.logging.minloglevel = 1  # COLMAP's per-image INFO lines only with --verbose
-    return pycolmap
-
-
-def _extract_features(database: Path, images: Path, names: list[str], size: tuple[int, int],
-                      focal_prior_px: float | None, max_size: int) -> None:
-    pycolmap = _pycolmap()
-    reader = pycolmap.ImageReaderOptions()
-    reader.camera_model = "OPENCV"
-    if focal_prior_px:
-        w, h = size
-        # manual parameters mark the focal length as a prior for the mapper (as COLMAP's EXIF reader does)
-        reader.camera_params = f"{focal_prior_px},{focal_prior_px},{w / 2},{h / 2},0,0,0,0"
-    extraction = pycolmap.FeatureExtractionOptions()
-    extraction.max_image_size = max_size
-    pycolmap.extract_features(database, images, image_names=names, camera_mode=pycolmap.CameraMode.SINGLE,
-                              reader_options=reader, extraction_options=extraction)
-
-
-def _match(database: Path, kind: str) -> None:
-    pycolmap = _pycolmap()
-    if kind == "exhaustive":
-        pycolmap.match_exhaustive(database)
-    elif kind == "sequential":
-        pairing = pycolmap.SequentialPairingOptions()
-        pairing.overlap = SEQUENTIAL_OVERLAP
-        pairing.quadratic_overlap = True
-        pycolmap.match_sequential(database, pairing_options=pairing)
-    else:
-        raise VistaError(f"unknown matcher {kind!r}: use auto, sequential or exhaustive")
-
-
-def _map(database: Path, images: Path, sparse_dir: Path, seed: int) -> dict:
-    pycolmap = _pycolmap()
-    options = pycolmap.IncrementalPipelineOptions()
-    options.random_seed = seed
-    options.ba_refine_principal_point = False
-    sparse_dir.mkdir(parents=True, exist_ok=True)
-    return pycolmap.incremental_mapping(database, images, sparse_dir, options=options)
-
-
-def sparse_model_from_reconstruction(reconstruction, where: str) -> SparseModel:
-    """pycolmap.Reconstruction -> SparseModel (registered images only)."""
-    cameras = {int(cid): colmap_camera_to_opencv(cam.model.name, list(cam.params), int(cam.width), int(cam.height),
-                                                 where)
-               for cid, cam in reconstruction.cameras.items()}
-    images = []
-    for image_id in reconstruction.reg_image_ids():
-        image = reconstruction.image(image_id)
-        images.append(SparseImage(image.name, int(image.camera_id), np.asarray(image.cam_from_world().matrix()),
-                                  int(image_id)))
-    points = [point for _, point in sorted(reconstruction.points3D.items())]  # in id order
-    xyz = np.array([p.xyz for p in points], np.float64).reshape(-1, 3)
-    rgb = np.array([p.color for p in points], np.uint8).reshape(-1, 3)
-    error = np.array([p.error for p in points], np.float64)
-    return SparseModel(cameras, images, xyz, rgb, error)
-
-
-def read_colmap_model(model_dir: Path) -> SparseModel:
-    """A COLMAP model folder (cameras/images/points3D as .bin or .txt) read by pycolmap.Reconstruction."""
-    pycolmap = _pycolmap()
-    model_dir = Path(model_dir)
-    try:
-        reconstruction = pycolmap.Reconstruction(model_dir)
-    except Exception as error:  # noqa: BLE001 - pycolmap raises RuntimeError/ValueError for bad files
-        raise VistaError(f"{model_dir}: not a readable COLMAP model ({error})") from error
-    if reconstruction.num_reg_images() == 0:
-        raise VistaError(f"{model_dir}: the COLMAP model has no registered images")
-    return sparse_model_from_reconstruction(reconstruction, str(model_dir))
-
-
-@dataclass
-class _MatchStats:
-    features: dict[str, int]
-    best_inliers: dict[str, int]
-    partners: dict[str, dict[str, int]]  # name -> {other name: verified inliers}
-
-
-def _match_stats(database: Path) -> _MatchStats:
-    pycolmap = _pycolmap()
-    with pycolmap.Database.open(database) as db:
-        images = {int(im.image_id): im.name for im in db.read_all_images()}
-        features = {name: int(db.num_keypoints_for_image(iid)) for iid, name in images.items()}
-        pair_ids, inliers = db.read_two_view_geometry_num_inliers()
-    partners: dict[str, dict[str, int]] = {name: {} for name in images.values()}
-    for pair_id, count in zip(pair_ids, inliers):
-        a, b = pycolmap.pair_id_to_image_pair(pair_id)
-        if a in images and b in images:
-            partners[images[a]][images[b]] = int(count)
-            partners[images[b]][images[a]] = int(count)
-    best = {name: max(p.values(), default=0) for name, p in partners.items()}
-    return _MatchStats(features, best, partners)
-
-
-def _why_not_registered(name: str, stats: _MatchStats, registered: set[str]) -> str:
+def _why_not_registered(name: str, stats: MatchStats, registered: set[str]) -> str:
     n_features = stats.features.get(name, 0)
     if n_features < MIN_FEATURES:
         return f"too few features ({n_features}): textureless, dark or blurred"
@@ -317,49 +218,23 @@ def estimate_poses(source: Path, out_dir: Path, matcher: Matcher = "auto", max_s
         raise VistaError(f"unknown matcher {matcher!r}: use auto, sequential or exhaustive")
     _check_folders(source, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    seconds: dict[str, float] = {}
-
     # 1. pre-flight
-    t0 = time.perf_counter()
-    photos_dir = _collect_photos(source, out_dir)
-    image_dir = _fresh_dir(out_dir / "images")  # a retry replaces the working images of the previous run
-    for stale in ("transforms.json", "sparse_pc.ply"):  # poses of an earlier run do not fit the new images
-        (out_dir / stale).unlink(missing_ok=True)
-    preflight = preflight_photos(photos_dir, image_dir, max_size=max_size)
-    seconds["preflight"] = time.perf_counter() - t0
-    say(summarize_exclusions(preflight))
-    used = preflight.used
-    names = [v.working_name for v in used]
-    report = SfmReport([PhotoResult(v.name, "excluded" if not v.used else "not registered", v.reason,
-                                    v.working_name) for v in preflight.verdicts],
-                       considered=len(used), seconds=seconds, working_size=preflight.working_size)
-    from scenes.preflight import focal_prior
-
-    report.focal_prior_px = focal_prior(preflight)
-    if len(used) < MIN_PHOTOS:
-        return _fail(report, preflight, out_dir, [], set(), f"{len(used)} usable photo(s); structure from motion "
+    preflight, report = _preflight(source, out_dir, max_size, say)
+    names = [v.working_name for v in preflight.used]
+    if len(names) < MIN_PHOTOS:
+        return _fail(report, preflight, out_dir, [], set(), f"{len(names)} usable photo(s); structure from motion "
                                                             f"needs at least {MIN_PHOTOS}")
-
     # 2. features and matches (a fresh database each run, so retries with other settings start clean)
     work = _fresh_dir(out_dir / "colmap")
     database = work / "database.db"
     report.matcher = choose_matcher(names, matcher)
-    say(f"extracting features from {len(names)} photos at {preflight.working_size[0]}x{preflight.working_size[1]}"
-        + (f" (EXIF focal length prior {report.focal_prior_px:.0f} px)" if report.focal_prior_px else ""))
-    t0 = time.perf_counter()
-    _extract_features(database, image_dir, names, preflight.working_size, report.focal_prior_px, max_size)
-    seconds["features"] = time.perf_counter() - t0
-    say(f"matching ({report.matcher})")
-    t0 = time.perf_counter()
-    _match(database, report.matcher)
-    seconds["matching"] = time.perf_counter() - t0
-
+    _features_and_matches(database, out_dir / "images", names, preflight, report, max_size, say)
     # 3. incremental mapping; keep the largest model
     say("incremental mapping")
     t0 = time.perf_counter()
-    models = _map(database, image_dir, work / "sparse", seed)
-    seconds["mapping"] = time.perf_counter() - t0
-    stats = _match_stats(database)
+    models = map_incrementally(database, out_dir / "images", work / "sparse", seed)
+    report.seconds["mapping"] = time.perf_counter() - t0
+    stats = match_stats(database)
     by_name = {p.working_name: p for p in report.photos if p.working_name}
     for name, photo in by_name.items():
         photo.features = stats.features.get(name, 0)
@@ -368,6 +243,50 @@ def estimate_poses(source: Path, out_dir: Path, matcher: Matcher = "auto", max_s
     if not models:
         return _fail(report, preflight, out_dir, names, set(), "COLMAP could not initialise a reconstruction "
                                                                "from any pair of photos")
+    model, registered = _keep_largest(models, work, report, by_name, stats)
+    if len(registered) < MIN_PHOTOS:
+        return _fail(report, preflight, out_dir, names, registered, f"only {len(registered)} photos registered")
+    # 4. the dataset the trainer reads
+    write_posed_dataset(model, out_dir)
+    report.suggestion = _suggestion(report, names, registered)
+    atomic_write_json(out_dir / REPORT_FILE, _report_json(report))
+    return report
+
+
+def _preflight(source: Path, out_dir: Path, max_size: int, say: Callable[[str], None]):
+    """Check the photos into `out_dir/images` and start the report (every photo: excluded or not yet registered)."""
+    from scenes.preflight import focal_prior
+
+    t0 = time.perf_counter()
+    photos_dir = _collect_photos(source, out_dir)
+    image_dir = _fresh_dir(out_dir / "images")  # a retry replaces the working images of the previous run
+    for stale in ("transforms.json", "sparse_pc.ply"):  # poses of an earlier run do not fit the new images
+        (out_dir / stale).unlink(missing_ok=True)
+    preflight = preflight_photos(photos_dir, image_dir, max_size=max_size)
+    seconds = {"preflight": time.perf_counter() - t0}
+    say(summarize_exclusions(preflight))
+    report = SfmReport([PhotoResult(v.name, "excluded" if not v.used else "not registered", v.reason,
+                                    v.working_name) for v in preflight.verdicts],
+                       considered=len(preflight.used), seconds=seconds, working_size=preflight.working_size)
+    report.focal_prior_px = focal_prior(preflight)
+    return preflight, report
+
+
+def _features_and_matches(database: Path, image_dir: Path, names: list[str], preflight, report: SfmReport,
+                          max_size: int, say: Callable[[str], None]) -> None:
+    say(f"extracting features from {len(names)} photos at {preflight.working_size[0]}x{preflight.working_size[1]}"
+        + (f" (EXIF focal length prior {report.focal_prior_px:.0f} px)" if report.focal_prior_px else ""))
+    t0 = time.perf_counter()
+    extract_features(database, image_dir, names, preflight.working_size, report.focal_prior_px, max_size)
+    report.seconds["features"] = time.perf_counter() - t0
+    say(f"matching ({report.matcher})")
+    t0 = time.perf_counter()
+    match_pairs(database, report.matcher)
+    report.seconds["matching"] = time.perf_counter() - t0
+
+
+def _keep_largest(models: dict, work: Path, report: SfmReport, by_name: dict, stats):
+    """Write the largest reconstruction to `work/model` and record per photo whether (and why not) it registered."""
     largest = max(models.values(), key=lambda m: (m.num_reg_images(), m.num_points3D()))
     (work / "model").mkdir(parents=True, exist_ok=True)
     largest.write(work / "model")  # `vista import DATA/colmap/model` reads it back
@@ -383,14 +302,7 @@ def estimate_poses(source: Path, out_dir: Path, matcher: Matcher = "auto", max_s
     report.registered_fraction = len(registered) / len(report.photos)
     report.mean_reprojection_error_px = float(largest.compute_mean_reprojection_error())
     report.points = int(largest.num_points3D())
-    if len(registered) < MIN_PHOTOS:
-        return _fail(report, preflight, out_dir, names, registered, f"only {len(registered)} photos registered")
-
-    # 4. the dataset the trainer reads
-    write_posed_dataset(model, out_dir)
-    report.suggestion = _suggestion(report, names, registered)
-    atomic_write_json(out_dir / REPORT_FILE, _report_json(report))
-    return report
+    return model, registered
 
 
 def _report_json(report: SfmReport) -> dict:

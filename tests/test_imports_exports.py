@@ -22,8 +22,9 @@ from vista_core.errors import VistaError
 from render.occupancy import OccupancyGrid
 from scenes.data import load_posed_images
 from scenes.export import export_points, mesh_from_scene
-from scenes.imports import (APPLIED_TRANSFORM, colmap_camera_from_world, import_colmap, opengl_world_from_camera,
-                            read_point_cloud, transforms_from_posed, write_point_cloud)
+from scenes.colmap import import_colmap
+from render.meshes import read_point_cloud, write_point_cloud
+from scenes.imports import APPLIED_TRANSFORM, colmap_camera_from_world, opengl_world_from_camera, transforms_from_posed
 from tests.conftest import shared_dataset
 
 W, H = 64, 48

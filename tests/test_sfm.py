@@ -13,7 +13,7 @@ import vista
 from vista_core.errors import VistaError
 from vista_core.files import read_json
 from scenes.data import load_posed_images
-from scenes.imports import import_colmap
+from scenes.colmap import import_colmap
 from scenes.sfm import REPORT_FILE, _largest_gap, choose_matcher, compare_poses, estimate_poses
 from tests.conftest import shared_dataset
 

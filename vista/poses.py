@@ -65,7 +65,7 @@ def run_poses(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     from scenes.data import load_posed_images
-    from scenes.imports import import_colmap
+    from scenes.colmap import import_colmap
 
     path = import_colmap(args.colmap, args.out, images=args.images)
     data = load_posed_images(args.out)  # proves the trainer reads what was written
