@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from render.nerfstudio_parts import undistort_normalized
 from vista_core.errors import VistaError, require_finite
 
 _MIN_DEPTH = 1e-6  # points closer to the image plane than this count as behind the camera
@@ -180,8 +181,6 @@ def camera_rays(cameras: Cameras, camera_index: torch.Tensor, pixels: torch.Tens
 def _undistort(coords: torch.Tensor, distortion: torch.Tensor) -> torch.Tensor:
     if not torch.any(distortion != 0):
         return coords
-    from render.nerfstudio_parts import undistort_normalized
-
     return undistort_normalized(coords, distortion)
 
 

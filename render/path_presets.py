@@ -24,6 +24,7 @@ from render.cameras import Cameras
 from vista_core.errors import VistaError
 from render.keyframes import MAX_FOV_DEG, MIN_FOV_DEG, Keyframe
 from render.paths import CameraPath
+from render.render import Renderable, field_coords
 
 OccupancyQuery = Callable[[np.ndarray], np.ndarray]
 PRESETS = ("orbit", "dolly-in", "pull-back", "crane-up", "fly-over", "spiral", "follow-capture")
@@ -52,10 +53,8 @@ class SceneFrame:
         return self.centre + distance * (math.cos(e) * horizontal + math.sin(e) * self.up)
 
 
-def occupancy_query(renderable) -> OccupancyQuery:
-    """`occupied(points_world)` from a `render.render.Renderable`'s occupancy grid (outside the grid is free)."""
-    from render.render import field_coords
-
+def occupancy_query(renderable: Renderable) -> OccupancyQuery:
+    """`occupied(points_world)` from a `Renderable`'s occupancy grid (outside the grid is free)."""
     def occupied(points: np.ndarray) -> np.ndarray:
         m = renderable.scene_from_world.float()
         p = torch.as_tensor(np.asarray(points, dtype=np.float32), device=m.device).reshape(-1, 3)
