@@ -45,7 +45,7 @@ from tests.support.procedural import synthetic_capture  # noqa: E402
 from guidance.refine import RefineConfig, refine_scene  # noqa: E402
 from guidance.views import render_view, weight_in_front  # noqa: E402
 from render.config import SamplingConfig  # noqa: E402
-from render.video import render_frame  # noqa: E402
+from render.bands import render_frame  # noqa: E402
 from scenes.config import preset_config  # noqa: E402
 from scenes.evaluate import psnr, ssim  # noqa: E402
 from scenes.train import train_scene  # noqa: E402

@@ -52,25 +52,19 @@ class UncertaintyMask:
 
 
 def project(points: torch.Tensor, cameras: Cameras) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """World points [P, 3] -> pixel x, pixel y and depth in front of each camera, all [N, P] (pinhole)."""
-    rotation = cameras.world_from_camera[:, :, :3]  # [N, 3, 3]
-    position = cameras.world_from_camera[:, :, 3]  # [N, 3]
-    local = torch.einsum("nji,npj->npi", rotation, points[None] - position[:, None])  # world -> camera (OpenGL)
-    z = -local[..., 2]
-    zs = z.clamp(min=1e-6)
-    u = cameras.fx[:, None] * local[..., 0] / zs + cameras.cx[:, None]
-    v = -cameras.fy[:, None] * local[..., 1] / zs + cameras.cy[:, None]
-    return u, v, z
+    """World points [P, 3] -> pixel x, pixel y and depth in front of each camera, all [N, P] (`Cameras.project`)."""
+    seen = cameras.project(points)
+    return seen.pixels[..., 0], seen.pixels[..., 1], seen.depth
 
 
 def covering_cameras(points: torch.Tensor, cameras: Cameras, margin_px: float = 0.0) -> torch.Tensor:
     """How many of `cameras` see each world point [P, 3] (in front of the camera, inside the image) -> [P] int.
 
     Occlusion is ignored: this is the frustum count Nerfbusters' visibility uses."""
-    u, v, z = project(points, cameras)
-    in_front = z > 1e-6
+    seen = cameras.project(points)
+    u, v = seen.pixels[..., 0], seen.pixels[..., 1]
     inside = (u >= -margin_px) & (u <= cameras.width + margin_px) & (v >= -margin_px) & (v <= cameras.height + margin_px)
-    return (in_front & inside).sum(0)
+    return (seen.in_front & inside).sum(0)
 
 
 def dilate(mask: torch.Tensor, pixels: int) -> torch.Tensor:

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
-from vista_core.errors import VistaError
+from render.nerfstudio_parts import undistort_normalized
+from vista_core.errors import VistaError, require_finite
+
+_MIN_DEPTH = 1e-6  # points closer to the image plane than this count as behind the camera
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,12 @@ class Cameras:
     def __len__(self) -> int:
         return self.world_from_camera.shape[0]
 
+    @property
+    def device(self) -> torch.device:
+        return self.world_from_camera.device
+
     def __getitem__(self, index) -> "Cameras":
-        index = torch.as_tensor(index).reshape(-1)
+        index = torch.as_tensor(index, device=self.device).reshape(-1)
         return Cameras(
             self.world_from_camera[index], self.fx[index], self.fy[index], self.cx[index], self.cy[index],
             self.width, self.height, None if self.distortion is None else self.distortion[index],
@@ -56,7 +63,7 @@ class Cameras:
             raise VistaError(f"cannot join {self.width}x{self.height} and {other.width}x{other.height} cameras")
         distortion = None
         if self.distortion is not None or other.distortion is not None:
-            distortion = torch.cat([torch.zeros(len(c), 6) if c.distortion is None else c.distortion
+            distortion = torch.cat([torch.zeros(len(c), 6, device=self.device) if c.distortion is None else c.distortion
                                     for c in (self, other)])
         return Cameras(torch.cat([self.world_from_camera, other.world_from_camera]), torch.cat([self.fx, other.fx]),
                        torch.cat([self.fy, other.fy]), torch.cat([self.cx, other.cx]), torch.cat([self.cy, other.cy]),
@@ -71,6 +78,10 @@ class Cameras:
     def fov_y_deg(self) -> torch.Tensor:
         return torch.rad2deg(2 * torch.atan(self.height / (2 * self.fy)))
 
+    def pinhole(self) -> "Cameras":
+        """The same cameras without lens distortion."""
+        return Cameras(self.world_from_camera, self.fx, self.fy, self.cx, self.cy, self.width, self.height)
+
     def scaled(self, factor: float) -> "Cameras":
         """The same cameras at `factor` times the resolution (e.g. 0.25 for a quick preview)."""
         width, height = max(1, round(self.width * factor)), max(1, round(self.height * factor))
@@ -81,11 +92,64 @@ class Cameras:
     @staticmethod
     def from_fov(world_from_camera: torch.Tensor, fov_y_deg: torch.Tensor | float, width: int, height: int) -> "Cameras":
         """Centred pinhole cameras with square pixels and the given vertical field of view."""
-        n = world_from_camera.shape[0]
-        fov = torch.as_tensor(fov_y_deg, dtype=torch.float32).expand(n)
+        n, device = world_from_camera.shape[0], world_from_camera.device
+        fov = torch.as_tensor(fov_y_deg, dtype=torch.float32, device=device).expand(n)
         fy = height / (2 * torch.tan(torch.deg2rad(fov) / 2))
-        return Cameras(world_from_camera.float(), fy.clone(), fy.clone(), torch.full((n,), width / 2),
-                       torch.full((n,), height / 2), width, height)
+        return Cameras(world_from_camera.float(), fy.clone(), fy.clone(), torch.full((n,), width / 2, device=device),
+                       torch.full((n,), height / 2, device=device), width, height)
+
+    # -- projection -----------------------------------------------------------------------------
+    def project(self, points: torch.Tensor, index: int | None = None) -> "Projection":
+        """World points [P, 3] -> where every camera sees them ([N, P] results), or camera `index` alone ([P]).
+
+        Pinhole: lens distortion is ignored. One camera is a plain matrix product (`mm`), all cameras a batched
+        one (`bmm`): torch's kernels for the two round differently for few points, and each caller keeps the
+        numbers it always had."""
+        if index is None:
+            rotation, position = self.world_from_camera[:, :, :3], self.world_from_camera[:, :, 3]
+            # R^T (p - t) for every camera: world -> camera coordinates (OpenGL axes)
+            local = torch.einsum("nij,npi->npj", rotation, points[None] - position[:, None])
+            fx, fy, cx, cy = self.fx[:, None], self.fy[:, None], self.cx[:, None], self.cy[:, None]
+        else:
+            world_from_camera = self.world_from_camera[index]
+            local = (points - world_from_camera[:, 3]) @ world_from_camera[:, :3]  # R^T (p - t)
+            fx, fy, cx, cy = self.fx[index], self.fy[index], self.cx[index], self.cy[index]
+        depth = -local[..., 2]  # OpenGL cameras look along -z
+        safe = depth.clamp(min=_MIN_DEPTH)
+        x = fx * local[..., 0] / safe + cx
+        y = -fy * local[..., 1] / safe + cy  # image rows grow downwards, camera +y is up
+        return Projection(torch.stack([x, y], dim=-1), depth, depth > _MIN_DEPTH)
+
+    # -- JSON -----------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """Image size, poses and pinhole intrinsics as JSON lists (float32 values survive JSON unchanged).
+
+        Cameras with lens distortion are refused: call `pinhole()` first where dropping it is intended."""
+        if self.distortion is not None:
+            raise VistaError("cameras with lens distortion cannot be written as JSON")
+        return {"width": self.width, "height": self.height, "world_from_camera": self.world_from_camera.tolist(),
+                "fx": self.fx.tolist(), "fy": self.fy.tolist(), "cx": self.cx.tolist(), "cy": self.cy.tolist()}
+
+    @staticmethod
+    def from_dict(data: dict, where: str) -> "Cameras":
+        """Cameras from `to_dict`'s JSON (other keys are ignored); a VistaError naming `where` if malformed."""
+        try:
+            require_finite([data["world_from_camera"], data["fx"], data["fy"], data["cx"], data["cy"]], where)
+            return Cameras(torch.tensor(data["world_from_camera"], dtype=torch.float32),
+                           torch.tensor(data["fx"], dtype=torch.float32), torch.tensor(data["fy"], dtype=torch.float32),
+                           torch.tensor(data["cx"], dtype=torch.float32), torch.tensor(data["cy"], dtype=torch.float32),
+                           int(data["width"]), int(data["height"]))
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise VistaError(f"{where}: cameras are malformed ({error})") from error
+
+
+@dataclass(frozen=True)
+class Projection:
+    """World points as cameras see them: [N, P] for N cameras and P points, or [P] for one camera."""
+
+    pixels: torch.Tensor  # [..., 2] continuous (x, y); 0.5 is the first pixel's centre
+    depth: torch.Tensor  # [...] distance along the optical axis, negative behind the camera
+    in_front: torch.Tensor  # [...] bool: in front of the camera (pixels are meaningless elsewhere)
 
 
 @dataclass(frozen=True)
@@ -117,13 +181,13 @@ def camera_rays(cameras: Cameras, camera_index: torch.Tensor, pixels: torch.Tens
 def _undistort(coords: torch.Tensor, distortion: torch.Tensor) -> torch.Tensor:
     if not torch.any(distortion != 0):
         return coords
-    from render.nerfstudio_parts import undistort_normalized
-
     return undistort_normalized(coords, distortion)
 
 
 def image_rays(cameras: Cameras, index: int) -> Rays:
     """All H*W rays of one camera, row-major (y then x)."""
-    ys, xs = torch.meshgrid(torch.arange(cameras.height), torch.arange(cameras.width), indexing="ij")
+    device = cameras.device
+    ys, xs = torch.meshgrid(torch.arange(cameras.height, device=device), torch.arange(cameras.width, device=device),
+                            indexing="ij")
     pixels = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=-1).float() + 0.5
-    return camera_rays(cameras, torch.full((pixels.shape[0],), index, dtype=torch.long), pixels)
+    return camera_rays(cameras, torch.full((pixels.shape[0],), index, dtype=torch.long, device=device), pixels)

@@ -82,8 +82,7 @@ def render_capture_depth(renderable: Renderable, capture: Cameras, config: Cover
     """Every capture camera's depth at `config.capture_width` pixels wide (once per report)."""
     if config.visibility not in ("occupancy", "render"):
         raise VistaError(f"coverage: visibility must be 'occupancy' or 'render', got {config.visibility!r}")
-    small = capture.scaled(min(1.0, config.capture_width / capture.width))
-    small = Cameras(small.world_from_camera, small.fx, small.fy, small.cx, small.cy, small.width, small.height)
+    small = capture.scaled(min(1.0, config.capture_width / capture.width)).pinhole()
     depths = []
     for i in range(len(small)):
         if config.visibility == "occupancy":
@@ -103,7 +102,7 @@ def occupancy_depth(renderable: Renderable, cameras: Cameras, index: int) -> tor
     """Distance (world units) along each pixel's ray to the first occupied grid cell [H, W]; +inf if none."""
     rays = rays_to_scene(image_rays(cameras, index), renderable.scene_from_world.float())
     samples = march(renderable, rays, None)
-    depth = torch.full((len(rays),), math.inf)
+    depth = torch.full((len(rays),), math.inf, device=rays.origins.device)
     depth.scatter_reduce_(0, samples.ray_indices, samples.t_starts, reduce="amin")
     return (depth / renderable.scale).reshape(cameras.height, cameras.width)
 
@@ -123,21 +122,15 @@ def count_similar_views(points: torch.Tensor, viewer: torch.Tensor, capture: Cap
                         config: CoverageConfig = CoverageConfig()) -> torch.Tensor:
     """For surface points [P, 3] seen from `viewer` [3]: how many capture cameras saw each one similarly [P]."""
     cams = capture.cameras
-    rotation = cams.world_from_camera[:, :, :3]  # [N, 3, 3]
-    centres = cams.world_from_camera[:, :, 3]  # [N, 3]
-    offsets = points[None] - centres[:, None]  # [N, P, 3]
-    local = torch.einsum("nij,npi->npj", rotation, offsets)  # camera coordinates (OpenGL: in front is z < 0)
-    depth_z = -local[..., 2]
-    in_front = depth_z > 1e-6
-    z = depth_z.clamp(min=1e-6)
-    u = cams.fx[:, None] * local[..., 0] / z + cams.cx[:, None]
-    v = -cams.fy[:, None] * local[..., 1] / z + cams.cy[:, None]
-    inside = in_front & (u >= 0) & (u < cams.width) & (v >= 0) & (v < cams.height)
+    seen = cams.project(points)  # [N, P]
+    u, v = seen.pixels[..., 0], seen.pixels[..., 1]
+    inside = seen.in_front & (u >= 0) & (u < cams.width) & (v >= 0) & (v < cams.height)
+    offsets = points[None] - cams.positions[:, None]  # [N, P, 3]
     distance = offsets.norm(dim=-1)  # [N, P]
     # visibility: the photo's own depth at that pixel must not be in front of the point
     ui = u.long().clamp(0, cams.width - 1)
     vi = v.long().clamp(0, cams.height - 1)
-    photo_depth = capture.depth[torch.arange(len(cams))[:, None], vi, ui]
+    photo_depth = capture.depth[torch.arange(len(cams), device=points.device)[:, None], vi, ui]
     visible = distance <= photo_depth * (1 + config.depth_tolerance) + capture.slack
     # similar angle and distance to the frame's view of the point
     frame_offsets = points - viewer

@@ -38,7 +38,8 @@ import torch
 from render.cameras import Cameras
 from vista_core.errors import VistaError, require_finite
 from vista_core.files import atomic_write_json, read_json
-from render.paths import MAX_FOV_DEG, MIN_FOV_DEG, CameraPath, Keyframe, quaternion_from_rotation
+from render.keyframes import MAX_FOV_DEG, MIN_FOV_DEG, Keyframe, quaternion_from_rotation
+from render.paths import CameraPath
 
 VISTA_BLOCK = "vista"
 FORMAT_VERSION = 1
@@ -352,14 +353,6 @@ def ngp_to_world(rotation_xyzw, translation, scale: float = NGP_SCALE,
     nerf[:, 3] = (nerf[:, 3] - np.asarray(offset, float)) / scale
     nerf[:, 1:3] *= -1  # instant-ngp cameras look along +z with y down; OpenGL looks along -z with y up
     return nerf
-
-
-def world_to_ngp(world_from_camera: np.ndarray, scale: float = NGP_SCALE, offset=NGP_OFFSET) -> np.ndarray:
-    """instant-ngp's nerf_matrix_to_ngp (for tests and export)."""
-    m = np.array(world_from_camera, dtype=np.float64)
-    m[:, 1:3] *= -1
-    m[:, 3] = m[:, 3] * scale + np.asarray(offset, float)
-    return m[[1, 2, 0]]
 
 
 def _read_ngp(data: dict, where: str, *, seconds: float | None, fps: float | None,

@@ -22,7 +22,9 @@ import torch
 
 from render.cameras import Cameras
 from vista_core.errors import VistaError
-from render.paths import MAX_FOV_DEG, MIN_FOV_DEG, CameraPath, Keyframe
+from render.keyframes import MAX_FOV_DEG, MIN_FOV_DEG, Keyframe
+from render.paths import CameraPath
+from render.render import Renderable, field_coords
 
 OccupancyQuery = Callable[[np.ndarray], np.ndarray]
 PRESETS = ("orbit", "dolly-in", "pull-back", "crane-up", "fly-over", "spiral", "follow-capture")
@@ -51,17 +53,16 @@ class SceneFrame:
         return self.centre + distance * (math.cos(e) * horizontal + math.sin(e) * self.up)
 
 
-def occupancy_query(renderable) -> OccupancyQuery:
-    """`occupied(points_world)` from a `render.render.Renderable`'s occupancy grid (outside the grid is free)."""
-    from render.render import field_coords
-
+def occupancy_query(renderable: Renderable) -> OccupancyQuery:
+    """`occupied(points_world)` from a `Renderable`'s occupancy grid (outside the grid is free)."""
     def occupied(points: np.ndarray) -> np.ndarray:
-        p = torch.as_tensor(np.asarray(points, dtype=np.float32)).reshape(-1, 3)
         m = renderable.scene_from_world.float()
+        p = torch.as_tensor(np.asarray(points, dtype=np.float32), device=m.device).reshape(-1, 3)
         scene = p @ m[:3, :3].T + m[:3, 3]
-        inside = (scene.abs() <= 1.0).all(dim=-1) if renderable.kind == "object" else torch.ones(len(p), dtype=bool)
+        inside = ((scene.abs() <= 1.0).all(dim=-1) if renderable.kind == "object"
+                  else torch.ones(len(p), dtype=torch.bool, device=p.device))
         u = field_coords(scene.clamp(-1.0, 1.0) if renderable.kind == "object" else scene, renderable.kind)
-        return (renderable.grid.query(u) & inside).numpy()
+        return (renderable.grid.query(u) & inside).cpu().numpy()
 
     return occupied
 

@@ -36,7 +36,7 @@ def scene_points(renderable: Renderable, max_points: int = 30000, seed: int = 0,
     cells = torch.nonzero(grid.occupied).reshape(-1)
     if len(cells) == 0:
         return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.uint8)
-    u = grid.cell_centers(cells, torch.full((len(cells), 3), 0.5))
+    u = grid.cell_centers(cells, torch.full((len(cells), 3), 0.5, device=cells.device))
     if renderable.kind == "object":
         scene = u * 2 - 1
     else:
@@ -44,18 +44,18 @@ def scene_points(renderable: Renderable, max_points: int = 30000, seed: int = 0,
         inner = (scene.abs() <= 1).all(dim=-1)
         scene, u = scene[inner], u[inner]
     if len(u) > max_points:
-        pick = torch.randperm(len(u), generator=torch.Generator().manual_seed(seed))[:max_points]
+        pick = torch.randperm(len(u), generator=torch.Generator().manual_seed(seed))[:max_points].to(u.device)
         scene, u = scene[pick], u[pick]
     m = renderable.scene_from_world.double()
     world = (scene.double() - m[:3, 3]) @ torch.linalg.inv(m[:3, :3]).T
     with torch.no_grad():
         _, features = renderable.field.density_and_features(u)
-        direction = torch.tensor([0.0, 0.0, -1.0]) if view_direction is None else torch.as_tensor(
-            view_direction, dtype=torch.float32)
+        direction = torch.tensor([0.0, 0.0, -1.0], device=u.device) if view_direction is None else torch.as_tensor(
+            view_direction, dtype=torch.float32, device=u.device)
         direction = (direction.double() @ m[:3, :3].T).float()
         direction = (direction / direction.norm()).expand(len(u), 3)
         colours = renderable.field.color(features, direction).clamp(0, 1)
-    return world.numpy(), (colours.numpy() * 255).round().astype(np.uint8)
+    return world.cpu().numpy(), (colours.cpu().numpy() * 255).round().astype(np.uint8)
 
 
 def frustum_lines(world_from_camera: np.ndarray, fov_y_deg: float, aspect: float, size: float) -> np.ndarray:

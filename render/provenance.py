@@ -10,7 +10,7 @@ Four independent labels, each checked by `verify_video`:
 
 imwatermark's dwtDct hides bits in the U (chroma) plane, so two things decide whether it survives H.264:
 clipping (on white backgrounds half the chroma shift is clipped away in RGB; `embed_watermark` keeps the
-chroma exactly and moves luma instead) and chroma subsampling (see `render.video.rgb_to_yuv420`).
+chroma exactly and moves luma instead) and chroma subsampling (see `render.encode.rgb_to_yuv420`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from render.encode import probe_video, read_frames
 from vista_core.errors import VistaError
 
 SYNTHETIC_COMMENT = "synthetic render"
@@ -308,8 +309,6 @@ class VerifyReport:
 
 def verify_video(path: Path, samples: int = 8, trust_anchors_pem: bytes | None = None) -> VerifyReport:
     """Look for every label on a video: metadata tags, the watermark in sampled frames, a C2PA manifest."""
-    from render.video import probe_video, read_frames
-
     path = Path(path)
     info = probe_video(path)
     count = info.frames

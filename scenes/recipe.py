@@ -19,10 +19,11 @@ import torch
 
 from render.cameras import Cameras
 from render.configio import config_from_dict, config_to_dict
-from vista_core.errors import VistaError, require_finite
+from render.frame_cache import FrameCallback
+from render.video import VideoConfig, VideoOutputs, VideoResult, render_video
+from scenes.scene import SCENE_FILE, WEIGHTS_FILE, Scene, load_scene
+from vista_core.errors import VistaError
 from vista_core.files import atomic_write_json, read_json
-from render.video import VideoConfig, VideoResult, render_video
-from scenes.scene import SCENE_FILE, WEIGHTS_FILE, load_scene
 
 RECIPE_FORMAT = "vista-render-recipe"
 RECIPE_VERSION = 1
@@ -59,25 +60,6 @@ def recipe_path_for(video: Path) -> Path:
     return video.with_name(video.stem + ".recipe.json")
 
 
-def cameras_to_dict(cameras: Cameras) -> dict:
-    if cameras.distortion is not None:
-        raise VistaError("path cameras with lens distortion cannot be written to a recipe")
-    return {"width": cameras.width, "height": cameras.height,
-            "world_from_camera": cameras.world_from_camera.tolist(),
-            "fx": cameras.fx.tolist(), "fy": cameras.fy.tolist(), "cx": cameras.cx.tolist(), "cy": cameras.cy.tolist()}
-
-
-def cameras_from_dict(data: dict, where: str) -> Cameras:
-    try:
-        require_finite([data["world_from_camera"], data["fx"], data["fy"], data["cx"], data["cy"]], where)
-        return Cameras(torch.tensor(data["world_from_camera"], dtype=torch.float32),
-                       torch.tensor(data["fx"], dtype=torch.float32), torch.tensor(data["fy"], dtype=torch.float32),
-                       torch.tensor(data["cx"], dtype=torch.float32), torch.tensor(data["cy"], dtype=torch.float32),
-                       int(data["width"]), int(data["height"]))
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise VistaError(f"{where}: cameras are malformed ({error})") from error
-
-
 @dataclass
 class Recipe:
     scene_dir: Path
@@ -101,7 +83,7 @@ def build_recipe(scene_dir: Path, scene_hash: str, path_source: str, cameras: Ca
         "format": RECIPE_FORMAT,
         "schema_version": RECIPE_VERSION,
         "scene": {"dir": str(Path(scene_dir).resolve()), "content_hash": scene_hash},
-        "path": {"source": path_source, "cameras": cameras_to_dict(cameras)},
+        "path": {"source": path_source, "cameras": cameras.to_dict()},
         "frames": result.frames,
         "render": config_to_dict(config),
         "seed": seed,
@@ -134,7 +116,7 @@ def read_recipe(path: Path) -> Recipe:
         if (not isinstance(frames, list) or not frames
                 or any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < count for i in frames)):
             raise VistaError(f"{where}: 'frames' must be a non-empty list of indices into the path's {count} cameras")
-        cameras = cameras_from_dict(camera_data, f"{where}: path")
+        cameras = Cameras.from_dict(camera_data, f"{where}: path")
 
         def optional(key: str) -> Path | None:
             return Path(outputs[key]) if outputs.get(key) else None
@@ -152,23 +134,30 @@ def read_recipe(path: Path) -> Recipe:
         raise VistaError(f"{where}: recipe is malformed ({error!r})") from error
 
 
-def render_shot(scene_dir: Path, cameras: Cameras, out: Path, config: VideoConfig, *, frames: list[int] | None = None,
-                seed: int = 0, path_source: str = "", png_dir: Path | None = None, depth_video: Path | None = None,
-                opacity_video: Path | None = None, sign_cert: Path | None = None, sign_key: Path | None = None,
-                progress: bool = True, on_frame=None, keep_frames: bool = False,
-                expected_hash: str | None = None) -> tuple[VideoResult, Path]:
-    """Load the scene, render the video (render.video.render_video) and write the recipe beside it."""
-    scene_dir = Path(scene_dir)
+def require_scene_hash(scene_dir: Path, expected_hash: str) -> None:
+    """Refuse a scene folder whose content changed since a recipe recorded `expected_hash`."""
     scene_hash = scene_content_hash(scene_dir)
-    if expected_hash is not None and scene_hash != expected_hash:
+    if scene_hash != expected_hash:
         raise VistaError(f"{scene_dir}: the scene changed since the recipe was written (content hash {scene_hash}, "
                          f"recipe {expected_hash}); its frames cannot be reproduced")
-    scene = load_scene(scene_dir)
+
+
+def render_shot(scene: Scene, cameras: Cameras, out: Path, config: VideoConfig,
+                outputs: VideoOutputs = VideoOutputs(), *, frames: list[int] | None = None, seed: int = 0,
+                path_source: str = "", progress: bool = True,
+                on_frame: FrameCallback | None = None) -> tuple[VideoResult, Path]:
+    """Render the video (render.video.render_video) of a saved scene and write the recipe beside it.
+
+    The recipe names the scene by its folder's content hash, so `scene` must be as saved in `scene.folder`."""
+    if scene.folder is None:
+        raise VistaError("a render recipe needs a saved scene: save the scene to a folder before rendering a shot")
+    if cameras.distortion is not None:
+        raise VistaError("path cameras with lens distortion cannot be written to a recipe")
+    scene_dir = scene.folder
+    scene_hash = scene_content_hash(scene_dir)
     torch.manual_seed(seed)  # rendering draws no random numbers today; seeded so any future sampling is repeatable
-    result = render_video(scene.renderable(), cameras, out, config, frames=frames, cache_key=scene_hash,
-                          title=f"Vista render of {scene_dir.name}", png_dir=png_dir, depth_video=depth_video,
-                          opacity_video=opacity_video, sign_cert=sign_cert, sign_key=sign_key, progress=progress,
-                          on_frame=on_frame, keep_frames=keep_frames)
+    result = render_video(scene.renderable(), cameras, out, config, outputs, frames=frames, cache_key=scene_hash,
+                          title=f"Vista render of {scene_dir.name}", progress=progress, on_frame=on_frame)
     recipe_file = recipe_path_for(out)
     atomic_write_json(recipe_file, build_recipe(scene_dir, scene_hash, path_source, cameras, config, seed, result))
     return result, recipe_file
@@ -192,10 +181,12 @@ def render_from_recipe(recipe_path: Path, out: Path | None = None, scene_dir: Pa
         out = recipe.video.with_name(recipe.video.stem + ".rerender.mp4")
     if Path(out).resolve() == recipe.video.resolve():
         raise VistaError(f"{out}: is the recipe's own video; choose another --out so the original is kept")
+    scene_dir = Path(scene_dir or recipe.scene_dir)
+    require_scene_hash(scene_dir, recipe.scene_hash)  # before loading: a changed scene is refused as such
     result, recipe_file = render_shot(
-        scene_dir or recipe.scene_dir, recipe.cameras, Path(out), recipe.config, frames=recipe.frames,
-        seed=recipe.seed, path_source=recipe.path_source, sign_cert=sign_cert, sign_key=sign_key,
-        progress=progress, expected_hash=recipe.scene_hash)
+        load_scene(scene_dir), recipe.cameras, Path(out), recipe.config,
+        VideoOutputs(sign_cert=sign_cert, sign_key=sign_key), frames=recipe.frames, seed=recipe.seed,
+        path_source=recipe.path_source, progress=progress)
     mismatched = [recipe.frames[k] for k, (a, b) in enumerate(zip(result.frame_sha256, recipe.frame_sha256)) if a != b]
     identical = len(result.frame_sha256) == len(recipe.frame_sha256) and not mismatched
     return Reproduction(result, recipe_file, identical, mismatched)

@@ -1,7 +1,8 @@
 """A trained scene and its folder: `scene.json` (strict JSON) + `field.safetensors` (weights).
 
 No pickle anywhere: weights are safetensors, everything else JSON. The backend that trained the
-field is recorded; the torch and tcnn grids share one layout, so either can load the weights.
+field is recorded, and a scene loads only with that backend: the torch and tcnn hash grids share one layout,
+but tiny-cuda-nn's fused MLPs store their weights their own way.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ class Scene:
     data_source: str
     step: int = 0
     metrics: dict = field(default_factory=dict)
+    folder: Path | None = None
+    """The folder this scene was last loaded from or saved to (None until it is saved); render recipes name it
+    by its content hash, so the scene in memory must be as saved there."""
 
     def renderable(self) -> Renderable:
         return Renderable(self.field, self.grid, self.kind, self.scene_from_world, torch.tensor(self.background),
@@ -58,26 +62,6 @@ def new_scene(config: TrainConfig, backend: str, kind: SceneKind, scene_from_wor
     grid = OccupancyGrid(config.sampling.grid_resolution)
     return Scene(field_module, grid, kind, scene_from_world, background, config, backend, capture, capture_names,
                  data_source)
-
-
-def _cameras_to_json(cameras: Cameras, names: list[str]) -> dict:
-    return {
-        "names": names,
-        "width": cameras.width,
-        "height": cameras.height,
-        "world_from_camera": cameras.world_from_camera.tolist(),
-        "fx": cameras.fx.tolist(), "fy": cameras.fy.tolist(), "cx": cameras.cx.tolist(), "cy": cameras.cy.tolist(),
-    }
-
-
-def _cameras_from_json(data: dict, where: str) -> tuple[Cameras, list[str]]:
-    try:
-        cameras = Cameras(torch.tensor(data["world_from_camera"], dtype=torch.float32),
-                          torch.tensor(data["fx"]), torch.tensor(data["fy"]), torch.tensor(data["cx"]),
-                          torch.tensor(data["cy"]), int(data["width"]), int(data["height"]))
-        return cameras, list(data["names"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise VistaError(f"{where}: 'capture' cameras are malformed ({error})") from error
 
 
 def scene_state(scene: Scene) -> dict[str, torch.Tensor]:
@@ -98,7 +82,8 @@ def scene_metadata(scene: Scene) -> dict:
         "occupancy": {"resolution": scene.grid.resolution, "threshold": scene.grid.threshold},
         "data_source": scene.data_source,
         "config": config_to_dict(scene.config),
-        "capture": _cameras_to_json(scene.capture, scene.capture_names),
+        # pinhole: the capture serves path presets and coverage, which ignore lens distortion
+        "capture": {"names": scene.capture_names, **scene.capture.pinhole().to_dict()},
         "metrics": scene.metrics,
     }
 
@@ -108,6 +93,7 @@ def save_scene(scene: Scene, directory: Path) -> None:
     directory = Path(directory)
     atomic_write_bytes(directory / WEIGHTS_FILE, save(scene_state(scene), metadata={"step": str(scene.step)}))
     atomic_write_json(directory / SCENE_FILE, scene_metadata(scene))
+    scene.folder = directory
 
 
 def load_scene(directory: Path, backend: str = "auto") -> Scene:
@@ -148,7 +134,11 @@ def load_scene(directory: Path, backend: str = "auto") -> Scene:
         raise VistaError(f"{meta_path}: this scene was trained with the {trained_with!r} backend and cannot be "
                          f"loaded with {backend!r} (the MLP weights differ between backends)")
     chosen = resolve_backend(trained_with)
-    capture, names = _cameras_from_json(meta.get("capture", {}), str(meta_path))
+    capture_data = meta.get("capture", {})
+    capture = Cameras.from_dict(capture_data, f"{meta_path}: 'capture'")
+    names = capture_data.get("names")
+    if not isinstance(names, list):
+        raise VistaError(f"{meta_path}: 'capture' cameras are malformed (no 'names' list)")
     try:
         scene_from_world = torch.tensor(meta["scene_from_world"], dtype=torch.float32)
         scene = new_scene(config, chosen, meta["kind"], scene_from_world, tuple(meta["background"]), capture, names,
@@ -161,5 +151,6 @@ def load_scene(directory: Path, backend: str = "auto") -> Scene:
         raise VistaError(f"{directory}: scene files are inconsistent ({error})") from error
     scene.step = step
     scene.metrics = meta.get("metrics", {})
+    scene.folder = directory
     scene.field.eval()
     return scene

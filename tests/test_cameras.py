@@ -58,3 +58,35 @@ def test_joined_cameras_keep_order_and_refuse_other_sizes():
     assert a.concat(a).distortion is None
     with pytest.raises(VistaError, match="cannot join"):
         a.concat(a.scaled(2.0))
+
+
+def test_projection_inverts_the_rays_through_pixels():
+    cams = _camera().concat(Cameras.from_fov(torch.eye(4)[:3].unsqueeze(0), 40.0, 64, 48))
+    pixels = torch.tensor([[32.0, 24.0], [0.5, 0.5], [63.5, 10.0]])
+    rays = camera_rays(cams, torch.zeros(3, dtype=torch.long), pixels)
+    points = rays.origins + 2.0 * rays.directions
+    seen = cams.project(points)  # [2 cameras, 3 points]
+    assert seen.pixels.shape == (2, 3, 2) and seen.in_front[0].all()
+    assert not seen.in_front[1].any(), "the second camera, at the origin looking along -z, has them behind it"
+    torch.testing.assert_close(seen.pixels[0], pixels)
+    torch.testing.assert_close(seen.depth[0], -2.0 * rays.directions[:, 2])  # along the optical axis, not the ray
+    one = cams.project(points, 0)  # [3 points]
+    torch.testing.assert_close(one.pixels, seen.pixels[0])
+    behind = cams.project(torch.tensor([[1.0, 2.0, 4.0]]), 0)  # the camera at z = 3 looks along -z
+    assert not behind.in_front.any() and behind.depth.item() == pytest.approx(-1.0)
+
+
+def test_cameras_survive_json_exactly_and_malformed_json_names_its_place():
+    import json
+
+    cams = Cameras.from_fov(torch.randn(3, 3, 4), torch.tensor([30.0, 45.0, 60.1]), 64, 48)
+    back = Cameras.from_dict(json.loads(json.dumps(cams.to_dict())), "x")
+    for name in ("world_from_camera", "fx", "fy", "cx", "cy"):
+        assert torch.equal(getattr(back, name), getattr(cams, name))
+    assert (back.width, back.height, back.distortion) == (64, 48, None)
+    assert len(Cameras.from_dict({"names": ["a", "b", "c"], **cams.to_dict()}, "x")) == 3  # scene.json's capture
+    with pytest.raises(VistaError, match="lens distortion"):
+        _camera(torch.zeros(1, 6)).to_dict()
+    assert _camera(torch.zeros(1, 6)).pinhole().to_dict()["fx"] == [100.0]
+    with pytest.raises(VistaError, match="scene.json: 'capture': cameras are malformed"):
+        Cameras.from_dict({"fx": [1.0]}, "scene.json: 'capture'")

@@ -13,7 +13,7 @@ from render.cameras import Cameras
 from render.coverage import CaptureDepth, CoverageConfig, count_similar_views, frame_coverage, path_coverage, \
     render_capture_depth
 from render.path_presets import fit_scene_frame, orbit
-from render.paths import look_at_rotation
+from render.keyframes import look_at_rotation
 from tests.conftest import shared_dataset
 
 

@@ -10,7 +10,8 @@ import torch
 
 from vista_core.errors import VistaError
 from render.path_presets import PRESETS, SceneFrame, fit_scene_frame, orbit, preset_path
-from render.paths import CameraPath, Keyframe, ease
+from render.keyframes import ease
+from render.paths import CameraPath, Keyframe
 
 
 def _keys(points, **kw):

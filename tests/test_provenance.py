@@ -17,7 +17,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from vista_core.errors import VistaError
 from render.provenance import (DIGITAL_SOURCE_TYPE, add_label, embed_watermark, has_watermark, read_c2pa,
                                sign_c2pa, verify_video, watermark_bit_errors)
-from render.video import Mp4Writer, VideoConfig, probe_video, read_frames, render_video
+from render.encode import Mp4Writer, probe_video, read_frames
+from render.video import VideoConfig, VideoOutputs, render_video
 from tests.conftest import shared_dataset
 from tests.test_video import orbit, psnr, sphere_renderable
 from vista import main
@@ -34,8 +35,8 @@ def watermarked_video(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
     """A 256x256 render of the painted sphere with every label Vista puts on by default."""
     folder = tmp_path_factory.mktemp("provenance")
     out = folder / "shot.mp4"
-    render_video(sphere_renderable(), orbit(4, 256, 256), out, VideoConfig(fps=12), progress=False,
-                 keep_frames=True)
+    render_video(sphere_renderable(), orbit(4, 256, 256), out, VideoConfig(fps=12), VideoOutputs(keep_frames=True),
+                 progress=False)
     return out, read_frames(out)
 
 
@@ -160,8 +161,8 @@ def make_signing_credentials(folder: Path) -> tuple[Path, Path, Path]:
 def test_c2pa_signed_render_verifies_and_tampering_is_detected(tmp_path, capsys):
     chain, key, ca = make_signing_credentials(tmp_path)
     out = tmp_path / "signed.mp4"
-    result = render_video(sphere_renderable(), orbit(3, 64, 64), out, VideoConfig(fps=12), progress=False,
-                          sign_cert=chain, sign_key=key)
+    result = render_video(sphere_renderable(), orbit(3, 64, 64), out, VideoConfig(fps=12),
+                          VideoOutputs(sign_cert=chain, sign_key=key), progress=False)
     assert result.signed
     report = verify_video(out)
     assert report.c2pa.present and report.c2pa.valid, report.c2pa.problems
@@ -190,5 +191,5 @@ def test_c2pa_bad_credentials_are_clear_errors(tmp_path):
     with pytest.raises(VistaError, match="not an unencrypted PEM private key"):
         sign_c2pa(out, chain, chain, "x")
     with pytest.raises(VistaError, match="both a certificate"):
-        render_video(sphere_renderable(), orbit(2, 32, 32), out, progress=False, sign_cert=chain)
+        render_video(sphere_renderable(), orbit(2, 32, 32), out, outputs=VideoOutputs(sign_cert=chain), progress=False)
     assert len(read_frames(out)) == 2, "a failed signing leaves the video as it was"

@@ -25,8 +25,11 @@ from render.config import SamplingConfig
 from vista_core.errors import VistaError
 from render.occupancy import OccupancyGrid
 from render.render import Renderable, render_camera
-from render.video import (FrameCache, VideoConfig, frame_cache_dir, measure_flicker, preview_size, probe_video,
-                          read_frames, render_frame, render_video, resize_cameras, to_uint8)
+from render.bands import render_frame, to_uint8
+from render.encode import probe_video, read_frames
+from render.flicker import measure_flicker
+from render.frame_cache import FrameCache, frame_cache_dir
+from render.video import VideoConfig, VideoOutputs, preview_size, render_video, resize_cameras
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -133,8 +136,8 @@ def test_supersampled_frame_is_the_box_filtered_fine_render_in_bands():
 
 def test_supersample_is_cached_apart_and_checked(tmp_path):
     scene = sphere_renderable()
-    render_video(scene, orbit(2, 32, 32), tmp_path / "a.mp4", VideoConfig(watermark=False), cache_key="one",
-                 keep_frames=True, progress=False)
+    render_video(scene, orbit(2, 32, 32), tmp_path / "a.mp4", VideoConfig(watermark=False),
+                 VideoOutputs(keep_frames=True), cache_key="one", progress=False)
     result = render_video(scene, orbit(2, 32, 32), tmp_path / "a.mp4", VideoConfig(watermark=False, supersample=2),
                           cache_key="one", progress=False)
     assert result.rendered == 2, "frames rendered with another number of rays per pixel must not be reused"
@@ -145,9 +148,10 @@ def test_supersample_is_cached_apart_and_checked(tmp_path):
 
 def test_extra_outputs_png_depth_and_opacity_videos(tmp_path):
     scene, cameras = sphere_renderable(), orbit(3, 96, 64)
-    result = render_video(scene, cameras, tmp_path / "shot.mp4", VideoConfig(fps=24, watermark=False),
-                          png_dir=tmp_path / "png", depth_video=tmp_path / "depth.mp4",
-                          opacity_video=tmp_path / "alpha.mp4", progress=False)
+    outputs = VideoOutputs(png_dir=tmp_path / "png", depth_video=tmp_path / "depth.mp4",
+                           opacity_video=tmp_path / "alpha.mp4")
+    result = render_video(scene, cameras, tmp_path / "shot.mp4", VideoConfig(fps=24, watermark=False), outputs,
+                          progress=False)
     assert sorted(p.name for p in (tmp_path / "png").iterdir()) == [f"frame_{k:05d}.png" for k in range(3)]
     depth = read_frames(tmp_path / "depth.mp4")
     alpha = read_frames(tmp_path / "alpha.mp4")
@@ -226,7 +230,7 @@ def test_render_killed_with_sigkill_resumes_to_identical_output(tmp_path):
 def test_cache_of_another_scene_or_path_is_not_reused(tmp_path):
     scene = sphere_renderable()
     config = VideoConfig(watermark=False)
-    render_video(scene, orbit(3, 32, 32), tmp_path / "a.mp4", config, cache_key="one", keep_frames=True,
+    render_video(scene, orbit(3, 32, 32), tmp_path / "a.mp4", config, VideoOutputs(keep_frames=True), cache_key="one",
                  progress=False)
     rendered = render_video(scene, orbit(3, 32, 32, arc_deg=80), tmp_path / "a.mp4", config, cache_key="one",
                             progress=False).rendered

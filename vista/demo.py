@@ -76,7 +76,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     # 3. render, encode, label
     video = args.out / "shot.mp4"
-    result, recipe = render_shot(scene_dir, cameras, video, VideoConfig(fps=args.fps), path_source=str(path_file))
+    result, recipe = render_shot(scene, cameras, video, VideoConfig(fps=args.fps), path_source=str(path_file))
     print(f"3/3 wrote {video} ({len(result.frames)} frames, {result.frames_per_s:.1f} frames/s rendering), "
           f"recipe {recipe}")
     print(f"done in {time.perf_counter() - start:.0f} s. Check its labels: vista verify {video}")

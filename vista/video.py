@@ -91,7 +91,9 @@ def _config(args: argparse.Namespace, path_fps: float):
 
 def run_render(args: argparse.Namespace) -> int:
     from vista_core.errors import VistaError
+    from render.video import VideoOutputs
     from scenes.recipe import render_from_recipe, render_shot
+    from scenes.scene import load_scene
 
     if args.recipe is not None:
         ignored = [flag for flag, value in (("--path", args.path), ("--width", args.width), ("--height", args.height),
@@ -116,11 +118,10 @@ def run_render(args: argparse.Namespace) -> int:
     config = _config(args, fps)
     if args.width is None and args.height is None and not args.preview:
         _check_size_from_file(args.path, cameras.width, cameras.height, config)
-    result, recipe_file = render_shot(
-        args.scene, cameras, args.out, config, frames=frames, seed=args.seed,
-        path_source=str(args.path), png_dir=args.png_dir, depth_video=args.depth_video,
-        opacity_video=args.opacity_video, sign_cert=args.sign_cert, sign_key=args.sign_key,
-        progress=not args.no_progress, keep_frames=args.keep_frames)
+    outputs = VideoOutputs(png_dir=args.png_dir, depth_video=args.depth_video, opacity_video=args.opacity_video,
+                           sign_cert=args.sign_cert, sign_key=args.sign_key, keep_frames=args.keep_frames)
+    result, recipe_file = render_shot(load_scene(args.scene), cameras, args.out, config, outputs, frames=frames,
+                                      seed=args.seed, path_source=str(args.path), progress=not args.no_progress)
     _print_result(result, recipe_file)
     return 0
 

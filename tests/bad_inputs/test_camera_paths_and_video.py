@@ -174,12 +174,12 @@ def _recipe_variant(case: str) -> dict:
     import torch
 
     from render.cameras import Cameras
-    from scenes.recipe import RECIPE_FORMAT, RECIPE_VERSION, cameras_to_dict
+    from scenes.recipe import RECIPE_FORMAT, RECIPE_VERSION
 
     cameras = Cameras.from_fov(torch.tensor(EYE, dtype=torch.float32).reshape(4, 4)[None, :3], 50.0, 64, 48)
     recipe = {"format": RECIPE_FORMAT, "schema_version": RECIPE_VERSION, "frames": [0],
               "scene": {"dir": "x", "content_hash": "0"}, "outputs": {"video": "v.mp4"}, "seed": 0,
-              "render": {}, "path": {"source": "", "cameras": cameras_to_dict(cameras)}}
+              "render": {}, "path": {"source": "", "cameras": cameras.to_dict()}}
     if case == "newer-schema":
         recipe["schema_version"] = RECIPE_VERSION + 1
     elif case == "frames-out-of-range":

@@ -1,0 +1,182 @@
+"""Rendered frames on disk, so an interrupted render resumes where it stopped, and `Frames`, what rendering
+hands to encoding.
+
+Each frame is a PNG plus depth/opacity in safetensors, each written atomically; the cache's key names the scene,
+cameras and render settings, so frames rendered for anything else are never reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from render.bands import render_frame, to_uint8
+from render.cameras import Cameras
+from render.config import VideoConfig
+from render.render import Renderable
+from vista_core.errors import VistaError
+from vista_core.files import atomic_write_bytes, atomic_write_json, read_json
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = "vista-frame-cache-1"
+
+FrameCallback = Callable[[int, int, int], None]  # (frames done, frames total, camera index) after each frame
+
+
+def frame_cache_dir(video: Path) -> Path:
+    video = Path(video)
+    return video.with_name(video.name + ".frames")
+
+
+def cameras_digest(cameras: Cameras) -> str:
+    digest = hashlib.sha256()
+    for tensor in (cameras.world_from_camera, cameras.fx, cameras.fy, cameras.cx, cameras.cy):
+        digest.update(tensor.detach().float().contiguous().cpu().numpy().tobytes())
+    if cameras.distortion is not None:
+        digest.update(cameras.distortion.float().contiguous().cpu().numpy().tobytes())
+    digest.update(f"{cameras.width}x{cameras.height}".encode())
+    return digest.hexdigest()
+
+
+class FrameCache:
+    """Rendered frames on disk: `NNNNNN.png` (uint8 RGB) + `NNNNNN.aux.safetensors` (depth, opacity).
+
+    `key.json` identifies what the frames are renders of (scene hash, cameras, render settings); a cache
+    made for anything else is emptied rather than reused. The PNG is written last, so its presence means
+    the frame is complete."""
+
+    def __init__(self, directory: Path, key: str):
+        self.directory = Path(directory)
+        self.key = key
+
+    def open(self) -> int:
+        """Create or validate the cache; returns how many frames it already holds."""
+        key_file = self.directory / "key.json"
+        if key_file.exists():
+            try:
+                stored = read_json(key_file, "frame cache key")
+            except VistaError:
+                stored = None
+            if not isinstance(stored, dict) or stored.get("key") != self.key or stored.get("format") != CACHE_FORMAT:
+                log.info("%s: cached frames belong to another scene, path or size; re-rendering", self.directory)
+                self.clear()
+        if not key_file.exists():
+            atomic_write_json(key_file, {"format": CACHE_FORMAT, "key": self.key})
+        return len(list(self.directory.glob("[0-9]*.png")))
+
+    def clear(self) -> None:
+        for pattern in ("[0-9]*.png", "[0-9]*.aux.safetensors", "key.json", ".*.tmp"):
+            for path in self.directory.glob(pattern):
+                path.unlink()
+
+    def _png(self, index: int) -> Path:
+        return self.directory / f"{index:06d}.png"
+
+    def _aux(self, index: int) -> Path:
+        return self.directory / f"{index:06d}.aux.safetensors"
+
+    def has(self, index: int) -> bool:
+        return self._png(index).is_file() and self._aux(index).is_file()
+
+    def save(self, index: int, rgb: np.ndarray, depth: np.ndarray, opacity: np.ndarray) -> None:
+        from PIL import Image as PILImage
+        from safetensors.numpy import save
+
+        atomic_write_bytes(self._aux(index), save({"depth": np.ascontiguousarray(depth, dtype=np.float32),
+                                                   "opacity": np.ascontiguousarray(opacity, dtype=np.float32)}))
+        buffer = io.BytesIO()
+        PILImage.fromarray(rgb).save(buffer, format="PNG", compress_level=1)
+        atomic_write_bytes(self._png(index), buffer.getvalue())
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rgb uint8 [H, W, 3], depth [H, W], opacity [H, W])."""
+        from PIL import Image as PILImage
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        try:
+            with PILImage.open(self._png(index)) as image:
+                rgb = np.asarray(image.convert("RGB"))
+            aux = load_file(str(self._aux(index)))
+        except (OSError, SafetensorError, ValueError) as error:
+            raise VistaError(f"{self._png(index)}: cached frame is unreadable ({error}); delete {self.directory} "
+                             "and render again") from error
+        return rgb, aux["depth"], aux["opacity"]
+
+    def remove(self) -> None:
+        self.clear()
+        try:
+            self.directory.rmdir()
+        except OSError:
+            pass
+
+
+def frame_cache_key(scene_key: str, cameras: Cameras, config: VideoConfig) -> str:
+    """What the cached frames are renders of: the scene, the cameras and the settings that change pixels."""
+    return hashlib.sha256(json.dumps({"scene": scene_key, "cameras": cameras_digest(cameras),
+                                      "band_pixels": config.band_pixels, "chunk_rays": config.chunk_rays,
+                                      "supersample": config.supersample},
+                                     sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Frames:
+    """Rendered frames in video order, waiting in a frame cache to be encoded."""
+
+    cache: FrameCache
+    indices: tuple[int, ...]
+    """Camera index of each frame, in video order."""
+    width: int
+    height: int
+    fps: float
+    rendered: int = 0
+    """Frames rendered in this run (the rest came from the cache)."""
+    render_seconds: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Camera `index`'s frame: (rgb uint8 [H, W, 3], depth [H, W], opacity [H, W])."""
+        return self.cache.load(index)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Every frame in video order, loaded one at a time."""
+        return (self.cache.load(index) for index in self.indices)
+
+
+def render_to_cache(renderable: Renderable, cameras: Cameras, indices: list[int], cache: FrameCache,
+                    config: VideoConfig, progress: bool = True, on_frame: FrameCallback | None = None) -> Frames:
+    """Render the frames `indices` missing from `cache` (an opened one); all of `indices` are then `Frames`."""
+    from tqdm import tqdm
+
+    todo = [i for i in indices if not cache.has(i)]
+    done = len(indices) - len(todo)
+    if done:
+        log.info("resuming: %d of %d frames already rendered in %s", done, len(indices), cache.directory)
+    start = time.perf_counter()
+    with tqdm(total=len(indices), initial=done, unit="frame", desc="render", disable=not progress,
+              dynamic_ncols=True) as bar:
+        for index in todo:
+            image = render_frame(renderable, cameras, index, config.band_pixels, config.chunk_rays, config.supersample)
+            try:
+                cache.save(index, to_uint8(image.rgb), image.depth.cpu().numpy(), image.opacity.cpu().numpy())
+            except VistaError as error:
+                raise VistaError(f"{error}; the {done} frames rendered so far are kept in {cache.directory} and a "
+                                 "rerun resumes from them") from error
+            done += 1
+            bar.update(1)
+            if on_frame is not None:
+                on_frame(done, len(indices), index)
+    return Frames(cache, tuple(indices), cameras.width, cameras.height, config.fps, len(todo),
+                  time.perf_counter() - start)
+
