@@ -1,9 +1,9 @@
-"""Previews of a camera path over its scene: a GLB (trimesh) and a top-down image (PIL) for the app.
+"""Previews of a camera path over its scene: a GLB (render.meshes) and a top-down image (PIL) for the app.
 
 - `scene_points(renderable)`: the occupied cells of the scene's occupancy grid as coloured world points
   (colour from the field, seen from above) — a cheap stand-in for the scene's geometry.
 - `path_glb(...)`: the points (or a mesh), the path as a polyline, frusta at the keyframes and, faintly,
-  the capture cameras; trimesh writes the GLB (lines as GL_LINES, points as GL_POINTS).
+  the capture cameras; trimesh (render.meshes) writes the GLB (lines as GL_LINES, points as GL_POINTS).
 - `top_down_map(...)`: an orthographic view down the scene's up axis with the points, the capture
   cameras, the path coloured by per-frame coverage (red = the photos never saw it, green = well seen) and
   numbered keyframes. The returned `TopDownMap` maps pixels to world points and back, so an app can
@@ -21,6 +21,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from render.cameras import Cameras
+from render.meshes import glb_bytes, line_segments, point_cloud
 from render.render import Renderable
 
 PATH_COLOUR = (255, 140, 0)
@@ -73,41 +74,30 @@ def path_glb(frames_world_from_camera: np.ndarray, keyframe_world_from_camera: n
              keyframe_fov_deg: np.ndarray, aspect: float, *, points: np.ndarray | None = None,
              colours: np.ndarray | None = None, mesh=None, capture: Cameras | None = None,
              frustum_size: float | None = None) -> bytes:
-    """GLB bytes of the scene (points or a trimesh mesh), the path polyline and frusta."""
-    import trimesh
-
-    scene = trimesh.Scene()
+    """GLB bytes of the scene (points or a mesh from render.meshes), the path polyline and frusta."""
+    named: list[tuple[str, object]] = []
     positions = frames_world_from_camera[:, :3, 3]
     if frustum_size is None:
         extent = np.ptp(positions, axis=0).max() if len(positions) > 1 else 1.0
         frustum_size = 0.06 * max(extent, 1e-3)
     if mesh is not None:
-        scene.add_geometry(mesh, node_name="scene")
+        named.append(("scene", mesh))
     if points is not None and len(points):
         rgba = None
         if colours is not None:
             rgba = np.concatenate([colours, np.full((len(colours), 1), 255, np.uint8)], axis=1)
-        scene.add_geometry(trimesh.PointCloud(points, colors=rgba), node_name="points")
-    scene.add_geometry(_lines(np.stack([positions[:-1], positions[1:]], axis=1), PATH_COLOUR), node_name="path")
+        named.append(("points", point_cloud(points, rgba)))
+    named.append(("path", line_segments(np.stack([positions[:-1], positions[1:]], axis=1), PATH_COLOUR)))
     key_lines = np.concatenate([frustum_lines(m, f, aspect, frustum_size)
                                 for m, f in zip(keyframe_world_from_camera, keyframe_fov_deg)])
-    scene.add_geometry(_lines(key_lines, (255, 255, 255)), node_name="keyframes")
+    named.append(("keyframes", line_segments(key_lines, (255, 255, 255))))
     if capture is not None and len(capture):
-        c2w = capture.world_from_camera.double().numpy()
-        fov = capture.fov_y_deg.double().numpy()
+        c2w = capture.world_from_camera.double().cpu().numpy()
+        fov = capture.fov_y_deg.double().cpu().numpy()
         capture_lines = np.concatenate([frustum_lines(m, f, capture.width / capture.height, frustum_size * 0.6)
                                         for m, f in zip(c2w, fov)])
-        scene.add_geometry(_lines(capture_lines, CAPTURE_COLOUR), node_name="capture")
-    return scene.export(file_type="glb")
-
-
-def _lines(segments: np.ndarray, colour) -> "object":
-    import trimesh
-    from trimesh.path.entities import Line
-
-    vertices = segments.reshape(-1, 3)
-    entities = [Line(points=[2 * i, 2 * i + 1], color=(*colour, 255)) for i in range(len(segments))]
-    return trimesh.path.Path3D(entities=entities, vertices=vertices)
+        named.append(("capture", line_segments(capture_lines, CAPTURE_COLOUR)))
+    return glb_bytes(named)
 
 
 @dataclass
