@@ -23,7 +23,9 @@ class RefineConfig:
     geometric: bool = True
     """Use the visibility loss and the depth-smoothness prior (and the distortion loss if its weight is above 0)."""
     visibility_weight: float = 0.05
+    """Weight of Nerfbusters' visibility loss (density where neither a photo nor a fixed pixel looked)."""
     visibility_points: int = 4096
+    """Points sampled per step for the visibility loss."""
     distortion_weight: float = 0.0
     """mip-NeRF 360's distortion loss; off by default: on a sparse arc it pulled weight in front of the surface."""
     fixer: str = "prior"
