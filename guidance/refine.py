@@ -171,9 +171,9 @@ def _steps_per_round(config: RefineConfig) -> list[int]:
 def _refine_step(scene: Scene, step: RefineStep, pixels: TrainingPixels, optimizer: torch.optim.Optimizer,
                  config: RefineConfig) -> float:
     """One step of `scenes.step`'s training plus the guidance terms; the loss."""
-    step.scene.refresh(scene.step, step.generator, warm_up=False)
+    step.representation.refresh(scene.step, step.generator, warm_up=False)
     set_learning_rate(optimizer, config.learning_rate * (0.1 ** (step.done / config.steps)))
-    loss = photo_loss(step.scene, pixels, scene.config.rays_per_step, step.generator,
+    loss = photo_loss(step.representation, pixels, scene.config.rays_per_step, step.generator,
                       pixel_jitter=scene.config.pixel_jitter,
                       distortion_weight=config.distortion_weight if config.geometric else 0.0).loss
     for term in REFINE_TERMS:

@@ -25,7 +25,7 @@ from render.representation import SceneRepresentation
 class RefineStep:
     """What the terms of one refinement step may use."""
 
-    scene: Renderable
+    representation: Renderable
     capture: Cameras
     keyframes: Cameras
     round_cameras: Cameras
@@ -91,8 +91,8 @@ def pseudo_view_term(config: RefineConfig, step: RefineStep) -> torch.Tensor | N
     if batch is None:
         return None
     image, xy, target = batch
-    rays = rays_to_scene(camera_rays(step.pseudo.cameras, image, xy), step.scene.scene_from_world)
-    out = render_rays(step.scene, rays, jitter=torch.rand(len(image), generator=step.generator))
+    rays = rays_to_scene(camera_rays(step.pseudo.cameras, image, xy), step.representation.scene_from_world)
+    out = render_rays(step.representation, rays, jitter=torch.rand(len(image), generator=step.generator))
     return config.pseudo_weight * torch.mean((out.rgb - target) ** 2)
 
 
@@ -100,7 +100,7 @@ def visibility_term(config: RefineConfig, step: RefineStep) -> torch.Tensor | No
     """Nerfbusters' visibility loss: no density where neither a photo nor a fixed pixel looked."""
     if not (config.geometric and config.visibility_weight > 0):
         return None
-    term = visibility_loss(step.scene, step.capture, config.visibility_points, step.generator,
+    term = visibility_loss(step.representation, step.capture, config.visibility_points, step.generator,
                            also_seen=step.also_seen)
     return config.visibility_weight * term.loss
 
@@ -108,14 +108,14 @@ def visibility_term(config: RefineConfig, step: RefineStep) -> torch.Tensor | No
 def smoothness_term(config: RefineConfig, step: RefineStep) -> torch.Tensor | None:
     if not (config.geometric and config.smoothness_weight > 0) or step.polishing:
         return None
-    return config.smoothness_weight * smoothness_patch_loss(step.scene, step.keyframes, config.smoothness_patch,
-                                                            step.generator)
+    return config.smoothness_weight * smoothness_patch_loss(step.representation, step.keyframes,
+                                                            config.smoothness_patch, step.generator)
 
 
 def score_term(config: RefineConfig, step: RefineStep) -> torch.Tensor | None:
     if config.score_weight <= 0 or step.done % config.score_every != 0 or step.polishing:
         return None
-    return config.score_weight * score_patch_loss(step.scene, step.round_cameras, step.prior, step.generator)
+    return config.score_weight * score_patch_loss(step.representation, step.round_cameras, step.prior, step.generator)
 
 
 RefineTerm = Callable[[RefineConfig, RefineStep], "torch.Tensor | None"]

@@ -69,7 +69,7 @@ def test_a_second_representation_renders_through_render_camera():
     ball = PaintedBall()
     image = render_camera(ball, _camera_above(), 0)
     centre = image.depth[7, 7].item()
-    # world units, through the centre pixel: the camera is 3 from the centre, the ball's radius is 0.5 scene units = 0.25 world units
+    # world units through the centre pixel: the camera is 3 from the centre, the radius 0.5 scene units = 0.25 world
     assert abs(centre - (3.0 - BALL_RADIUS / SCENE_SCALE)) < 1e-2
     assert image.opacity[7, 7] == 1 and image.opacity[0, 0] == 0
     assert torch.equal(image.rgb[0, 0], torch.ones(3))  # a missed ray shows the background
