@@ -40,7 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from guidance.masks import MaskConfig  # noqa: E402
-from guidance.patch_prior import PriorConfig, fix_masked, train_patch_prior  # noqa: E402
+from guidance.fixers.patch_prior import fix_masked  # noqa: E402
+from guidance.patch_prior import PriorConfig, train_patch_prior  # noqa: E402
 from tests.support.procedural import synthetic_capture  # noqa: E402
 from guidance.refine import RefineConfig, refine_scene  # noqa: E402
 from guidance.views import render_view, weight_in_front  # noqa: E402

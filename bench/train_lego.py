@@ -26,7 +26,8 @@ from render.render import render_camera  # noqa: E402
 from scenes.config import preset_config  # noqa: E402
 from scenes.data import load_posed_images  # noqa: E402
 from scenes.evaluate import evaluate_scene  # noqa: E402
-from scenes.train import StepReport, train_scene  # noqa: E402
+from scenes.train import train_scene  # noqa: E402
+from vista_core.progress import ProgressEvent  # noqa: E402
 
 
 def main() -> None:
@@ -49,10 +50,10 @@ def main() -> None:
     marks = sorted(float(m) for m in args.snapshots.split(","))
     snapshots: list[tuple[float, int, dict, torch.Tensor]] = []
 
-    def on_step(report: StepReport) -> None:
-        while marks and report.elapsed_s >= marks[0] * 60:
-            scene = report.scene
-            snapshots.append((marks.pop(0), report.step, copy.deepcopy(scene.field.state_dict()),
+    def on_step(event: ProgressEvent) -> None:
+        while marks and event.metrics["elapsed_s"] >= marks[0] * 60:
+            scene = event.snapshot
+            snapshots.append((marks.pop(0), event.done, copy.deepcopy(scene.field.state_dict()),
                               scene.grid.density.clone()))
 
     start = time.perf_counter()

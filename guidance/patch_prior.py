@@ -1,11 +1,9 @@
-"""Tier-1 guidance: a tiny diffusion model of the user's own photos, trained on the CPU.
+"""Tier-1 guidance's model: a tiny diffusion model of the user's own photos, trained on the CPU.
 
 diffusers supplies the model (`UNet2DModel`, ~1 M parameters) and the noise schedule
 (`DDPMScheduler`, epsilon prediction); this module trains it on random 32x32 patches of the
-training photos and uses it two ways:
-- `fix_masked`: a single low-noise denoising step on the uncertain pixels of a rendered view
-  (holes are first filled by OpenCV's Telea inpainting so the step starts from plausible colours);
-  pixels outside the mask are returned unchanged;
+training photos. It is used two ways:
+- as a fixer (`guidance.fixers.patch_prior`): one low-noise denoising step on the holes of a rendered view;
 - `score_gradient`: the DiffusioNeRF-style regulariser, (predicted noise - true noise) on rendered
   patches, applied as a weak gradient (score distillation).
 
@@ -26,10 +24,7 @@ import torch
 from render.configio import config_from_dict, config_to_dict
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_bytes, atomic_write_json, read_json
-
-Progress = Callable[[int, int], None]
-"""(steps done, total steps), called after every step of training the prior or refining a scene; it may raise
-to stop (the app's Cancel), and then nothing is written."""
+from vista_core.progress import ProgressCallback, report
 
 PRIOR_FILE = "prior.json"
 WEIGHTS_FILE = "unet.safetensors"
@@ -99,14 +94,24 @@ def random_patches(photos: torch.Tensor, n: int, generator: torch.Generator) -> 
     return torch.where(flip[:, None, None, None], patches.flip(-1), patches)
 
 
+def legacy_step_callback(on_step: Callable[[int, int], None] | None) -> ProgressCallback | None:
+    """A `ProgressCallback` from an old-style `on_step(done, total)` (kept until the CLI passes `progress`)."""
+    if on_step is None:
+        return None
+    return lambda event: on_step(event.done, event.total)
+
+
 def train_patch_prior(images: torch.Tensor, config: PriorConfig = PriorConfig(), source: str = "photos",
                       show_progress: bool = False, background=(1.0, 1.0, 1.0),
-                      on_step: Progress | None = None) -> PatchPrior:
+                      progress: ProgressCallback | None = None, *,
+                      on_step: Callable[[int, int], None] | None = None) -> PatchPrior:
     """Train the prior on training photos uint8 [N, H, W, 3|4] with the DDPM epsilon objective.
 
-    `on_step(done, total)` is called after every step and may raise to stop (the app's Cancel)."""
+    `progress` gets a "patch prior" event after every step; raising `vista_core.progress.Cancelled` from it stops
+    training (nothing is saved). `on_step(done, total)` is the old form of `progress`, still accepted."""
     from tqdm.auto import tqdm
 
+    progress = progress or legacy_step_callback(on_step)
     n, h, w = images.shape[:3]
     if n < config.min_photos:
         raise VistaError(f"{source}: a patch prior needs at least {config.min_photos} photos to learn from, "
@@ -135,8 +140,7 @@ def train_patch_prior(images: torch.Tensor, config: PriorConfig = PriorConfig(),
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-        if on_step is not None:
-            on_step(step + 1, config.steps)
+        report(progress, "patch prior", step + 1, config.steps, metrics={"loss": losses[-1]})
     unet.eval()
     unet.requires_grad_(False)
     info = {"photos": n, "source": source, "train_seconds": time.perf_counter() - start,
@@ -179,69 +183,6 @@ def load_patch_prior(folder: Path) -> PatchPrior:
     return PatchPrior(unet, _make_scheduler(config), config, dict(meta.get("info") or {}))
 
 
-def inpaint_holes(rgb: torch.Tensor, mask: torch.Tensor, radius_px: int = 3) -> torch.Tensor:
-    """Classical fill of masked pixels from their surroundings (OpenCV's Telea fast marching)."""
-    import cv2
-
-    if not mask.any():
-        return rgb.clone()
-    image = (rgb.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
-    filled = cv2.inpaint(image, mask.numpy().astype(np.uint8), radius_px, cv2.INPAINT_TELEA)
-    out = torch.from_numpy(filled).float() / 255.0
-    return torch.where(mask[..., None], out, rgb)
-
-
-def _tile_origins(size: int, stride: int) -> list[int]:
-    starts = list(range(0, max(size - PATCH, 0) + 1, stride))
-    if starts[-1] + PATCH < size:
-        starts.append(size - PATCH)
-    return starts
-
-
-def _alphas(prior: PatchPrior, t: int) -> tuple[float, float]:
-    alpha_bar = float(prior.scheduler.alphas_cumprod[t])
-    return math.sqrt(alpha_bar), math.sqrt(1 - alpha_bar)
-
-
-@torch.no_grad()
-def fix_masked(prior: PatchPrior, rgb: torch.Tensor, mask: torch.Tensor, timestep: int = 200, seed: int = 0,
-               inpaint_first: bool = True) -> torch.Tensor:
-    """Replace the masked pixels of rgb [H, W, 3] (in [0, 1]) by the prior's one-step denoised estimate.
-
-    The image is noised to `timestep` (one fixed-seed noise draw), the UNet predicts the noise on
-    overlapping 32x32 tiles, and x0 = (x_t - sqrt(1 - a) eps) / sqrt(a) is blended across tiles with
-    a Hann window. Only masked pixels change."""
-    if not mask.any():
-        return rgb.clone()
-    h, w = mask.shape
-    source = inpaint_holes(rgb, mask) if inpaint_first else rgb
-    x = source.permute(2, 0, 1)[None] * 2 - 1
-    pad_h, pad_w = max(PATCH - h, 0), max(PATCH - w, 0)
-    x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-    hp, wp = x.shape[-2:]
-    generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn(x.shape, generator=generator)
-    a, s = _alphas(prior, timestep)
-    noisy = a * x + s * noise
-    mask_p = torch.nn.functional.pad(mask[None, None].float(), (0, pad_w, 0, pad_h))
-    window = torch.hann_window(PATCH + 2, periodic=False)[1:-1]
-    window = (window[:, None] * window[None, :]).clamp(min=1e-3)
-    total = torch.zeros(1, 3, hp, wp)
-    weight = torch.zeros(1, 1, hp, wp)
-    tiles = [(y0, x0) for y0 in _tile_origins(hp, PATCH // 2) for x0 in _tile_origins(wp, PATCH // 2)
-             if mask_p[..., y0:y0 + PATCH, x0:x0 + PATCH].any()]
-    for start in range(0, len(tiles), 64):
-        batch = tiles[start:start + 64]
-        crops = torch.cat([noisy[..., y0:y0 + PATCH, x0:x0 + PATCH] for y0, x0 in batch])
-        eps = prior.unet(crops, torch.full((len(batch),), timestep)).sample
-        x0_hat = ((crops - s * eps) / a).clamp(-1, 1)
-        for (y0, x0), estimate in zip(batch, x0_hat):
-            total[0, :, y0:y0 + PATCH, x0:x0 + PATCH] += estimate * window
-            weight[0, :, y0:y0 + PATCH, x0:x0 + PATCH] += window
-    estimate = (total / weight.clamp(min=1e-6))[0, :, :h, :w].permute(1, 2, 0) * 0.5 + 0.5
-    return torch.where(mask[..., None], estimate.clamp(0, 1), rgb)
-
-
 def score_gradient(prior: PatchPrior, patches: torch.Tensor, generator: torch.Generator,
                    t_min: int = 20, t_max: int = 200) -> torch.Tensor:
     """DiffusioNeRF / score-distillation gradient for rendered patches [B, 3, 32, 32] in [0, 1]:
@@ -253,3 +194,13 @@ def score_gradient(prior: PatchPrior, patches: torch.Tensor, generator: torch.Ge
         noisy = prior.scheduler.add_noise(x, noise, t)
         eps = prior.unet(noisy, t).sample
         return eps - noise
+
+
+def __getattr__(name: str):
+    # `fix_masked` moved to guidance.fixers.patch_prior; the CLI still imports it from here until it uses
+    # the fixer registry (PEP 562 module attribute, resolved on first use only).
+    if name == "fix_masked":
+        from guidance.fixers.patch_prior import fix_masked
+
+        return fix_masked
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,17 +1,16 @@
-"""Tier-2 guidance: a diffusers image-to-image pipeline from a local folder as the fixer (GPU).
+"""Tier-2 guidance's model: a diffusers image-to-image pipeline from a local folder (GPU).
 
 diffusers does the loading (`AutoPipelineForImage2Image.from_pretrained(folder,
 local_files_only=True)`, which also turns a text-to-image folder into its img2img pipeline) and
 the denoising; Vista only checks the folder first so the user gets one clear line for a missing,
-incomplete or wrong-type folder, runs it at low strength with a fixed seed per keyframe, and keeps
-the result only on the masked pixels. Nothing is downloaded: the folder must hold the weights.
+incomplete or wrong-type folder. Nothing is downloaded: the folder must hold the weights. The fixer
+that runs it is `guidance.fixers.pipeline`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from vista_core.errors import VistaError
@@ -74,25 +73,11 @@ def load_img2img_pipeline(folder: Path, device: str | None = None):
     return pipe
 
 
-def pipeline_fixer(pipe, strength: float = 0.3, num_inference_steps: int = 20, prompt: str = "",
-                   guidance_scale: float = 1.0, multiple: int = 8):
-    """A fixer (rgb [H, W, 3], mask [H, W], seed) -> rgb that runs img2img on the whole render at low strength
-    with a fixed seed and keeps the result only on masked pixels."""
-    from PIL import Image as PILImage
+def __getattr__(name: str):
+    # `pipeline_fixer` moved to guidance.fixers.pipeline; the CLI still imports it from here until it uses the
+    # fixer registry (PEP 562 module attribute, resolved on first use only).
+    if name == "pipeline_fixer":
+        from guidance.fixers.pipeline import pipeline_fixer
 
-    def fix(rgb: torch.Tensor, mask: torch.Tensor, seed: int) -> torch.Tensor:
-        if not mask.any():
-            return rgb.clone()
-        h, w = mask.shape
-        # latent-diffusion VAEs downsample by 8: run at the next multiple of 8, resize back
-        hp, wp = max(multiple, -(-h // multiple) * multiple), max(multiple, -(-w // multiple) * multiple)
-        image = PILImage.fromarray((rgb.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)).resize((wp, hp))
-        device = getattr(pipe, "device", torch.device("cpu"))
-        generator = torch.Generator(device=device).manual_seed(int(seed))
-        out = pipe(prompt=prompt, image=image, strength=strength, num_inference_steps=num_inference_steps,
-                   guidance_scale=guidance_scale, generator=generator, output_type="np").images[0]
-        out = torch.from_numpy(np.array(PILImage.fromarray((np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8))
-                                          .resize((w, h)))).float() / 255.0
-        return torch.where(mask[..., None], out[..., :3], rgb)
-
-    return fix
+        return pipeline_fixer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,29 +1,59 @@
-"""Occupancy grid for empty-space skipping (Instant-NGP; update rule as nerfacc's OccGridEstimator).
+"""Occupancy grid for empty-space skipping (Instant-NGP; update rule and schedule as nerfacc's OccGridEstimator).
 
 The grid covers the field's unit cube u in [0, 1]^3 (see `render.render.field_coords`), so the same
 grid serves bounded object scenes and contracted unbounded ones. nerfacc's estimator is CUDA-only
-on our CPUs, hence this torch version.
+on our CPUs, hence this torch version. Random draws come from a CPU generator and move to the grid's
+device, so a seed gives the same cells on any device.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
+from render.config import SamplingConfig
+
+OpacityFn = Callable[[torch.Tensor], torch.Tensor]
+"""Field coordinates u [P, 3] -> opacity over one marching step (sigma * step) [P]."""
+
+
+@dataclass(frozen=True)
+class UpdateSchedule:
+    """When the grid re-evaluates its cells: the arguments of nerfacc's `OccGridEstimator.update_every_n_steps`."""
+
+    update_every: int = 16
+    """Training steps between updates."""
+    warmup_steps: int = 256
+    """Steps during which an update re-evaluates every cell, not a sample of them."""
+    threshold: float = 0.01
+    """A cell is occupied if its opacity over one step exceeds this (or the grid's mean, if lower)."""
+
+    @staticmethod
+    def from_sampling(sampling: SamplingConfig) -> "UpdateSchedule":
+        return UpdateSchedule(sampling.update_every, sampling.warmup_steps, sampling.occupancy_threshold)
+
 
 class OccupancyGrid:
-    def __init__(self, resolution: int, density: torch.Tensor | None = None):
+    def __init__(self, resolution: int, density: torch.Tensor | None = None,
+                 schedule: UpdateSchedule = UpdateSchedule(), device: torch.device | str | None = None):
         self.resolution = resolution
+        self.schedule = schedule
         n = resolution**3
         # Until the first update every cell counts as occupied (nerfacc starts the same way).
-        self.density = torch.zeros(n) if density is None else density.float().reshape(n).clone()
-        self.occupied = torch.ones(n, dtype=torch.bool)
+        self.density = (torch.zeros(n, device=device) if density is None
+                        else density.float().reshape(n).clone().to(device))
+        self.occupied = torch.ones(n, dtype=torch.bool, device=self.density.device)
         self.threshold: float | None = None
         self._coarse: tuple | None = None
 
+    @property
+    def device(self) -> torch.device:
+        return self.density.device
+
     def restore(self, density: torch.Tensor, threshold: float) -> None:
-        self.density = density.float().reshape(-1).clone()
+        self.density = density.float().reshape(-1).clone().to(self.device)
         self.threshold = threshold
         self._binarize(threshold)
 
@@ -68,26 +98,27 @@ class OccupancyGrid:
         ijk = torch.stack([cells // (r * r), (cells // r) % r, cells % r], dim=-1).float()
         return (ijk + jitter) / r
 
+    def maybe_update(self, step: int, opacity_fn: OpacityFn, generator: torch.Generator, *,
+                     warm_up: bool = True) -> bool:
+        """Update if `step` is on the schedule (nerfacc's `update_every_n_steps`); True if it did.
+
+        `warm_up=False` treats every step as past the warm-up (refinement starts from a trained grid)."""
+        if step % self.schedule.update_every != 0:
+            return False
+        all_cells = warm_up and step < self.schedule.warmup_steps
+        self.update(opacity_fn, self.schedule.threshold, all_cells=all_cells, generator=generator)
+        return True
+
     @torch.no_grad()
-    def update(self, opacity_fn: Callable[[torch.Tensor], torch.Tensor], threshold: float, all_cells: bool,
-               generator: torch.Generator, chunk: int = 1 << 18, decay: float = 0.95) -> None:
+    def update(self, opacity_fn: OpacityFn, threshold: float, all_cells: bool, generator: torch.Generator,
+               chunk: int = 1 << 18, decay: float = 0.95) -> None:
         """Re-evaluate cells: `opacity_fn(u)` gives sigma * step (opacity over one marching step).
 
         During warm-up every cell is evaluated; later a quarter of all cells at random plus a quarter of the
         occupied ones, as nerfacc does, to keep updates cheap."""
-        n = self.density.numel()
-        if all_cells:
-            cells = torch.arange(n)
-        else:
-            uniform = torch.randint(0, n, (n // 4,), generator=generator)
-            occupied = torch.nonzero(self.occupied).squeeze(1)
-            if occupied.numel() > 0:
-                pick = torch.randint(0, occupied.numel(), (min(n // 4, occupied.numel()),), generator=generator)
-                cells = torch.cat([uniform, occupied[pick]])
-            else:
-                cells = uniform
-        jitter = torch.rand(cells.shape[0], 3, generator=generator)
-        values = torch.empty(cells.shape[0])
+        cells = self._cells_to_update(all_cells, generator)
+        jitter = torch.rand(cells.shape[0], 3, generator=generator).to(self.device)
+        values = torch.empty(cells.shape[0], device=self.device)
         for start in range(0, cells.shape[0], chunk):
             u = self.cell_centers(cells[start:start + chunk], jitter[start:start + chunk])
             values[start:start + chunk] = opacity_fn(u)
@@ -95,6 +126,17 @@ class OccupancyGrid:
         self.density.scatter_reduce_(0, cells, values, reduce="amax")
         self.threshold = threshold
         self._binarize(threshold)
+
+    def _cells_to_update(self, all_cells: bool, generator: torch.Generator) -> torch.Tensor:
+        n = self.density.numel()
+        if all_cells:
+            return torch.arange(n, device=self.device)
+        uniform = torch.randint(0, n, (n // 4,), generator=generator).to(self.device)
+        occupied = torch.nonzero(self.occupied).squeeze(1)
+        if occupied.numel() == 0:
+            return uniform
+        pick = torch.randint(0, occupied.numel(), (min(n // 4, occupied.numel()),), generator=generator)
+        return torch.cat([uniform, occupied[pick.to(self.device)]])
 
     def _binarize(self, threshold: float) -> None:
         self.occupied = self.density > torch.clamp(self.density.mean(), max=threshold)

@@ -1,8 +1,10 @@
-"""Render rays and whole cameras from any radiance field: march, skip empty space, composite.
+"""Render rays and whole cameras from a scene representation; the hash-grid NeRF's marcher and compositing.
 
-`render` sees a field only through the small `RadianceField` protocol, in the field's unit cube:
-bounded "object" scenes map the box [-1, 1]^3 to it, "unbounded" captures are first contracted
-(mip-NeRF 360, via nerfstudio's SceneContraction) into [-2, 2]^3.
+`render_rays` and `render_camera` take any `render.representation.SceneRepresentation`. The first
+representation is here: `Renderable`, a radiance field seen only through the small `RadianceField`
+protocol, in the field's unit cube (bounded "object" scenes map the box [-1, 1]^3 to it, "unbounded"
+captures are first contracted (mip-NeRF 360, via nerfstudio's SceneContraction) into [-2, 2]^3),
+with an occupancy grid to skip empty space.
 
 Sampling follows Instant-NGP: fixed steps across the box (object) or a linear-then-disparity
 schedule (unbounded), candidates in empty cells of the occupancy grid dropped (for object scenes by
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 import torch
 
@@ -23,9 +25,12 @@ from render.cameras import Cameras, Rays, image_rays
 from render import march_native
 from render.config import SamplingConfig
 from render.occupancy import OccupancyGrid
+from render.representation import Image, ParameterGroups, RayBundleOutput, SceneKind, SceneRepresentation
 from render.volume import accumulate, distortion_loss, exclusive_optical_depth, ray_start_offsets, render_weights
 
-SceneKind = Literal["object", "unbounded"]
+__all__ = ["DEFAULT_CHUNK_RAYS", "Image", "RadianceField", "RayBundleOutput", "Renderable", "SceneKind",
+           "SceneRepresentation", "TrainableField", "field_coords", "march", "rays_to_scene", "render_camera",
+           "rays_to_device", "render_rays"]
 
 _UNBOUNDED_NEAR = 0.05
 _UNBOUNDED_LINEAR_UNTIL = 3.0  # beyond the unit cube seen from any camera inside it
@@ -40,9 +45,22 @@ class RadianceField(Protocol):
         """RGB [S, 3] in [0, 1] from geometry features and unit view directions [S, 3]."""
 
 
+class TrainableField(RadianceField, Protocol):
+    """A radiance field that can also be trained and saved (a torch module)."""
+
+    def parameter_groups(self) -> ParameterGroups: ...
+
+    def state_dict(self) -> dict[str, torch.Tensor]: ...
+
+    def train(self, mode: bool = True) -> object: ...
+
+
 @dataclass
 class Renderable:
-    """What rendering needs of a trained scene."""
+    """The hash-grid NeRF as a `SceneRepresentation`: a radiance field, its occupancy grid and how to march it.
+
+    Rendering needs only a `RadianceField`; training and saving (parameter_groups, refresh, train, state) need a
+    `TrainableField`."""
 
     field: RadianceField
     grid: OccupancyGrid
@@ -60,21 +78,35 @@ class Renderable:
         span = 2 * math.sqrt(3) if self.kind == "object" else _UNBOUNDED_LINEAR_UNTIL * 2
         return span / self.sampling.max_samples_per_ray
 
+    def render_rays(self, rays_scene: Rays, *, jitter: torch.Tensor | None = None,
+                    background: torch.Tensor | None = None, with_distortion: bool = False) -> RayBundleOutput:
+        return _render_field_rays(self, rays_scene, jitter, background, with_distortion)
 
-@dataclass
-class RayBundleOutput:
-    rgb: torch.Tensor  # [R, 3]
-    depth: torch.Tensor  # [R] in scene units along the ray (0 where nothing was hit)
-    opacity: torch.Tensor  # [R]
-    n_samples: int
-    distortion: torch.Tensor | None = None
+    def occupied(self, points_scene: torch.Tensor) -> torch.Tensor:
+        """Occupied cells of the grid; outside the object box is empty."""
+        if self.kind == "object":
+            inside = (points_scene.abs() <= 1.0).all(dim=-1)
+            return self.grid.query(field_coords(points_scene.clamp(-1.0, 1.0), "object")) & inside
+        return self.grid.query(field_coords(points_scene, "unbounded"))
 
+    def parameter_groups(self) -> ParameterGroups:
+        return self.field.parameter_groups()
 
-@dataclass
-class Image:
-    rgb: torch.Tensor  # [H, W, 3] in [0, 1]
-    depth: torch.Tensor  # [H, W] in world units along the ray
-    opacity: torch.Tensor  # [H, W]
+    def refresh(self, step: int, generator: torch.Generator, *, warm_up: bool = True) -> None:
+        """The occupancy grid's update, when its schedule says so."""
+        self.grid.maybe_update(step, self.opacity_over_step, generator, warm_up=warm_up)
+
+    def opacity_over_step(self, u: torch.Tensor) -> torch.Tensor:
+        """sigma * marching step at field coordinates u [P, 3]: what the occupancy grid thresholds."""
+        return self.field.density_and_features(u)[0] * self.step_size()
+
+    def train(self, mode: bool = True) -> None:
+        self.field.train(mode)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        state = {f"field.{k}": v.detach().contiguous() for k, v in self.field.state_dict().items()}
+        state["occupancy.density"] = self.grid.density.contiguous()
+        return state
 
 
 def field_coords(positions: torch.Tensor, kind: SceneKind) -> torch.Tensor:
@@ -91,6 +123,11 @@ def rays_to_scene(rays: Rays, scene_from_world: torch.Tensor) -> Rays:
     origins = rays.origins @ linear.T + scene_from_world[:3, 3]
     directions = rays.directions @ linear.T
     return Rays(origins, directions / directions.norm(dim=-1, keepdim=True))
+
+
+def rays_to_device(rays: Rays, device: torch.device) -> Rays:
+    """The rays on the scene's device (the same tensors when already there)."""
+    return Rays(rays.origins.to(device), rays.directions.to(device))
 
 
 def _box_interval(rays: Rays) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,7 +167,7 @@ def march(scene: Renderable, rays: Rays, jitter: torch.Tensor | None) -> Samples
 
     jitter [R] in [0, 1) shifts each ray's samples (stratified sampling in training); None in rendering.
     """
-    shift = torch.full((len(rays),), 0.5) if jitter is None else jitter
+    shift = torch.full((len(rays),), 0.5, device=rays.origins.device) if jitter is None else jitter
     if scene.kind == "object":
         return _march_object(scene, rays, shift)
     return _march_unbounded(scene, rays, shift)
@@ -141,9 +178,9 @@ _COARSE = 4  # fine steps per coarse step in the object marcher
 
 def _packed_range(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """For per-ray counts [R]: (ray index, index within the ray) of every element, packed."""
-    ray = torch.repeat_interleave(torch.arange(counts.numel()), counts)
+    ray = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), counts)
     starts = torch.cumsum(counts, 0) - counts
-    return ray, torch.arange(ray.numel()) - starts[ray]
+    return ray, torch.arange(ray.numel(), device=counts.device) - starts[ray]
 
 
 def _march_object(scene: Renderable, rays: Rays, shift: torch.Tensor) -> Samples:
@@ -171,7 +208,7 @@ def _march_object_torch(scene: Renderable, rays: Rays, shift: torch.Tensor, step
     ray_c, j = ray_c[keep_c], j[keep_c]
     # expand each kept coarse step into its fine steps
     ray = ray_c.repeat_interleave(_COARSE)
-    k = (j * _COARSE).repeat_interleave(_COARSE) + torch.arange(_COARSE).repeat(ray_c.numel())
+    k = (j * _COARSE).repeat_interleave(_COARSE) + torch.arange(_COARSE, device=j.device).repeat(ray_c.numel())
     valid = k < n_fine[ray]
     ray, k = ray[valid], k[valid]
     starts = torch.maximum(t_near[ray] + (k.float() + shift[ray] - 0.5) * step, t_near[ray])
@@ -184,7 +221,7 @@ def _march_object_torch(scene: Renderable, rays: Rays, shift: torch.Tensor, step
 
 def _march_unbounded(scene: Renderable, rays: Rays, shift: torch.Tensor) -> Samples:
     m = scene.sampling.max_samples_per_ray
-    k = torch.arange(m + 1, dtype=torch.float32)[None, :]
+    k = torch.arange(m + 1, dtype=torch.float32, device=shift.device)[None, :]
     edges = _unbounded_edges(((k + shift[:, None] - 0.5) / m).clamp(0.0, 1.0))
     starts, ends = edges[:, :-1], edges[:, 1:]
     ray_idx, step_idx = torch.nonzero(ends > starts, as_tuple=True)
@@ -212,12 +249,12 @@ def _front_to_back(scene: Renderable, samples: Samples, deltas: torch.Tensor, n_
     once it is opaque, so samples behind a surface are never evaluated: on the trained lego this halves
     the field evaluations of a rendered frame (measured). Same result as evaluating every sample."""
     sampling = scene.sampling
-    n = samples.ray_indices.numel()
-    keep = torch.zeros(n, dtype=torch.bool)
-    index_in_ray = torch.arange(n) - ray_start_offsets(samples.ray_indices, n_rays)[samples.ray_indices]
-    depth_before = torch.zeros(n_rays)  # optical depth of each ray's evaluated samples
+    n, device = samples.ray_indices.numel(), samples.u.device
+    keep = torch.zeros(n, dtype=torch.bool, device=device)
+    index_in_ray = torch.arange(n, device=device) - ray_start_offsets(samples.ray_indices, n_rays)[samples.ray_indices]
+    depth_before = torch.zeros(n_rays, device=device)  # optical depth of each ray's evaluated samples
     sigma_parts, feature_parts, kept_parts = [], [], []
-    pending = torch.arange(n)  # samples not evaluated yet, of rays still live: shrinks every round
+    pending = torch.arange(n, device=device)  # samples not evaluated yet, of rays still live: shrinks every round
     end = width = _FIRST_ROUND
     while pending.numel() > 0:
         now = index_in_ray[pending] < end
@@ -249,9 +286,15 @@ def _front_to_back(scene: Renderable, samples: Samples, deltas: torch.Tensor, n_
     return keep, torch.cat(sigma_parts)[order], torch.cat(feature_parts)[order]
 
 
-def render_rays(scene: Renderable, rays_scene: Rays, *, jitter: torch.Tensor | None = None,
+def render_rays(scene: SceneRepresentation, rays_scene: Rays, *, jitter: torch.Tensor | None = None,
                 background: torch.Tensor | None = None, with_distortion: bool = False) -> RayBundleOutput:
-    """Render rays given in scene coordinates; differentiable when gradients are enabled."""
+    """Render rays given in scene coordinates with any representation; differentiable when gradients are enabled."""
+    return scene.render_rays(rays_scene, jitter=jitter, background=background, with_distortion=with_distortion)
+
+
+def _render_field_rays(scene: Renderable, rays_scene: Rays, jitter: torch.Tensor | None,
+                       background: torch.Tensor | None, with_distortion: bool) -> RayBundleOutput:
+    """The NeRF's `render_rays`: march, find the samples that matter, evaluate them, composite (NeRF)."""
     n_rays = len(rays_scene)
     samples = march(scene, rays_scene, jitter)
     deltas = samples.t_ends - samples.t_starts
@@ -279,16 +322,20 @@ def render_rays(scene: Renderable, rays_scene: Rays, *, jitter: torch.Tensor | N
 
 
 @torch.no_grad()
-def render_camera(scene: Renderable, cameras: Cameras, index: int, chunk_rays: int = DEFAULT_CHUNK_RAYS) -> Image:
+def render_camera(scene: SceneRepresentation, cameras: Cameras, index: int, chunk_rays: int = DEFAULT_CHUNK_RAYS,
+                  jitter: float | None = None) -> Image:
     """Render camera `index` of `cameras` (world coordinates) to RGB, depth and opacity.
 
-    Rays are processed `chunk_rays` at a time so memory stays bounded at any resolution."""
-    rays_world = image_rays(cameras, index)
+    Rays are processed `chunk_rays` at a time so memory stays bounded at any resolution. `jitter` in [0, 1)
+    shifts every ray's samples by that fraction of a step (None: 0.5, the step's middle); guidance compares
+    two shifts to find unstable depth."""
+    rays_world = rays_to_device(image_rays(cameras, index), scene.scene_from_world.device)
     rays = rays_to_scene(rays_world, scene.scene_from_world.to(rays_world.origins.dtype))
     rgb, depth, opacity = [], [], []
     for start in range(0, len(rays), chunk_rays):
         chunk = Rays(rays.origins[start:start + chunk_rays], rays.directions[start:start + chunk_rays])
-        out = render_rays(scene, chunk)
+        shift = None if jitter is None else torch.full((len(chunk),), float(jitter), device=chunk.origins.device)
+        out = render_rays(scene, chunk, jitter=shift)
         rgb.append(out.rgb)
         depth.append(out.depth)
         opacity.append(out.opacity)

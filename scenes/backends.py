@@ -2,9 +2,9 @@
 
 - tcnn: tiny-cuda-nn's HashGrid + FullyFusedMLP on an NVIDIA GPU (`scenes/tcnn_backend.py` is
   the only module importing tinycudann).
-- torch: the same hash grid in PyTorch; on the CPU it runs a fused C++ kernel
-  (`hashgrid_fused.py`) when it compiles, else the plain reference (`hashgrid.py`). All give the
-  same values, so checkpoints do not depend on the choice.
+- torch: the same hash grid in PyTorch; on the CPU it runs the fused C kernel
+  (`hashgrid_fused.c`, through `hashgrid_fused.py`) when it compiles, else the plain twin
+  (`hashgrid.py`). The two give the same values, so a torch checkpoint does not depend on which ran.
 Asking for tcnn by name where it is missing is an error with the install hint, never a silent
 fallback; "auto" logs its choice once.
 """

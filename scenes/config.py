@@ -108,19 +108,13 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 500
     """Steps between checkpoints (also written at the end and on Ctrl-C)."""
-    eval_every: int = 0
-    """Steps between held-out PSNR measurements during training (0: only at the end)."""
     backend: Backend = "auto"
     distortion_loss_weight: float = 0.0
     """mip-NeRF 360 distortion loss weight (0 disables it); guidance raises it."""
     pixel_jitter: bool = False
-    """Cast each training ray through a random point of its pixel instead of its centre (as Instant-NGP does).
-    The field then learns the photos blurred by up to a pixel: on lego-200 (87 photos, box-filtered) it cost 1.3 dB
-    on the held-out views at 1200 steps and 1.7 dB at 3000 (`bench/train_lego.py --pixel-jitter`), and as much
-    when the ray was compared with the photo bilinearly interpolated at its point instead of the whole pixel. It
-    helps only where photos are aliased and few: on the guidance benchmark's procedural scene (12 views, 2x2
-    supersampled) held-out PSNR rose 0.3-0.6 dB (bench/GUIDANCE_RESULTS.md). Off by default; `vista train
-    --pixel-jitter`."""
+    """Cast each training ray through a random point of its pixel, not its centre (as Instant-NGP does). Off by
+    default: the field then learns the photos blurred by up to a pixel, which helps only where photos are few and
+    aliased (bench/GUIDANCE_RESULTS.md, "Pixel jitter is off again by default")."""
 
     def __post_init__(self) -> None:
         if self.steps < 1:

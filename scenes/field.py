@@ -11,12 +11,13 @@ import torch
 from torch import nn
 
 from render.nerfstudio_parts import spherical_harmonics, trunc_exp
+from render.representation import ParameterGroups
 from scenes.backends import make_encoding, make_mlp
 from scenes.config import FieldConfig
 
 
 class NerfField(nn.Module):
-    """Implements `render.render.RadianceField` on the unit cube."""
+    """Implements `render.render.TrainableField` on the unit cube."""
 
     def __init__(self, config: FieldConfig, backend: str, generator: torch.Generator | None = None):
         super().__init__()
@@ -39,3 +40,8 @@ class NerfField(nn.Module):
 
     def density(self, u: torch.Tensor) -> torch.Tensor:
         return self.density_and_features(u)[0]
+
+    def parameter_groups(self) -> ParameterGroups:
+        """The hash table apart from the MLPs: Instant-NGP puts weight decay on the MLPs only."""
+        return {"grid": list(self.encoding.parameters()),
+                "mlp": list(self.density_mlp.parameters()) + list(self.color_mlp.parameters())}

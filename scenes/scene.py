@@ -1,8 +1,8 @@
 """A trained scene and its folder: `scene.json` (strict JSON) + `field.safetensors` (weights).
 
 No pickle anywhere: weights are safetensors, everything else JSON. The backend that trained the
-field is recorded, and a scene loads only with that backend: the torch and tcnn hash grids share one layout,
-but tiny-cuda-nn's fused MLPs store their weights their own way.
+field is recorded and the scene loads with it: the torch and tcnn hash grids share one layout, but
+tiny-cuda-nn's fused MLPs store their weights their own way.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from render.cameras import Cameras
 from render.configio import config_from_dict, config_to_dict
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_bytes, atomic_write_json, read_json
-from render.occupancy import OccupancyGrid
+from render.occupancy import OccupancyGrid, UpdateSchedule
 from render.render import Renderable, SceneKind
 from scenes.backends import resolve_backend
 from scenes.config import TrainConfig
@@ -28,6 +28,8 @@ from scenes.field import NerfField
 SCHEMA_VERSION = 1
 SCENE_FILE = "scene.json"
 WEIGHTS_FILE = "field.safetensors"
+RETIRED_CONFIG_KEYS = frozenset({"eval_every"})
+"""TrainConfig fields that no longer exist; older scene files still carry them and must still load."""
 
 
 @dataclass
@@ -49,8 +51,10 @@ class Scene:
     by its content hash, so the scene in memory must be as saved there."""
 
     def renderable(self) -> Renderable:
-        return Renderable(self.field, self.grid, self.kind, self.scene_from_world, torch.tensor(self.background),
-                          self.config.sampling)
+        """The scene as a `render.representation.SceneRepresentation`: what rendering, training and path fitting
+        use (the hash-grid NeRF; the one place a scene chooses its representation)."""
+        background = torch.tensor(self.background, device=self.grid.device)
+        return Renderable(self.field, self.grid, self.kind, self.scene_from_world, background, self.config.sampling)
 
 
 def new_scene(config: TrainConfig, backend: str, kind: SceneKind, scene_from_world: torch.Tensor,
@@ -59,15 +63,13 @@ def new_scene(config: TrainConfig, backend: str, kind: SceneKind, scene_from_wor
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)  # nn.Linear initialises from the global generator
     field_module = NerfField(config.field, backend, generator)
-    grid = OccupancyGrid(config.sampling.grid_resolution)
+    grid = OccupancyGrid(config.sampling.grid_resolution, schedule=UpdateSchedule.from_sampling(config.sampling))
     return Scene(field_module, grid, kind, scene_from_world, background, config, backend, capture, capture_names,
                  data_source)
 
 
 def scene_state(scene: Scene) -> dict[str, torch.Tensor]:
-    state = {f"field.{k}": v.detach().contiguous() for k, v in scene.field.state_dict().items()}
-    state["occupancy.density"] = scene.grid.density.contiguous()
-    return state
+    return scene.renderable().state()
 
 
 def scene_metadata(scene: Scene) -> dict:
@@ -112,8 +114,7 @@ def load_scene(directory: Path, backend: str = "auto") -> Scene:
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         raise VistaError(f"{meta_path}: scene schema version {version!r} is newer than this Vista understands "
                          f"({SCHEMA_VERSION}); upgrade Vista")
-    recorded = meta.get("config")
-    config = config_from_dict(TrainConfig, recorded, f"{meta_path}: config")
+    config = config_from_dict(TrainConfig, _without_retired_keys(meta.get("config")), f"{meta_path}: config")
     try:
         state = load_file(str(weights_path))
     except FileNotFoundError as error:
@@ -154,3 +155,9 @@ def load_scene(directory: Path, backend: str = "auto") -> Scene:
     scene.folder = directory
     scene.field.eval()
     return scene
+
+
+def _without_retired_keys(recorded: object) -> object:
+    if not isinstance(recorded, dict):
+        return recorded  # config_from_dict names the problem
+    return {k: v for k, v in recorded.items() if k not in RETIRED_CONFIG_KEYS}

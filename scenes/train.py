@@ -1,10 +1,10 @@
 """Train a scene from posed images: `train_scene(PosedImages, out_dir, TrainConfig) -> Scene`.
 
-Plain loop, no Trainer hierarchy: sample random pixels of the training photos, render them, MSE,
-Adam. The occupancy grid is refreshed every few steps. Checkpoints (the scene files plus optimizer
-and RNG state, all safetensors/JSON) go to `out_dir/checkpoints/step-N/`; `LATEST` names the last
-complete one, the one before it is kept, and the scene files at the top of `out_dir` always hold
-the newest complete checkpoint. Given a seed and a step count, a run is deterministic, and a run
+Plain loop, no Trainer hierarchy: each step is `scenes.step`'s (the representation's upkeep, random
+photo pixels, render, MSE, Adam), the same step refinement takes. Checkpoints (the scene files plus
+optimizer and RNG state, all safetensors/JSON) go to `out_dir/checkpoints/step-N/`; `LATEST` names
+the last complete one, the one before it is kept, and the scene files at the top of `out_dir` always
+hold the newest complete checkpoint. Given a seed and a step count, a run is deterministic, and a run
 resumed from any checkpoint ends with the same weights as an uninterrupted one.
 """
 
@@ -13,84 +13,30 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from render.cameras import camera_rays
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
-from render.render import render_rays, rays_to_scene
+from vista_core.progress import Cancelled, ProgressCallback, report
+from render.representation import SceneRepresentation
 from scenes.backends import resolve_backend
 from scenes.config import TrainConfig
 from scenes.data import PosedImages
 from scenes.scene import SCENE_FILE, WEIGHTS_FILE, Scene, load_scene, new_scene, save_scene
+from scenes.step import PhotoTerm, TrainingPixels, apply_gradients, make_optimizer, photo_loss, set_learning_rate
 
 CHECKPOINTS = "checkpoints"
 LATEST = "LATEST"
 TRAIN_STATE = "train_state.safetensors"
 
 
-@dataclass
-class StepReport:
-    """What a progress callback receives after each step."""
-
-    step: int
-    total_steps: int
-    loss: float
-    psnr: float
-    rays_per_s: float
-    samples_per_ray: float
-    elapsed_s: float
-    eta_s: float
-    scene: "Scene | None" = None
-    """The scene being trained (for live preview renders; do not modify it)."""
-
-
-ProgressCallback = Callable[[StepReport], bool | None]  # return False to stop (checkpoint kept)
-
-
 def psnr_from_mse(mse: float) -> float:
     return -10.0 * math.log10(max(mse, 1e-10))
-
-
-class TrainingPixels:
-    """All training pixels flattened, to sample uniformly over every photo."""
-
-    def __init__(self, data: PosedImages):
-        self.data = data
-        self.indices = torch.tensor(data.train_indices, dtype=torch.long)
-        if self.indices.numel() == 0:
-            raise VistaError(f"{data.source}: no training images")
-        self.pixels = data.images[self.indices].reshape(-1, data.images.shape[-1])  # uint8 [N*H*W, C]
-        self.height, self.width = data.images.shape[1:3]
-
-    def sample(self, n: int, generator: torch.Generator, jitter: bool):
-        """(image index [n], pixel coordinates [n, 2], colour [n, C]): pixel centres, or random points of the
-        pixels if `jitter`."""
-        flat = torch.randint(0, self.pixels.shape[0], (n,), generator=generator)
-        per_image = self.height * self.width
-        image = self.indices[flat // per_image]
-        within = flat % per_image
-        offset = torch.rand(n, 2, generator=generator) if jitter else 0.5
-        xy = torch.stack([within % self.width, within // self.width], dim=-1).float() + offset
-        return image, xy, self.pixels[flat].float() / 255.0
-
-
-def make_optimizer(scene: Scene, config: TrainConfig) -> torch.optim.Optimizer:
-    grid_params = list(scene.field.encoding.parameters())
-    mlp_params = list(scene.field.density_mlp.parameters()) + list(scene.field.color_mlp.parameters())
-    # Instant-NGP's Adam settings (eps 1e-15, beta2 0.99); weight decay on the MLPs only. The fused
-    # implementation updates the 16M-entry grid table ~5x faster than the default on the CPU (measured).
-    return torch.optim.Adam(
-        [{"params": grid_params, "weight_decay": 0.0},
-         {"params": mlp_params, "weight_decay": config.weight_decay_mlp}],
-        lr=config.learning_rate, betas=(0.9, 0.99), eps=1e-15, fused=True,
-    )
 
 
 _LR_HOLD = 0.5
@@ -200,6 +146,9 @@ def train_scene(data: PosedImages, out_dir: Path, config: TrainConfig, *, minute
 
     `minutes` is a wall-clock budget (the learning-rate schedule follows whichever of steps and time
     runs out first, so timed runs are not bit-reproducible; step-limited runs are).
+    `callback` gets a "training" event after every step (metrics loss, psnr, rays_per_s, samples_per_ray,
+    elapsed_s; `snapshot` is the scene, for live previews). If it raises `vista_core.progress.Cancelled`,
+    a checkpoint is saved (continue with `resume=True`) and `Cancelled` propagates.
     `stop_after_step` ends early as if interrupted (tests of resume use it)."""
     out_dir = Path(out_dir)
     prepare_output(out_dir, resume, overwrite)
@@ -213,20 +162,22 @@ def train_scene(data: PosedImages, out_dir: Path, config: TrainConfig, *, minute
         scene.config = config
         generator.set_state(state["generator"])
     else:
-        backend = resolve_backend(config.backend)
-        capture = data.cameras[data.train_indices]
-        scene = new_scene(config, backend, data.kind, data.scene_from_world, data.background, capture,
-                          [data.names[i] for i in data.train_indices], data.source)
-        state = None
-    optimizer = make_optimizer(scene, config)
-    if state is not None:
-        _load_optimizer_state(optimizer, state)
+        scene, state = _new_scene_for(data, config), {}
+    optimizer = make_optimizer(scene.renderable(), config)
+    _load_optimizer_state(optimizer, state)
     _write_run_info(out_dir, data, config)
-    last_spr = None
-    if state is not None and "last_samples_per_ray" in state:
-        last_spr = float(state["last_samples_per_ray"][0])
-    return _train_loop(scene, data, out_dir, config, optimizer, generator, minutes, show_progress, callback,
-                       stop_after_step, last_spr)
+    last_spr = float(state["last_samples_per_ray"][0]) if "last_samples_per_ray" in state else None
+    run = _Run(budget_s=None if minutes is None else minutes * 60.0, start_step=scene.step,
+               seconds_before=float(scene.metrics.get("train_seconds", 0.0)), last_samples_per_ray=last_spr)
+    return _train_loop(scene, data, out_dir, config, optimizer, generator, run, show_progress, callback,
+                       stop_after_step)
+
+
+def _new_scene_for(data: PosedImages, config: TrainConfig) -> Scene:
+    backend = resolve_backend(config.backend)
+    capture = data.cameras[data.train_indices]
+    return new_scene(config, backend, data.kind, data.scene_from_world, data.background, capture,
+                     [data.names[i] for i in data.train_indices], data.source)
 
 
 def _write_run_info(out_dir: Path, data: PosedImages, config: TrainConfig) -> None:
@@ -234,111 +185,127 @@ def _write_run_info(out_dir: Path, data: PosedImages, config: TrainConfig) -> No
                                                "steps": config.steps, "backend": config.backend})
 
 
-def _train_loop(scene: Scene, data: PosedImages, out_dir: Path, config: TrainConfig, optimizer, generator,
-                minutes, show_progress, callback, stop_after_step, last_spr: float | None = None) -> Scene:
+@dataclass
+class _Run:
+    """A training run's clock and running totals (for the progress bar, the callback and `scene.metrics`)."""
+
+    budget_s: float | None
+    start_step: int
+    seconds_before: float
+    last_samples_per_ray: float | None = None
+    """Decides the next step's ray count (`rays_for_step`): checkpoints carry it so a resumed run sees it too."""
+    started: float = field(default_factory=time.perf_counter)
+    rays: int = 0
+    samples: int = 0
+    loss: float = math.nan
+    psnr: float = math.nan
+
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started
+
+    def schedule_progress(self, step: int, steps: int, elapsed_s: float) -> float:
+        """How far through the run: steps done, or time used if a budget runs out sooner."""
+        progress = step / steps
+        return progress if self.budget_s is None else max(progress, elapsed_s / self.budget_s)
+
+    def add(self, term: PhotoTerm) -> None:
+        self.rays += term.n_rays
+        self.samples += term.n_samples
+        self.last_samples_per_ray = term.n_samples / term.n_rays
+        self.loss, self.psnr = term.loss.item(), psnr_from_mse(term.mse.item())
+
+    def eta_s(self, step: int, steps: int, elapsed_s: float) -> float:
+        remaining = (steps - step) * elapsed_s / max(step - self.start_step, 1)
+        return remaining if self.budget_s is None else min(remaining, max(self.budget_s - elapsed_s, 0.0))
+
+    def live_metrics(self, elapsed_s: float) -> dict[str, float]:
+        return {"loss": self.loss, "psnr": self.psnr, "rays_per_s": self.rays / max(elapsed_s, 1e-9),
+                "samples_per_ray": self.samples / max(self.rays, 1), "elapsed_s": elapsed_s}
+
+
+def _train_loop(scene: Scene, data: PosedImages, out_dir: Path, config: TrainConfig, optimizer: torch.optim.Optimizer,
+                generator: torch.Generator, run: _Run, show_progress: bool, callback: ProgressCallback | None,
+                stop_after_step: int | None) -> Scene:
     from tqdm.auto import tqdm
 
     pixels = TrainingPixels(data)
-    renderable = scene.renderable()
-    sampling = config.sampling
-    step_size = renderable.step_size()
-    cameras = data.cameras
-    budget_s = None if minutes is None else minutes * 60.0
-    start_time = time.perf_counter()
-    start_step = scene.step
-    seconds_before = float(scene.metrics.get("train_seconds", 0.0))
-    scene.field.train()
-    bar = tqdm(total=config.steps, initial=start_step, disable=not show_progress, unit="step", dynamic_ncols=True,
+    representation = scene.renderable()
+    representation.train()
+    bar = tqdm(total=config.steps, initial=scene.step, disable=not show_progress, unit="step", dynamic_ncols=True,
                desc="train")
-    last = {"loss": float("nan"), "psnr": float("nan")}
-    rays_done = samples_done = 0
     stopped = False
+    run.started = time.perf_counter()
     try:
         while scene.step < config.steps:
-            elapsed = time.perf_counter() - start_time
-            if budget_s is not None and elapsed >= budget_s:
+            elapsed = run.elapsed_s()
+            if run.budget_s is not None and elapsed >= run.budget_s:
                 break
-            step = scene.step
-            if step % sampling.update_every == 0:
-                scene.field.eval()
-                scene.grid.update(lambda u: scene.field.density(u) * step_size, sampling.occupancy_threshold,
-                                  all_cells=step < sampling.warmup_steps, generator=generator)
-                scene.field.train()
-            progress = step / config.steps
-            if budget_s is not None:
-                progress = max(progress, elapsed / budget_s)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate_at(config, progress)
-
-            n_rays = rays_for_step(config, last_spr)
-            image_index, xy, target = pixels.sample(n_rays, generator, config.pixel_jitter)
-            jitter = torch.rand(n_rays, generator=generator)
-            background = None
-            if data.has_alpha:
-                # random backgrounds make transparent pixels teach emptiness (Instant-NGP)
-                background = torch.rand(n_rays, 3, generator=generator)
-                alpha = target[:, 3:4]
-                target = target[:, :3] * alpha + background * (1 - alpha)
-            rays = rays_to_scene(camera_rays(cameras, image_index, xy), scene.scene_from_world)
-            out = render_rays(renderable, rays, jitter=jitter, background=background,
-                              with_distortion=config.distortion_loss_weight > 0)
-            mse = torch.mean((out.rgb - target) ** 2)
-            loss = mse
-            if out.distortion is not None:
-                loss = loss + config.distortion_loss_weight * out.distortion
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            progress = run.schedule_progress(scene.step, config.steps, elapsed)
+            term = _train_step(representation, pixels, optimizer, generator, config, scene.step, progress,
+                               run.last_samples_per_ray)
             scene.step += 1
-            rays_done += n_rays
-            samples_done += out.n_samples
-            last_spr = out.n_samples / n_rays
-            last = {"loss": loss.item(), "psnr": psnr_from_mse(mse.item())}
-            bar.update(1)
-            elapsed = time.perf_counter() - start_time
-            rays_per_s = rays_done / max(elapsed, 1e-9)
-            if scene.step % 10 == 0 or scene.step == config.steps:
-                bar.set_postfix(loss=f"{last['loss']:.4f}", psnr=f"{last['psnr']:.2f}", rays_s=f"{rays_per_s:,.0f}",
-                                spr=f"{samples_done / max(rays_done, 1):.1f}",
-                                occ=f"{scene.grid.occupied_fraction:.3f}")
+            run.add(term)
+            _show_step(bar, scene, run, config)
             if callback is not None:
-                remaining = (config.steps - scene.step) * elapsed / max(scene.step - start_step, 1)
-                if budget_s is not None:
-                    remaining = min(remaining, max(budget_s - elapsed, 0.0))
-                report = StepReport(scene.step, config.steps, last["loss"], last["psnr"], rays_per_s,
-                                    samples_done / max(rays_done, 1), elapsed, remaining, scene)
-                if callback(report) is False:
-                    stopped = True
-                    break
+                elapsed = run.elapsed_s()
+                report(callback, "training", scene.step, config.steps, eta_s=run.eta_s(scene.step, config.steps,
+                       elapsed), metrics=run.live_metrics(elapsed), snapshot=scene)
             if scene.step % config.checkpoint_every == 0 and scene.step < config.steps:
-                _record_metrics(scene, last, rays_done, samples_done, elapsed, seconds_before)
-                _save_checkpoint(scene, optimizer, generator, out_dir, last_spr)
+                _record_metrics(scene, run)
+                _save_checkpoint(scene, optimizer, generator, out_dir, run.last_samples_per_ray)
             if stop_after_step is not None and scene.step >= stop_after_step:
                 stopped = True
                 break
     except KeyboardInterrupt:
         stopped = True
         bar.write("interrupted: saving a checkpoint; continue with --resume")
+    except Cancelled:
+        _finish(scene, optimizer, generator, out_dir, config, run, stopped=True)
+        raise
     finally:
         bar.close()
-    elapsed = time.perf_counter() - start_time
-    _record_metrics(scene, last, rays_done, samples_done, elapsed, seconds_before)
+    return _finish(scene, optimizer, generator, out_dir, config, run, stopped)
+
+
+def _train_step(representation: SceneRepresentation, pixels: TrainingPixels, optimizer: torch.optim.Optimizer,
+                generator: torch.Generator, config: TrainConfig, step: int, progress: float,
+                last_samples_per_ray: float | None) -> PhotoTerm:
+    representation.refresh(step, generator)
+    set_learning_rate(optimizer, learning_rate_at(config, progress))
+    term = photo_loss(representation, pixels, rays_for_step(config, last_samples_per_ray), generator,
+                      pixel_jitter=config.pixel_jitter, distortion_weight=config.distortion_loss_weight)
+    apply_gradients(optimizer, term.loss)
+    return term
+
+
+def _show_step(bar, scene: Scene, run: _Run, config: TrainConfig) -> None:
+    bar.update(1)
+    if scene.step % 10 == 0 or scene.step == config.steps:
+        live = run.live_metrics(run.elapsed_s())
+        bar.set_postfix(loss=f"{run.loss:.4f}", psnr=f"{run.psnr:.2f}", rays_s=f"{live['rays_per_s']:,.0f}",
+                        spr=f"{live['samples_per_ray']:.1f}", occ=f"{scene.grid.occupied_fraction:.3f}")
+
+
+def _finish(scene: Scene, optimizer: torch.optim.Optimizer, generator: torch.Generator, out_dir: Path,
+            config: TrainConfig, run: _Run, stopped: bool) -> Scene:
+    """The final checkpoint, also of a stopped run (which `resume` continues)."""
+    _record_metrics(scene, run)
     scene.metrics["finished"] = scene.step >= config.steps and not stopped
-    _save_checkpoint(scene, optimizer, generator, out_dir, last_spr)
-    scene.field.eval()
+    _save_checkpoint(scene, optimizer, generator, out_dir, run.last_samples_per_ray)
+    scene.renderable().train(False)
     return scene
 
 
-def _record_metrics(scene: Scene, last: dict, rays_done: int, samples_done: int, elapsed: float,
-                    seconds_before: float) -> None:
+def _record_metrics(scene: Scene, run: _Run) -> None:
+    elapsed = run.elapsed_s()
     scene.metrics.update({
-        "train_loss": last["loss"] if math.isfinite(last["loss"]) else None,
-        "train_psnr": last["psnr"] if math.isfinite(last["psnr"]) else None,
-        "rays_per_s": rays_done / max(elapsed, 1e-9),
-        "samples_per_s": samples_done / max(elapsed, 1e-9),
-        "samples_per_ray": samples_done / max(rays_done, 1),
+        "train_loss": run.loss if math.isfinite(run.loss) else None,
+        "train_psnr": run.psnr if math.isfinite(run.psnr) else None,
+        "rays_per_s": run.rays / max(elapsed, 1e-9),
+        "samples_per_s": run.samples / max(elapsed, 1e-9),
+        "samples_per_ray": run.samples / max(run.rays, 1),
         "occupied_fraction": scene.grid.occupied_fraction,
-        "train_seconds": seconds_before + elapsed,
+        "train_seconds": run.seconds_before + elapsed,
     })
 
 

@@ -14,6 +14,7 @@ from scenes.evaluate import evaluate_scene, psnr
 from scenes.scene import load_scene
 from scenes.train import train_scene
 from tests.conftest import shared_dataset
+from vista_core.progress import Cancelled, ProgressEvent
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +61,30 @@ def test_same_seed_same_weights_and_resume_matches_uninterrupted(lego, tmp_path,
         assert torch.equal(tensor, again.field.state_dict()[name]), f"{name} differs between identical runs"
         assert torch.equal(tensor, resumed.field.state_dict()[name]), f"{name} differs after resume"
     assert torch.equal(straight.grid.density, resumed.grid.density)
+
+
+def test_progress_events_and_a_cancel_that_keeps_a_resumable_checkpoint(lego, tmp_path):
+    config = preset_config("test", steps=12, checkpoint_every=100)
+    events: list[ProgressEvent] = []
+
+    def cancel_after_five(event: ProgressEvent) -> None:
+        events.append(event)
+        if event.done == 5:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        train_scene(lego, tmp_path / "cancelled", config, show_progress=False, callback=cancel_after_five)
+    assert [(e.stage, e.done, e.total) for e in events] == [("training", i, 12) for i in range(1, 6)]
+    last = events[-1]
+    assert {"loss", "psnr", "rays_per_s", "samples_per_ray"} <= set(last.metrics) and last.metrics["psnr"] > 0
+    assert last.eta_s is not None and last.eta_s >= 0 and last.snapshot.step == 5
+    saved = load_scene(tmp_path / "cancelled")  # the checkpoint of the cancelled run
+    assert saved.step == 5 and saved.metrics["finished"] is False
+    resumed = train_scene(lego, tmp_path / "cancelled", config, show_progress=False, resume=True)
+    straight = train_scene(lego, tmp_path / "straight", config, show_progress=False)
+    assert resumed.metrics["finished"] and straight.metrics["finished"]
+    for name, tensor in straight.field.state_dict().items():
+        assert torch.equal(tensor, resumed.field.state_dict()[name]), f"{name} differs after a cancel and resume"
 
 
 def test_different_seeds_give_different_scenes(lego, tmp_path):

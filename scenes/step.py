@@ -1,0 +1,101 @@
+"""One training step's pieces, shared by training (`scenes.train`) and refinement (`guidance.refine`).
+
+A step is: the representation's own upkeep (`refresh`: the NeRF's occupancy grid updates on its
+schedule, as nerfacc's `OccGridEstimator.update_every_n_steps`), the learning rate, the photo loss
+(random pixels of the photos -> rays -> render -> composite over a random background where the photos
+have alpha -> MSE), any extra terms the caller adds, then Adam. Random draws come from one CPU
+generator in a fixed order, so a seed and a step count give the same weights every time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from render.cameras import camera_rays
+from render.render import rays_to_device, rays_to_scene, render_rays
+from render.representation import SceneRepresentation
+from scenes.config import TrainConfig
+from scenes.data import PosedImages
+from vista_core.errors import VistaError
+
+
+class TrainingPixels:
+    """All training pixels flattened, to sample uniformly over every photo."""
+
+    def __init__(self, data: PosedImages):
+        self.data = data
+        self.cameras = data.cameras
+        self.has_alpha = data.has_alpha
+        self.indices = torch.tensor(data.train_indices, dtype=torch.long)
+        if self.indices.numel() == 0:
+            raise VistaError(f"{data.source}: no training images")
+        self.pixels = data.images[self.indices].reshape(-1, data.images.shape[-1])  # uint8 [N*H*W, C]
+        self.height, self.width = data.images.shape[1:3]
+
+    def sample(self, n: int, generator: torch.Generator, jitter: bool):
+        """(image index [n], pixel coordinates [n, 2], colour [n, C]): pixel centres, or random points of the
+        pixels if `jitter`."""
+        flat = torch.randint(0, self.pixels.shape[0], (n,), generator=generator)
+        per_image = self.height * self.width
+        image = self.indices[flat // per_image]
+        within = flat % per_image
+        offset = torch.rand(n, 2, generator=generator) if jitter else 0.5
+        xy = torch.stack([within % self.width, within // self.width], dim=-1).float() + offset
+        return image, xy, self.pixels[flat].float() / 255.0
+
+
+@dataclass(frozen=True)
+class PhotoTerm:
+    loss: torch.Tensor  # scalar, differentiable: MSE plus the weighted distortion loss
+    mse: torch.Tensor  # scalar
+    n_rays: int
+    n_samples: int
+
+
+def photo_loss(scene: SceneRepresentation, pixels: TrainingPixels, n_rays: int, generator: torch.Generator, *,
+               pixel_jitter: bool, distortion_weight: float = 0.0) -> PhotoTerm:
+    """MSE between rendered rays and `n_rays` random photo pixels, plus mip-NeRF 360's distortion loss if weighted.
+
+    Where the photos have alpha, both the target and the render are composited over one random colour per ray
+    (Instant-NGP): transparent pixels then only match if the field is empty there."""
+    device = scene.scene_from_world.device
+    image_index, xy, target = pixels.sample(n_rays, generator, pixel_jitter)
+    jitter = torch.rand(n_rays, generator=generator).to(device)
+    background = None
+    if pixels.has_alpha:
+        background = torch.rand(n_rays, 3, generator=generator)
+        alpha = target[:, 3:4]
+        target = target[:, :3] * alpha + background * (1 - alpha)
+        background = background.to(device)
+    rays = rays_to_scene(rays_to_device(camera_rays(pixels.cameras, image_index, xy), device), scene.scene_from_world)
+    out = render_rays(scene, rays, jitter=jitter, background=background, with_distortion=distortion_weight > 0)
+    mse = torch.mean((out.rgb - target.to(device)) ** 2)
+    loss = mse
+    if out.distortion is not None:
+        loss = loss + distortion_weight * out.distortion
+    return PhotoTerm(loss, mse, n_rays, out.n_samples)
+
+
+def make_optimizer(scene: SceneRepresentation, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam over the representation's parameter groups; weight decay on the group named "mlp" only."""
+    decay = {"mlp": config.weight_decay_mlp}
+    # Instant-NGP's Adam settings (eps 1e-15, beta2 0.99). The fused implementation updates the 16M-entry
+    # grid table ~5x faster than the default on the CPU (measured).
+    return torch.optim.Adam(
+        [{"params": params, "weight_decay": decay.get(name, 0.0)} for name, params in scene.parameter_groups().items()],
+        lr=config.learning_rate, betas=(0.9, 0.99), eps=1e-15, fused=True,
+    )
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, learning_rate: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate
+
+
+def apply_gradients(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One Adam step on `loss`."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
