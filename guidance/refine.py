@@ -62,8 +62,11 @@ def default_mask(fixer: str) -> MaskConfig:
 
 
 def clone_scene(scene: Scene) -> Scene:
-    """An independent copy (refinement never changes the scene it was given)."""
-    return copy.deepcopy(scene)
+    """An independent copy (refinement never changes the scene it was given); it has no folder until it is saved,
+    so a recipe can never name the original's folder for the refined weights."""
+    clone = copy.deepcopy(scene)
+    clone.folder = None
+    return clone
 
 
 def pick_keyframes(targets: Cameras, count: int) -> Cameras:
