@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from guidance.diffusers_models import ddpm_scheduler, patch_unet
 from render.configio import config_from_dict, config_to_dict
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_bytes, atomic_write_json, read_json
@@ -58,19 +59,11 @@ class PatchPrior:
 
 
 def _make_unet(config: PriorConfig):
-    from diffusers import UNet2DModel
-
-    n = len(config.block_out_channels)
-    return UNet2DModel(sample_size=PATCH, in_channels=3, out_channels=3, layers_per_block=1,
-                       block_out_channels=tuple(config.block_out_channels), down_block_types=("DownBlock2D",) * n,
-                       up_block_types=("UpBlock2D",) * n, norm_num_groups=8)
+    return patch_unet(PATCH, tuple(config.block_out_channels))
 
 
 def _make_scheduler(config: PriorConfig):
-    from diffusers import DDPMScheduler
-
-    return DDPMScheduler(num_train_timesteps=config.train_timesteps, beta_schedule="linear",
-                         prediction_type="epsilon")
+    return ddpm_scheduler(config.train_timesteps)
 
 
 def photo_stack(images: torch.Tensor, background: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> torch.Tensor:

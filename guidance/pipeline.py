@@ -15,6 +15,7 @@ import torch
 
 from vista_core.errors import VistaError
 from vista_core.files import read_json
+from guidance.diffusers_models import image_to_image_pipeline
 
 MODEL_INDEX = "model_index.json"
 
@@ -55,12 +56,10 @@ def require_cuda() -> str:
 
 def load_img2img_pipeline(folder: Path, device: str | None = None):
     """Load the pipeline in `folder` for image-to-image on `device` (default: CUDA, required)."""
-    from diffusers import AutoPipelineForImage2Image
-
     class_name = check_model_folder(folder)
     device = device or require_cuda()
     try:
-        pipe = AutoPipelineForImage2Image.from_pretrained(str(folder), local_files_only=True)
+        pipe = image_to_image_pipeline(folder)
     except ValueError as error:
         if "can't find a pipeline" in str(error):
             raise VistaError(f"{folder}: pipeline type {class_name} has no image-to-image variant; use a Stable "
