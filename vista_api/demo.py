@@ -99,6 +99,6 @@ def _train_or_reuse(request: DemoRequest, data, progress: ProgressCallback | Non
                      f"{request.minutes:g} min, preset {request.preset}")
     trained = train_on(data, TrainRequest(request.data_dir, scene_dir, request.preset, minutes=request.minutes,
                                           overwrite=request.retrain, evaluate=False), progress)
-    heldout = measure_heldout(trained.scene, data)  # as before: a dataset without held-out views is an error
+    heldout = measure_heldout(trained.scene, data, progress)  # no held-out views: an error, as before
     report(progress, f"    held-out PSNR {heldout.psnr_db:.2f} dB, SSIM {heldout.ssim:.3f} ({heldout.views} views) "
                      f"after {trained.step} steps")

@@ -123,14 +123,16 @@ def train_on(data: PosedImages, request: TrainRequest, progress: ProgressCallbac
         raise cancelled[0]  # after train_scene saved the checkpoint
     heldout = None
     if request.evaluate and data.heldout_indices:
-        report(progress, STAGE_EVALUATING, 0, len(data.heldout_indices))
-        heldout = measure_heldout(scene, data)
+        heldout = measure_heldout(scene, data, progress)
     return TrainResult(request.out_dir, scene, scene.step, float(scene.metrics.get("train_seconds", 0.0)), heldout)
 
 
-def measure_heldout(scene: Scene, data: PosedImages) -> HeldOut:
+def measure_heldout(scene: Scene, data: PosedImages, progress: ProgressCallback | None = None) -> HeldOut:
+    """Mean PSNR/SSIM over the held-out views (none is an error naming the dataset)."""
     from scenes.evaluate import evaluate_scene
 
+    if data.heldout_indices:
+        report(progress, STAGE_EVALUATING, 0, len(data.heldout_indices))
     metrics = evaluate_scene(scene, data)
     return HeldOut(metrics.mean_psnr, metrics.mean_ssim, len(metrics.views))
 
