@@ -47,11 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     shot.add_argument("--keyframe-count", type=int, help="follow-capture: keyframes kept (default 12)")
     shot.add_argument("--no-avoid", action="store_true", help="do not move the preset out of occupied space")
     out = p.add_argument_group("outputs")
-    out.add_argument("--save-keyframes", type=Path, help="also write the path's keyframes (to edit and pass to --keyframes)")
+    out.add_argument("--save-keyframes", type=Path,
+                     help="also write the path's keyframes (to edit and pass to --keyframes)")
     out.add_argument("--dataparser-transforms", type=Path,
                      help="nerfstudio run's dataparser_transforms.json: write camera_path.json in its coordinates")
     out.add_argument("--glb", type=Path, help="write a 3D preview (scene points, path, frusta)")
-    out.add_argument("--top-down", type=Path, help="write a top-down PNG of the path (coloured by coverage with --coverage)")
+    out.add_argument("--top-down", type=Path,
+                     help="write a top-down PNG of the path (coloured by coverage with --coverage)")
     out.add_argument("--coverage", action="store_true", help="score every frame: did the photos see what it shows?")
     out.add_argument("--coverage-json", type=Path, help="write the per-frame coverage report (implies --coverage)")
     out.add_argument("--coverage-frames", type=int, default=60,

@@ -45,7 +45,7 @@ class TerminalProgress:
             self._bar = self._open(event)
         self._bar.update(event.done - self._bar.n)
         if event.metrics and (event.done % POSTFIX_EVERY == 0 or event.done == event.total):
-            self._bar.set_postfix(_postfix(event), refresh=False)
+            self._bar.set_postfix(refresh=False, **_postfix(event))  # tqdm sorts keyword postfixes by name
 
     def _open(self, event: ProgressEvent):
         from tqdm.auto import tqdm

@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     refine.add_argument("--steps", type=int, default=600, help="training steps added to the scene (default 600)")
     refine.add_argument("--prior-steps", type=int, default=1500,
                         help="training steps of the patch prior (default 1500, ~15 min on 2 CPU cores)")
-    refine.add_argument("--strength", type=float, default=0.3, help="img2img strength for --tier pipeline (default 0.3)")
+    refine.add_argument("--strength", type=float, default=0.3,
+                        help="img2img strength for --tier pipeline (default 0.3)")
     refine.add_argument("--score-weight", type=float, default=0.0,
                         help="weight of the patch prior's score regulariser (default 0: off)")
     refine.add_argument("--smoothness-weight", type=float, default=None,

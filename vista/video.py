@@ -1,4 +1,5 @@
-"""`vista render` (a scene along a camera path to MP4, or again from a recipe) and `vista verify` (labels of a video)."""
+"""`vista render` (a scene along a camera path to MP4, or again from a recipe) and `vista verify` (labels of a
+video): flags -> vista_api.render -> printed lines."""
 
 from __future__ import annotations
 
@@ -104,7 +105,8 @@ def _print_result(result, recipe_file: Path) -> None:
     print(f"wrote {result.video}: {len(result.frames)} frames, {result.width}x{result.height}, {result.fps:g} fps, "
           f"H.264 yuv420p" + (f" ({cached} frames from the cache)" if cached else ""))
     if result.rendered:
-        print(f"rendered {result.rendered} frames in {result.render_seconds:.1f} s ({result.frames_per_s:.2f} frames/s)")
+        print(f"rendered {result.rendered} frames in {result.render_seconds:.1f} s "
+              f"({result.frames_per_s:.2f} frames/s)")
     print(result.flicker.summary())
     if result.watermark_checked:
         print(f"invisible watermark decoded in {result.watermark_detected}/{result.watermark_checked} sampled "

@@ -47,7 +47,8 @@ class PosesResult:
         """One line for the user: registered photos, reprojection error, points and the suggestion, if any."""
         r = self.report
         return (f"{r.registered} of {len(r.photos)} photos registered, mean reprojection error "
-                f"{r.mean_reprojection_error_px:.2f} px, {r.points} points" + (f"; {r.suggestion}" if r.suggestion else ""))
+                f"{r.mean_reprojection_error_px:.2f} px, {r.points} points"
+                + (f"; {r.suggestion}" if r.suggestion else ""))
 
 
 def estimate_poses(request: PosesRequest, progress: ProgressCallback | None = None) -> PosesResult:
