@@ -6,6 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from vista_core.errors import VistaError
+
+MESH_SUFFIXES = (".glb", ".ply")
+
 
 @dataclass(frozen=True)
 class MeshRequest:
@@ -16,6 +20,16 @@ class MeshRequest:
     """Marching-cubes grid cells along the longest side."""
     level: float | None = None
     """Density iso-level in scene units (None: where a ray crossing one grid cell is 50% opaque)."""
+
+    def __post_init__(self) -> None:
+        from scenes.export import MAX_RESOLUTION
+
+        if not 16 <= self.resolution <= MAX_RESOLUTION:
+            raise VistaError(f"mesh resolution {self.resolution} must be between 16 and {MAX_RESOLUTION}")
+        if self.level is not None and not self.level > 0:
+            raise VistaError(f"mesh level {self.level} must be a positive density")
+        if Path(self.out).suffix.lower() not in MESH_SUFFIXES:  # checked before meshing, not after
+            raise VistaError(f"{self.out}: write .glb or .ply (the format follows the suffix)")
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,14 @@ class PosesRequest:
     """Seed of COLMAP's mapper."""
 
     def __post_init__(self) -> None:
+        from scenes.preflight import MIN_SIDE_PX
+
         object.__setattr__(self, "photos", Path(self.photos))
         object.__setattr__(self, "out_dir", Path(self.out_dir))
         if self.matcher not in MATCHERS:  # scenes.sfm's own message
             raise VistaError(f"unknown matcher {self.matcher!r}: use auto, sequential or exhaustive")
+        if self.max_size_px is not None and self.max_size_px < MIN_SIDE_PX:  # scenes.preflight's own message
+            raise VistaError(f"--max-size {self.max_size_px} is below the {MIN_SIDE_PX} px minimum")
 
 
 @dataclass(frozen=True)
