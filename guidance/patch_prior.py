@@ -16,7 +16,6 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -87,24 +86,15 @@ def random_patches(photos: torch.Tensor, n: int, generator: torch.Generator) -> 
     return torch.where(flip[:, None, None, None], patches.flip(-1), patches)
 
 
-def legacy_step_callback(on_step: Callable[[int, int], None] | None) -> ProgressCallback | None:
-    """A `ProgressCallback` from an old-style `on_step(done, total)` (kept until the CLI passes `progress`)."""
-    if on_step is None:
-        return None
-    return lambda event: on_step(event.done, event.total)
-
-
 def train_patch_prior(images: torch.Tensor, config: PriorConfig = PriorConfig(), source: str = "photos",
                       show_progress: bool = False, background=(1.0, 1.0, 1.0),
-                      progress: ProgressCallback | None = None, *,
-                      on_step: Callable[[int, int], None] | None = None) -> PatchPrior:
+                      progress: ProgressCallback | None = None) -> PatchPrior:
     """Train the prior on training photos uint8 [N, H, W, 3|4] with the DDPM epsilon objective.
 
     `progress` gets a "patch prior" event after every step; raising `vista_core.progress.Cancelled` from it stops
-    training (nothing is saved). `on_step(done, total)` is the old form of `progress`, still accepted."""
+    training (nothing is saved)."""
     from tqdm.auto import tqdm
 
-    progress = progress or legacy_step_callback(on_step)
     n, h, w = images.shape[:3]
     if n < config.min_photos:
         raise VistaError(f"{source}: a patch prior needs at least {config.min_photos} photos to learn from, "
@@ -187,13 +177,3 @@ def score_gradient(prior: PatchPrior, patches: torch.Tensor, generator: torch.Ge
         noisy = prior.scheduler.add_noise(x, noise, t)
         eps = prior.unet(noisy, t).sample
         return eps - noise
-
-
-def __getattr__(name: str):
-    # `fix_masked` moved to guidance.fixers.patch_prior; the CLI still imports it from here until it uses
-    # the fixer registry (PEP 562 module attribute, resolved on first use only).
-    if name == "fix_masked":
-        from guidance.fixers.patch_prior import fix_masked
-
-        return fix_masked
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

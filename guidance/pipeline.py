@@ -70,13 +70,3 @@ def load_img2img_pipeline(folder: Path, device: str | None = None):
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
-
-
-def __getattr__(name: str):
-    # `pipeline_fixer` moved to guidance.fixers.pipeline; the CLI still imports it from here until it uses the
-    # fixer registry (PEP 562 module attribute, resolved on first use only).
-    if name == "pipeline_fixer":
-        from guidance.fixers.pipeline import pipeline_fixer
-
-        return pipeline_fixer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

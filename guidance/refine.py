@@ -23,14 +23,13 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from guidance.config import RefineConfig
 from guidance.fixers import Fixer, FixerMethod, fixer_method
 from guidance.masks import MaskConfig
-from guidance.patch_prior import PatchPrior, legacy_step_callback
+from guidance.patch_prior import PatchPrior
 from guidance.paths import stepping_cameras
 from guidance.pseudo import PseudoViews, RoundReport, fix_views
 from guidance.terms import REFINE_TERMS, RefineStep
@@ -91,14 +90,13 @@ def prepare_refine_output(out_dir: Path, source_dir: Path | None) -> None:
 
 def refine_scene(scene: Scene, data: PosedImages, targets: Cameras, config: RefineConfig, out_dir: Path | None,
                  fixer: Fixer | None = None, prior: PatchPrior | None = None, source_dir: Path | None = None,
-                 show_progress: bool = True, progress: ProgressCallback | None = None, *,
-                 on_step: Callable[[int, int], None] | None = None) -> tuple[Scene, RefineReport]:
+                 show_progress: bool = True, progress: ProgressCallback | None = None) -> tuple[Scene, RefineReport]:
     """Refine a copy of `scene` toward the `targets` cameras (world coordinates) and save it to `out_dir`.
 
     `fixer` is the built fixer of `config.fixer` (`guidance.fixers.build_fixer`); `prior` the patch prior, needed by
     the score regulariser. `progress` gets a "guided training" event after every step; raising
     `vista_core.progress.Cancelled` from it stops the run, and as the scene is written only at the end, `out_dir`
-    is left as it was. `on_step(done, total)` is the old form of `progress`, still accepted."""
+    is left as it was."""
     from tqdm.auto import tqdm
 
     # 1. check everything cheap before any work
@@ -106,7 +104,6 @@ def refine_scene(scene: Scene, data: PosedImages, targets: Cameras, config: Refi
     _check_inputs(scene, data, config, method, fixer, prior)
     if out_dir is not None:
         prepare_refine_output(out_dir, source_dir)
-    progress = progress or legacy_step_callback(on_step)
     started = time.perf_counter()
     # 2. a copy of the scene, its optimizer, and the round's inputs
     scene = clone_scene(scene)

@@ -172,8 +172,8 @@ class Reproduction:
 
 
 def render_from_recipe(recipe_path: Path, out: Path | None = None, scene_dir: Path | None = None, *,
-                       progress: bool = True, sign_cert: Path | None = None,
-                       sign_key: Path | None = None) -> Reproduction:
+                       progress: bool = True, sign_cert: Path | None = None, sign_key: Path | None = None,
+                       on_frame: FrameCallback | None = None) -> Reproduction:
     """Render a recipe again (default output: `<video>.rerender.mp4` beside the original, never over it) and
     compare every frame's hash with the recorded one."""
     recipe = read_recipe(recipe_path)
@@ -186,7 +186,7 @@ def render_from_recipe(recipe_path: Path, out: Path | None = None, scene_dir: Pa
     result, recipe_file = render_shot(
         load_scene(scene_dir), recipe.cameras, Path(out), recipe.config,
         VideoOutputs(sign_cert=sign_cert, sign_key=sign_key), frames=recipe.frames, seed=recipe.seed,
-        path_source=recipe.path_source, progress=progress)
+        path_source=recipe.path_source, progress=progress, on_frame=on_frame)
     mismatched = [recipe.frames[k] for k, (a, b) in enumerate(zip(result.frame_sha256, recipe.frame_sha256)) if a != b]
     identical = len(result.frame_sha256) == len(recipe.frame_sha256) and not mismatched
     return Reproduction(result, recipe_file, identical, mismatched)

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from vista_core.errors import VistaError
-from vista_studio import workspace as wsp
 from tests.conftest import shared_dataset
+from vista_core.errors import VistaError
+from vista_studio import path, photos, refine, session, views
+from vista_studio import workspace as wsp
 
 gradio_client = pytest.importorskip("gradio_client")
 
@@ -261,7 +262,6 @@ def test_whole_flow_ends_in_a_video_that_decodes_and_sessions_stay_apart(studio)
 
 def test_refine_can_be_cancelled_and_leaves_no_refined_scene(tmp_path):
     """Cancel during the patch prior's training: the job ends as cancelled, nothing is written, the scene stays."""
-    import app
     from scenes.config import preset_config
     from scenes.data import load_posed_images
     from scenes.train import train_scene
@@ -271,9 +271,9 @@ def test_refine_can_be_cancelled_and_leaves_no_refined_scene(tmp_path):
     scene_dir = workspace / "scene-in"
     train_scene(load_posed_images(shared_dataset("lego-100")), scene_dir, preset_config("test", steps=5, seed=0),
                 show_progress=False)
-    app.load_folder(root, workspace, str(scene_dir))
-    app.apply_preset(workspace, "orbit", 2, 1.0, None, 90)
-    app.start_refine(root, workspace, "prior", "", 600, 3000)
+    photos.load_folder(root, workspace, str(scene_dir))
+    path.apply_preset(workspace, "orbit", 2, 1.0, None, 90)
+    refine.start_refine(root, workspace, "prior", "", 600, 3000)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         state = wsp.read_job(workspace)
@@ -281,9 +281,9 @@ def test_refine_can_be_cancelled_and_leaves_no_refined_scene(tmp_path):
             break
         assert state.active, state
         time.sleep(0.05)
-    assert app.cancel_current(workspace) == "Cancelling…"
+    assert session.cancel_current(workspace) == "Cancelling…"
     state = wsp.wait_job(workspace, timeout_s=60)
     assert state.status == "cancelled" and state.total == 3000 and state.step < 3000
     assert not any(p.name.startswith("refined") for p in workspace.iterdir())
     assert wsp.read_session(workspace).get("refined") is None
-    assert "step" in app.progress_html(state, ("refine",))
+    assert "step" in views.progress_html(state, ("refine",))

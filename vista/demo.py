@@ -7,14 +7,12 @@ and reuses a trained scene it finds in the output folder, so running it twice on
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
-
-SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lego-100"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from scenes.config import PRESETS
+    from vista_api.demo import SAMPLE
 
     demo = subparsers.add_parser(
         "demo", help="train the sample scene and render an orbit fly-through to MP4",
@@ -34,50 +32,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from vista_core.errors import VistaError
-    from render.path_io import write_camera_path
-    from render.path_presets import fit_scene_frame, occupancy_query, preset_path
-    from render.video import VideoConfig
-    from scenes.config import preset_config
-    from scenes.data import load_posed_images
-    from scenes.evaluate import evaluate_scene
-    from scenes.recipe import render_shot
-    from scenes.scene import SCENE_FILE, load_scene
-    from scenes.train import train_scene
+    from vista.progress import TerminalProgress
+    from vista_api import demo as api
 
-    if not args.data.exists():
-        raise VistaError(f"{args.data}: sample scene not found; pass --data with a posed dataset folder")
-    scene_dir = args.out / "scene"
-    start = time.perf_counter()
-
-    # 1. posed images -> trained scene (reused when present)
-    data = load_posed_images(args.data)
-    if (scene_dir / SCENE_FILE).is_file() and not args.retrain:
-        scene = load_scene(scene_dir)
-        print(f"1/3 reusing the trained scene in {scene_dir} (step {scene.step}; --retrain to train again)")
-    else:
-        print(f"1/3 training {args.data.name} ({len(data.train_indices)} views) for up to {args.minutes:g} min, "
-              f"preset {args.preset}")
-        scene = train_scene(data, scene_dir, preset_config(args.preset), minutes=args.minutes,
-                            overwrite=args.retrain)
-        metrics = evaluate_scene(scene, data)
-        print(f"    held-out PSNR {metrics.mean_psnr:.2f} dB, SSIM {metrics.mean_ssim:.3f} "
-              f"({len(metrics.views)} views) after {scene.step} steps")
-
-    # 2. an orbit fitted to the scene's occupancy and capture cameras
-    renderable = scene.renderable()
-    occupied = occupancy_query(renderable)
-    frame = fit_scene_frame(scene.capture, scene.scene_from_world, occupied)
-    path = preset_path("orbit", frame, capture=scene.capture, seconds=args.seconds, fps=args.fps, occupied=occupied)
-    path_file = args.out / "camera_path.json"
-    write_camera_path(path_file, path, args.width, args.height)
-    cameras = path.sample(args.width, args.height)
-    print(f"2/3 orbit path: {len(cameras)} frames at {args.width}x{args.height}, {args.fps:g} fps -> {path_file}")
-
-    # 3. render, encode, label
-    video = args.out / "shot.mp4"
-    result, recipe = render_shot(scene, cameras, video, VideoConfig(fps=args.fps), path_source=str(path_file))
-    print(f"3/3 wrote {video} ({len(result.frames)} frames, {result.frames_per_s:.1f} frames/s rendering), "
-          f"recipe {recipe}")
-    print(f"done in {time.perf_counter() - start:.0f} s. Check its labels: vista verify {video}")
+    request = api.DemoRequest(args.data, args.out, args.preset, args.minutes, args.seconds, args.fps, args.width,
+                              args.height, args.retrain)
+    with TerminalProgress() as progress:
+        result = api.run_demo(request, progress)
+    print(f"done in {result.seconds:.0f} s. Check its labels: vista verify {result.video}")
     return 0
+

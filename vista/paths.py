@@ -1,5 +1,6 @@
 """`vista path`: make a camera path for a trained scene (a preset fitted to it, or your keyframes),
 write it as nerfstudio's camera_path.json, and optionally preview it and check its coverage.
+Flags -> vista_api.paths -> printed lines.
 
     vista path SCENE --preset orbit --seconds 8 --out path.json
     vista path SCENE --keyframes keys.json --out path.json --top-down map.png --coverage
@@ -10,23 +11,7 @@ The keyframe file format is documented in render/paths.py (and the README).
 from __future__ import annotations
 
 import argparse
-import inspect
-import math
-from dataclasses import replace
 from pathlib import Path
-
-# flag -> keyword of the preset functions in render.path_presets (only where the preset takes it)
-_PRESET_FLAGS = {
-    "degrees": "degrees",
-    "radius_factor": ("radius_factor", "start_factor"),
-    "end_factor": "end_factor",
-    "elevation": ("elevation_deg", "start_elevation_deg"),
-    "end_elevation": "end_elevation_deg",
-    "azimuth": "azimuth_deg",
-    "height_factor": "height_factor",
-    "fov": "fov_y_deg",
-    "keyframe_count": "n_keyframes",
-}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -62,11 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     shot.add_argument("--keyframe-count", type=int, help="follow-capture: keyframes kept (default 12)")
     shot.add_argument("--no-avoid", action="store_true", help="do not move the preset out of occupied space")
     out = p.add_argument_group("outputs")
-    out.add_argument("--save-keyframes", type=Path, help="also write the path's keyframes (to edit and pass to --keyframes)")
+    out.add_argument("--save-keyframes", type=Path,
+                     help="also write the path's keyframes (to edit and pass to --keyframes)")
     out.add_argument("--dataparser-transforms", type=Path,
                      help="nerfstudio run's dataparser_transforms.json: write camera_path.json in its coordinates")
     out.add_argument("--glb", type=Path, help="write a 3D preview (scene points, path, frusta)")
-    out.add_argument("--top-down", type=Path, help="write a top-down PNG of the path (coloured by coverage with --coverage)")
+    out.add_argument("--top-down", type=Path,
+                     help="write a top-down PNG of the path (coloured by coverage with --coverage)")
     out.add_argument("--coverage", action="store_true", help="score every frame: did the photos see what it shows?")
     out.add_argument("--coverage-json", type=Path, help="write the per-frame coverage report (implies --coverage)")
     out.add_argument("--coverage-frames", type=int, default=60,
@@ -74,104 +61,50 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_path)
 
 
-def _preset_options(args: argparse.Namespace, preset: str) -> dict:
-    from render import path_presets
-    from vista_core.errors import VistaError
+def _request(args: argparse.Namespace):
+    from vista_api.paths import PathRequest, PresetOptions
 
-    builder = {"orbit": path_presets.orbit, "dolly-in": path_presets.dolly_in, "pull-back": path_presets.pull_back,
-               "crane-up": path_presets.crane_up, "fly-over": path_presets.fly_over, "spiral": path_presets.spiral,
-               "follow-capture": path_presets.follow_capture}[preset]
-    accepted = set(inspect.signature(builder).parameters)
-    options = {}
-    for flag, keywords in _PRESET_FLAGS.items():
-        value = getattr(args, flag)
-        if value is None:
-            continue
-        keywords = (keywords,) if isinstance(keywords, str) else keywords
-        keyword = next((k for k in keywords if k in accepted), None)
-        if keyword is None:
-            raise VistaError(f"--{flag.replace('_', '-')} does not apply to preset {preset}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise VistaError(f"--{flag.replace('_', '-')} must be a finite number")
-        options[keyword] = value
-    return options
+    options = PresetOptions(degrees=args.degrees, radius_factor=args.radius_factor, end_factor=args.end_factor,
+                            elevation=args.elevation, end_elevation=args.end_elevation, azimuth=args.azimuth,
+                            height_factor=args.height_factor, fov=args.fov, keyframe_count=args.keyframe_count)
+    return PathRequest(preset=args.preset, keyframes=args.keyframes, seconds=args.seconds, fps=args.fps,
+                       ease=args.ease, options=options, avoid_occupied=not args.no_avoid)
 
 
 def run_path(args: argparse.Namespace) -> int:
-    import numpy as np
+    from vista_api import paths as api
+    from vista_core.files import atomic_write_json
 
-    from vista_core.errors import VistaError
-    from vista_core.files import atomic_write_bytes, atomic_write_json
-    from render.path_io import read_dataparser_transforms, read_keyframes, write_camera_path, write_keyframes
-    from render.path_presets import fit_scene_frame, occupancy_query, preset_path
-    from scenes.scene import load_scene
-
-    if args.width < 1 or args.height < 1 or args.width * args.height > 64_000_000:
-        raise VistaError(f"--width/--height {args.width}x{args.height} is not a sensible render size")
-    scene = load_scene(args.scene)
-    renderable = scene.renderable()
-    occupied = occupancy_query(renderable)
-    frame = fit_scene_frame(scene.capture, scene.scene_from_world, occupied)
-    if args.preset:
-        seconds = 8.0 if args.seconds is None else args.seconds  # 0 is an error, not "the default"
-        fps = 30.0 if args.fps is None else args.fps
-        path = preset_path(args.preset, frame, capture=scene.capture, seconds=seconds,
-                           fps=fps, occupied=None if args.no_avoid else occupied,
-                           **_preset_options(args, args.preset))
-    else:
-        given = [f for f in _PRESET_FLAGS if getattr(args, f) is not None]
-        if given:
-            raise VistaError(f"--{given[0].replace('_', '-')} is a preset option; edit the keyframe file instead")
-        path = read_keyframes(args.keyframes)
-        changes = {k: v for k, v in (("seconds", args.seconds), ("fps", args.fps)) if v is not None}
-        path = replace(path, **changes) if changes else path
-    if args.ease:
-        path = replace(path, ease=args.ease)
-    dataparser = read_dataparser_transforms(args.dataparser_transforms) if args.dataparser_transforms else None
-    write_camera_path(args.out, path, args.width, args.height, dataparser)
-    times = [f"{t:.2f}" for t in path.keyframe_times()]
-    shown = ", ".join(times) if len(times) <= 8 else ", ".join(times[:4] + ["..."] + times[-2:])
-    print(f"{path.n_frames} frames, {path.seconds:g} s at {path.fps:g} fps, {len(path.keyframes)} keyframes at "
-          f"{shown} s{' (loop)' if path.loop else ''}; wrote {args.out}")
+    files = api.PathFiles(args.out, args.width, args.height, args.save_keyframes, args.dataparser_transforms)
+    scene = api.open_path_scene(args.scene)
+    path = api.make_path(_request(args), scene)
+    api.write_path(files, path)
+    print(f"{api.describe_path(path)}; wrote {args.out}")
     if args.save_keyframes:
-        write_keyframes(args.save_keyframes, path)
         print(f"keyframes written to {args.save_keyframes} (edit, then --keyframes {args.save_keyframes})")
-
-    report = None
+    coverage = None
     if args.coverage or args.coverage_json:
-        report = _coverage(renderable, scene.capture, path, args)
-        print(f"coverage: mean {report.scores.mean():.2f}, lowest {report.scores.min():.2f}")
-        for warning in report.warnings:
+        request = api.CoverageRequest(args.width, args.height, args.coverage_frames)
+        coverage = api.check_coverage(request, scene, path, _print_coverage_progress)
+        print(f"coverage: mean {coverage.scores.mean():.2f}, lowest {coverage.scores.min():.2f}")
+        for warning in coverage.warnings:
             print(f"warning: {warning}")
         if args.coverage_json:
-            atomic_write_json(args.coverage_json, report.to_dict())
+            atomic_write_json(args.coverage_json, coverage.to_dict())
     if args.glb or args.top_down:
-        from render.path_preview import path_glb, scene_points, top_down_map
-
-        frames, _ = path.evaluate(path.frame_times())
-        points, colours = scene_points(renderable, view_direction=-frame.up)
-        keys = path.keyframe_matrices()
+        previews = api.PreviewRequest(args.glb, args.top_down, args.width / args.height)
+        api.write_previews(previews, scene, path, coverage)
         if args.glb:
-            data = path_glb(frames, keys, np.array([k.fov_y_deg for k in path.keyframes]), args.width / args.height,
-                            points=points, colours=colours, capture=scene.capture)
-            atomic_write_bytes(args.glb, data)
             print(f"3D preview written to {args.glb}")
         if args.top_down:
-            image = top_down_map(frames, frame.up, centre=frame.centre, keyframe_positions=keys[:, :, 3], points=points,
-                                 colours=colours, capture=scene.capture,
-                                 coverage=None if report is None else report.scores)
-            atomic_write_bytes(args.top_down, image.png())
             print(f"top-down preview written to {args.top_down}")
     return 0
 
 
-def _coverage(renderable, capture, path, args):
-    from render.coverage import path_coverage
+def _print_coverage_progress(event) -> None:
+    """"coverage: photos 3/12", rewritten in place on one line per phase."""
+    from vista_api.paths import STAGE_COVERAGE_PHOTOS
 
-    cameras = path.sample(args.width, args.height)
-    step = max(1, math.ceil(len(cameras) / max(1, args.coverage_frames)))
-
-    def progress(stage: str, i: int, n: int) -> None:
-        print(f"\rcoverage: {stage} {i}/{n}", end="\n" if i == n else "", flush=True)
-
-    return path_coverage(renderable, capture, cameras, path.frame_times(), frame_step=step, progress=progress)
+    phase = "photos" if event.stage == STAGE_COVERAGE_PHOTOS else "frames"
+    print(f"\rcoverage: {phase} {event.done}/{event.total}", end="\n" if event.done == event.total else "",
+          flush=True)

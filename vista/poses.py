@@ -1,4 +1,4 @@
-"""`vista poses`, `vista import`, `vista export`: thin wrappers over scenes.sfm / scenes.imports / scenes.export."""
+"""`vista poses`, `vista import`, `vista export`: flags -> vista_api.poses / vista_api.export -> printed lines."""
 
 from __future__ import annotations
 
@@ -53,32 +53,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_poses(args: argparse.Namespace) -> int:
-    from scenes.sfm import REPORT_FILE, estimate_poses
+    from vista.progress import TerminalProgress
+    from vista_api.poses import PosesRequest, estimate_poses
 
-    report = estimate_poses(args.photos, args.out, matcher=args.matcher, max_size=args.max_size, seed=args.seed,
-                            progress=print)
-    print(report.table())
-    print(f"dataset written to {args.out} (report: {args.out / REPORT_FILE}); "
-          f"next: vista train {args.out} --out SCENE")
+    request = PosesRequest(args.photos, args.out, matcher=args.matcher, max_size_px=args.max_size, seed=args.seed)
+    with TerminalProgress() as progress:
+        result = estimate_poses(request, progress)
+    print(result.report.table())
+    print(f"dataset written to {args.out} (report: {result.report_file}); next: vista train {args.out} --out SCENE")
     return 0
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from scenes.data import load_posed_images
-    from scenes.colmap import import_colmap
+    from vista_api.poses import ImportRequest, import_colmap
 
-    path = import_colmap(args.colmap, args.out, images=args.images)
-    data = load_posed_images(args.out)  # proves the trainer reads what was written
-    print(f"{len(data.names)} posed images, {data.cameras.width}x{data.cameras.height}, written to {path}")
+    print(import_colmap(ImportRequest(args.colmap, args.out, args.images)).summary())
     return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from scenes.export import export_mesh, export_points
+    from vista_api.export import MeshRequest, PointsRequest, export_mesh, export_points
 
     if args.mesh:
-        summary = export_mesh(args.scene, args.mesh, resolution=args.resolution, level=args.level)
+        result = export_mesh(MeshRequest(args.scene, args.mesh, resolution=args.resolution, level=args.level))
     else:
-        summary = export_points(args.scene, args.points)
-    print(summary)
+        result = export_points(PointsRequest(args.scene, args.points))
+    print(result.summary)
     return 0

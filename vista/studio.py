@@ -1,4 +1,5 @@
-"""`vista app`: start the Gradio studio (app.py) on this machine."""
+"""`vista app`: start the Gradio studio on this machine (app.py's `launch_app`: the CLI's one edge to the studio,
+allowed by name in the import contracts)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def run_app(args: argparse.Namespace) -> int:
         log.warning("warning: the studio listens on %s: anyone who can reach this machine on port %d can use it, "
                     "upload files to %s and run jobs on this machine. There is no login.", host, args.port,
                     args.workspace)
-    import app  # gradio is imported only there
+    import app  # gradio is imported only when the studio starts
 
     app.launch_app(args.workspace, host, args.port)
     return 0

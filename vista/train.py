@@ -1,4 +1,4 @@
-"""`vista train`, `vista eval`, `vista info`: thin wrappers over scenes.train / scenes.evaluate."""
+"""`vista train`, `vista eval`, `vista info`: flags -> vista_api.train / vista_api.evaluate -> printed lines."""
 
 from __future__ import annotations
 
@@ -43,51 +43,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from scenes.config import preset_config
-    from scenes.data import load_posed_images
-    from scenes.evaluate import evaluate_scene
-    from scenes.train import train_scene
+    from vista.progress import TerminalProgress
+    from vista_api.train import TrainRequest, train
 
-    config = preset_config(args.preset, steps=args.steps, seed=args.seed, backend=args.backend,
-                           pixel_jitter=args.pixel_jitter)
-    data = load_posed_images(args.data)
-    print(f"{len(data.train_indices)} training / {len(data.heldout_indices)} held-out views, "
-          f"{data.cameras.width}x{data.cameras.height}, {data.kind} scene")
-    scene = train_scene(data, args.out, config, minutes=args.minutes, resume=args.resume, overwrite=args.overwrite)
-    m = scene.metrics
-    print(f"trained {scene.step} steps in {m.get('train_seconds', 0):.0f} s: {m.get('rays_per_s', 0):,.0f} rays/s, "
-          f"{m.get('samples_per_s', 0):,.0f} samples/s, {m.get('samples_per_ray', 0):.1f} samples/ray")
-    if not args.no_eval and data.heldout_indices:
-        metrics = evaluate_scene(scene, data)
-        print(f"held-out: PSNR {metrics.mean_psnr:.2f} dB, SSIM {metrics.mean_ssim:.4f} "
-              f"over {len(metrics.views)} views")
+    request = TrainRequest(args.data, args.out, args.preset, minutes=args.minutes, steps=args.steps, seed=args.seed,
+                           backend=args.backend, pixel_jitter=args.pixel_jitter, resume=args.resume,
+                           overwrite=args.overwrite, evaluate=not args.no_eval)
+    with TerminalProgress() as progress:
+        result = train(request, progress)
+    print(result.speed_line())
+    if result.heldout is not None:
+        print(f"held-out: PSNR {result.heldout.psnr_db:.2f} dB, SSIM {result.heldout.ssim:.4f} "
+              f"over {result.heldout.views} views")
     print(f"scene written to {args.out}")
     return 0
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from scenes.data import load_posed_images
-    from scenes.evaluate import evaluate_scene
-    from scenes.scene import load_scene
+    from vista.progress import TerminalProgress
+    from vista_api.evaluate import EvalRequest, evaluate
 
-    scene = load_scene(args.scene)
-    data = load_posed_images(args.data or Path(scene.data_source))
-    out = args.out or args.scene / "eval"
-    metrics = evaluate_scene(scene, data, out, show_progress=True)
+    with TerminalProgress() as progress:
+        result = evaluate(EvalRequest(args.scene, args.data, args.out), progress)
     if args.json:
-        print(json.dumps({"mean_psnr": metrics.mean_psnr, "mean_ssim": metrics.mean_ssim,
-                          "views": [v.__dict__ for v in metrics.views]}, indent=2))
+        print(json.dumps(result.to_dict(), indent=2))
     else:
-        print(metrics.table())
-        print(f"side-by-side images (render | ground truth | error) in {out}")
+        print(result.metrics.table())
+        print(f"side-by-side images (render | ground truth | error) in {result.images_dir}")
     return 0
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from scenes.scene import load_scene
+    from vista_api.evaluate import describe_scene
 
-    scene = load_scene(args.scene)
-    print(json.dumps({"step": scene.step, "backend": scene.backend, "kind": scene.kind, "preset": scene.config.preset,
-                      "data": scene.data_source, "capture_views": len(scene.capture), "metrics": scene.metrics},
-                     indent=2))
+    print(json.dumps(describe_scene(args.scene).to_dict(), indent=2))
     return 0

@@ -1,4 +1,5 @@
-"""`vista render` (a scene along a camera path to MP4, or again from a recipe) and `vista verify` (labels of a video)."""
+"""`vista render` (a scene along a camera path to MP4, or again from a recipe) and `vista verify` (labels of a
+video): flags -> vista_api.render -> printed lines."""
 
 from __future__ import annotations
 
@@ -50,107 +51,53 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify.set_defaults(handler=run_verify)
 
 
-def parse_frames(spec: str | None, count: int) -> list[int]:
-    """'a:b', 'a:', ':b' or 'a' (Python slice semantics) -> frame indices; an empty selection is an error."""
-    from vista_core.errors import VistaError
-
-    if spec is None:
-        selected = list(range(count))
-    else:
-        try:
-            parts = [int(p) if p.strip() else None for p in spec.split(":")]
-        except ValueError as error:
-            raise VistaError(f"--frames {spec!r}: expected a:b with integers") from error
-        if len(parts) == 1:
-            if parts[0] is None:
-                raise VistaError(f"--frames {spec!r}: expected a:b with integers")
-            parts = [parts[0], parts[0] + 1 if parts[0] != -1 else None]
-        if len(parts) != 2:
-            raise VistaError(f"--frames {spec!r}: expected a:b")
-        selected = list(range(count))[parts[0]:parts[1]]
-    if not selected:
-        raise VistaError(f"--frames {spec or ':'}: selects no frames of the path's {count}")
-    return selected
-
-
-def _config(args: argparse.Namespace, path_fps: float):
-    """The video settings: --fps, or else the path file's frame rate, which is checked naming the file."""
-    from vista_core.errors import VistaError
-    from render.video import VideoConfig
-
-    if args.fps is None:
-        try:
-            VideoConfig(fps=path_fps)
-        except VistaError as error:
-            raise VistaError(f"{args.path}: its frame rate is unusable ({error}); pass --fps to override it") \
-                from error
-    fps = path_fps if args.fps is None else args.fps
-    return VideoConfig(fps=fps, crf=args.crf, watermark=not args.no_watermark, label=args.label,
-                       supersample=args.supersample)
-
-
 def run_render(args: argparse.Namespace) -> int:
-    from vista_core.errors import VistaError
-    from render.video import VideoOutputs
-    from scenes.recipe import render_from_recipe, render_shot
-    from scenes.scene import load_scene
+    from vista.progress import TerminalProgress
 
-    if args.recipe is not None:
-        ignored = [flag for flag, value in (("--path", args.path), ("--width", args.width), ("--height", args.height),
-                                            ("--fps", args.fps), ("--frames", args.frames)) if value is not None]
-        if ignored or args.preview:
-            raise VistaError(f"--recipe fixes the path, size and frames; drop {', '.join(ignored) or '--preview'}")
-        repro = render_from_recipe(args.recipe, args.out, args.scene, progress=not args.no_progress,
-                                   sign_cert=args.sign_cert, sign_key=args.sign_key)
-        _print_result(repro.result, repro.recipe_file)
-        if repro.identical:
-            print(f"reproduced: all {len(repro.result.frames)} frames are bit-identical to the recipe's")
-            return 0
-        print(f"NOT reproduced: {len(repro.mismatched_frames)} frame(s) differ from the recipe's "
-              f"(first: {repro.mismatched_frames[:5]}); compare the package versions in {args.recipe}")
-        return 1
+    with TerminalProgress(bars=not args.no_progress) as progress:
+        return _rerender(args, progress) if args.recipe is not None else _render(args, progress)
+
+
+def _labels(args: argparse.Namespace):
+    from vista_api.render import Labels
+
+    return Labels(watermark=not args.no_watermark, label=args.label, sign_cert=args.sign_cert,
+                  sign_key=args.sign_key)
+
+
+def _rerender(args: argparse.Namespace, progress) -> int:
+    from vista_api.render import RerenderRequest, rerender
+    from vista_core.errors import VistaError
+
+    ignored = [flag for flag, value in (("--path", args.path), ("--width", args.width), ("--height", args.height),
+                                        ("--fps", args.fps), ("--frames", args.frames)) if value is not None]
+    if ignored or args.preview:
+        raise VistaError(f"--recipe fixes the path, size and frames; drop {', '.join(ignored) or '--preview'}")
+    repro = rerender(RerenderRequest(args.recipe, args.out, args.scene, _labels(args)), progress)
+    _print_result(repro.shot.render, repro.shot.recipe_file)
+    if repro.identical:
+        print(f"reproduced: all {len(repro.shot.render.frames)} frames are bit-identical to the recipe's")
+        return 0
+    print(f"NOT reproduced: {len(repro.mismatched_frames)} frame(s) differ from the recipe's "
+          f"(first: {list(repro.mismatched_frames[:5])}); compare the package versions in {args.recipe}")
+    return 1
+
+
+def _render(args: argparse.Namespace, progress) -> int:
+    from vista_api.render import ExtraOutputs, Quality, ShotRequest, render_shot
+    from vista_core.errors import VistaError
+
     missing = [name for name, value in (("SCENE", args.scene), ("--path", args.path), ("--out", args.out))
                if value is None]
     if missing:
         raise VistaError(f"missing {', '.join(missing)} (or give --recipe)")
-    cameras, fps = _load_path(args)
-    frames = parse_frames(args.frames, len(cameras))
-    config = _config(args, fps)
-    if args.width is None and args.height is None and not args.preview:
-        _check_size_from_file(args.path, cameras.width, cameras.height, config)
-    outputs = VideoOutputs(png_dir=args.png_dir, depth_video=args.depth_video, opacity_video=args.opacity_video,
-                           sign_cert=args.sign_cert, sign_key=args.sign_key, keep_frames=args.keep_frames)
-    result, recipe_file = render_shot(load_scene(args.scene), cameras, args.out, config, outputs, frames=frames,
-                                      seed=args.seed, path_source=str(args.path), progress=not args.no_progress)
-    _print_result(result, recipe_file)
+    request = ShotRequest(
+        args.scene, args.path, args.out, args.width, args.height, args.fps, frames=args.frames, preview=args.preview,
+        quality=Quality(crf=args.crf, supersample=args.supersample), labels=_labels(args),
+        extras=ExtraOutputs(args.png_dir, args.depth_video, args.opacity_video, args.keep_frames), seed=args.seed)
+    shot = render_shot(request, progress)
+    _print_result(shot.render, shot.recipe_file)
     return 0
-
-
-def _check_size_from_file(path: Path, width: int, height: int, config) -> None:
-    """The size the path file asks for, checked up front so that the message names the file."""
-    from vista_core.errors import VistaError
-    from render.video import check_render_size
-
-    try:
-        check_render_size(width, height, config, max_samples_per_ray=0)  # the scene's sampling is checked later
-    except VistaError as error:
-        raise VistaError(f"{path}: the render size it asks for is unusable: {error}") from error
-
-
-def _load_path(args: argparse.Namespace):
-    from vista_core.errors import VistaError
-    from render.path_io import load_path_cameras
-    from render.video import preview_size, resize_cameras
-
-    for name, value in (("--width", args.width), ("--height", args.height)):
-        if value is not None and value < 2:
-            raise VistaError(f"{name} {value}: must be at least 2 pixels")
-    cameras, fps = load_path_cameras(args.path, args.width, args.height)
-    if len(cameras) == 0:
-        raise VistaError(f"{args.path}: the camera path has no frames")
-    if args.preview:
-        cameras = resize_cameras(cameras, *preview_size(cameras.width, cameras.height))
-    return cameras, fps
 
 
 def _print_result(result, recipe_file: Path) -> None:
@@ -158,7 +105,8 @@ def _print_result(result, recipe_file: Path) -> None:
     print(f"wrote {result.video}: {len(result.frames)} frames, {result.width}x{result.height}, {result.fps:g} fps, "
           f"H.264 yuv420p" + (f" ({cached} frames from the cache)" if cached else ""))
     if result.rendered:
-        print(f"rendered {result.rendered} frames in {result.render_seconds:.1f} s ({result.frames_per_s:.2f} frames/s)")
+        print(f"rendered {result.rendered} frames in {result.render_seconds:.1f} s "
+              f"({result.frames_per_s:.2f} frames/s)")
     print(result.flicker.summary())
     if result.watermark_checked:
         print(f"invisible watermark decoded in {result.watermark_detected}/{result.watermark_checked} sampled "
@@ -171,16 +119,8 @@ def _print_result(result, recipe_file: Path) -> None:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from vista_core.errors import VistaError
-    from render.provenance import verify_video
+    from vista_api.render import VerifyRequest, verify
 
-    anchors = None
-    if args.trust_anchors is not None:
-        if not args.trust_anchors.is_file():
-            raise VistaError(f"{args.trust_anchors}: trust anchors file not found")
-        anchors = args.trust_anchors.read_bytes()
-    if args.samples < 1:
-        raise VistaError(f"--samples {args.samples}: must be at least 1")
-    report = verify_video(args.video, args.samples, anchors)
+    report = verify(VerifyRequest(args.video, args.samples, args.trust_anchors))
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
     return 0 if report.label_found else 1

@@ -21,12 +21,14 @@ import shutil
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_json, read_json
+from vista_core.progress import Cancelled
 
 SESSIONS = "sessions"
 JOB_FILE = "job.json"
@@ -162,8 +164,9 @@ def update_session(workspace: Path, **fields: Any) -> dict:
 
 # --- background jobs ------------------------------------------------------------------------------
 
-class JobCancelled(Exception):
-    """Raised inside a job when the user pressed Cancel."""
+class JobCancelled(Cancelled):
+    """Raised inside a job when the user pressed Cancel. A vista_core Cancelled, so that a vista_api action the
+    job runs stops the way it promises (a checkpoint kept, nothing half-written) and lets it through."""
 
 
 @dataclass
@@ -278,7 +281,7 @@ def start_job(workspace: Path, kind: str, work: Callable[[Job], dict | None]) ->
             finally:
                 _COMPUTE.release()
             job.update(status="done", stage="done", result=result, eta_s=0.0, force=True)
-        except JobCancelled:
+        except Cancelled:
             job.update(status="cancelled", stage="cancelled", message="cancelled by the user", force=True)
         except VistaError as error:
             job.update(status="failed", message=str(error), force=True)

@@ -1,4 +1,4 @@
-"""The studio's functions (app.py) with bad input, called in-process as its event handlers call them.
+"""The studio's functions (vista_studio) with bad input, called in-process as its event handlers call them.
 
 Each must raise a VistaError naming the file and the problem (the app shows it as one line), leave
 the session's earlier files as they were, and never reach outside the session's workspace.
@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from vista_core.errors import VistaError
 from tests.bad_inputs.conftest import assert_unchanged, snapshot
 from tests.conftest import shared_dataset
-
-app = pytest.importorskip("app")  # imports gradio
-from vista_studio import workspace as wsp  # noqa: E402
+from vista_core.errors import VistaError
+from vista_studio import fields, path, photos, refine
+from vista_studio import session as studio_session
+from vista_studio import workspace as wsp
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_upload_of_too_many_files_is_refused_before_copying(session, tmp_path):
     for f in files:
         f.write_bytes(b"\xff\xd8\xff")
     with pytest.raises(VistaError, match=f"{wsp.MAX_PHOTOS + 1} files"):
-        app.add_photos(workspace, [str(f) for f in files])
+        photos.add_photos(workspace, [str(f) for f in files])
     assert not (workspace / "photos").exists()
 
 
@@ -55,24 +55,24 @@ def test_zip_holding_too_many_photos_is_refused(session, tmp_path):
         for i in range(wsp.MAX_PHOTOS + 1):
             zf.writestr(f"IMG_{i}.jpg", b"\xff\xd8\xff")
     with pytest.raises(VistaError, match="more than"):
-        app.add_photos(workspace, [str(archive)])
+        photos.add_photos(workspace, [str(archive)])
 
 
 def test_upload_with_no_files(session):
     _, workspace = session
     with pytest.raises(VistaError, match="no files"):
-        app.add_photos(workspace, [])
+        photos.add_photos(workspace, [])
 
 
 def test_a_refused_zip_keeps_the_previous_upload(session, tmp_path):
     _, workspace = session
-    app.add_photos(workspace, [str(p) for p in _photos(tmp_path / "first", 3)])
+    photos.add_photos(workspace, [str(p) for p in _photos(tmp_path / "first", 3)])
     before = snapshot(workspace / "photos")
     archive = tmp_path / "evil.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("../../escape.jpg", b"gotcha")
     with pytest.raises(VistaError, match="evil.zip"):
-        app.add_photos(workspace, [str(archive)])
+        photos.add_photos(workspace, [str(archive)])
     assert_unchanged(before)
 
 
@@ -83,7 +83,7 @@ def test_zip_slip_through_the_app_writes_nothing_outside(session, tmp_path):
         zf.writestr("IMG_1.jpg", b"x")
         zf.writestr("../../../escape.jpg", b"gotcha")
     with pytest.raises(VistaError, match="evil.zip.*outside"):
-        app.add_photos(workspace, [str(archive)])
+        photos.add_photos(workspace, [str(archive)])
     assert not list(tmp_path.rglob("escape.jpg"))
 
 
@@ -96,7 +96,7 @@ def test_zip_slip_through_the_app_writes_nothing_outside(session, tmp_path):
 def test_load_folder_refuses_paths_outside_or_missing(session, text, message):
     root, workspace = session
     with pytest.raises(VistaError, match=message):
-        app.load_folder(root, workspace, text)
+        photos.load_folder(root, workspace, text)
 
 
 def test_load_folder_through_a_symlink_that_points_outside(session, tmp_path):
@@ -106,7 +106,7 @@ def test_load_folder_through_a_symlink_that_points_outside(session, tmp_path):
     (outside / "transforms.json").write_text("{}")
     (root / "shortcut").symlink_to(outside)
     with pytest.raises(VistaError, match="outside the workspace"):
-        app.load_folder(root, workspace, "shortcut")
+        photos.load_folder(root, workspace, "shortcut")
 
 
 def test_load_folder_with_a_damaged_scene(session, tiny_scene):
@@ -116,14 +116,14 @@ def test_load_folder_with_a_damaged_scene(session, tiny_scene):
     (scene / "field.safetensors").write_bytes(b"\x00" * 40)
     before = snapshot(scene)
     with pytest.raises(VistaError, match="field.safetensors"):
-        app.load_folder(root, workspace, "library/scene")
+        photos.load_folder(root, workspace, "library/scene")
     assert_unchanged(before)
 
 
 def test_forged_session_token_gets_a_new_workspace(session):
     root, workspace = session
     for forged in ("../../etc", "sessions/../..", "0" * 32, str(workspace.parent.parent), "not-a-token"):
-        folder = app.session_folder(root, forged)
+        folder = studio_session.session_folder(root, forged)
         assert folder != workspace and folder.parent == workspace.parent and not any(folder.iterdir())
 
 
@@ -138,7 +138,7 @@ def test_import_bad_camera_path(session, tmp_path, content, needles):
     upload = tmp_path / "shot.json"
     upload.write_text(content)
     with pytest.raises(VistaError) as raised:
-        app.import_path(workspace, str(upload))
+        path.import_path(workspace, str(upload))
     for needle in needles:
         assert needle in str(raised.value)
 
@@ -149,7 +149,7 @@ def test_import_oversized_camera_path(session, tmp_path):
     with open(upload, "wb") as handle:
         handle.truncate(65 * 1024 * 1024)  # sparse: no disk used
     with pytest.raises(VistaError, match="MB"):
-        app.import_path(workspace, str(upload))
+        path.import_path(workspace, str(upload))
 
 
 @pytest.mark.parametrize("width, height, message", [
@@ -157,16 +157,17 @@ def test_import_oversized_camera_path(session, tmp_path):
 ])
 def test_absurd_render_resolution(width, height, message):
     with pytest.raises(VistaError, match=message):
-        app.check_size(width, height)
+        fields.check_size(width, height)
 
 
 def test_refine_model_folder_outside_the_workspace(session):
     root, workspace = session
     with pytest.raises(VistaError, match="model folder.*outside the workspace"):
-        app.start_refine(root, workspace, "pipeline", "/usr/share", 10, 10)
+        refine.start_refine(root, workspace, "pipeline", "/usr/share", 10, 10)
 
 
 def test_user_errors_become_one_line_and_bugs_do_not_leak_a_traceback():
+    app = pytest.importorskip("app")  # imports gradio
     import gradio as gr
 
     @app.user_errors

@@ -1,0 +1,152 @@
+"""Train a scene from a posed dataset, then measure it on the held-out views (`vista train`, the studio's Build).
+
+    result = train(TrainRequest(Path("data/lego"), Path("scenes/lego"), preset="test"), progress=print)
+    result.heldout.psnr_db
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vista_api.checks import is_finite_number, require_choice
+from vista_core.errors import VistaError
+from vista_core.progress import ProgressCallback, report
+
+if TYPE_CHECKING:
+    from scenes.config import TrainConfig
+    from scenes.data import PosedImages
+    from scenes.scene import Scene
+
+BACKENDS = ("auto", "torch", "tcnn")
+STAGE_TRAINING = "training"
+STAGE_EVALUATING = "evaluating on held-out views"
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """One training run; every field is checked on construction."""
+
+    data_dir: Path
+    """Dataset folder (Blender transforms_*.json, or nerfstudio / instant-ngp transforms.json)."""
+    out_dir: Path
+    """Scene folder to write (checkpoints inside)."""
+    preset: str = "preview"
+    """A scenes.config preset: test, preview or quality."""
+    minutes: float | None = None
+    """Wall-clock budget; training stops at the preset's (or `steps`) step count if that comes first."""
+    steps: int | None = None
+    """Optimisation steps (None: the preset's)."""
+    seed: int = 0
+    backend: str = "auto"
+    pixel_jitter: bool | None = None
+    """None: the preset's setting (off)."""
+    resume: bool = False
+    """Continue from the folder's last checkpoint."""
+    overwrite: bool = False
+    """Discard what the folder holds and start again."""
+    evaluate: bool = True
+    """Measure PSNR/SSIM on the held-out views at the end (skipped when the dataset has none)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        object.__setattr__(self, "out_dir", Path(self.out_dir))
+        require_choice(self.backend, BACKENDS, "backend")
+        if self.minutes is not None and not (is_finite_number(self.minutes) and self.minutes > 0):
+            raise VistaError(f"minutes must be a positive number, got {self.minutes}")
+        self.config()  # the preset's own checks (unknown preset, steps < 1) with its messages
+
+    def config(self) -> TrainConfig:
+        from scenes.config import preset_config
+
+        return preset_config(self.preset, steps=self.steps, seed=self.seed, backend=self.backend,
+                             pixel_jitter=self.pixel_jitter)
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Mean quality on the held-out views."""
+
+    psnr_db: float
+    ssim: float
+    views: int
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    scene_dir: Path
+    scene: Scene
+    step: int
+    train_seconds: float
+    heldout: HeldOut | None
+    """None when evaluation was not asked for or the dataset holds no held-out views."""
+
+    def speed_line(self) -> str:
+        """Steps, seconds and throughput, as `vista train` prints them."""
+        m = self.scene.metrics
+        return (f"trained {self.step} steps in {m.get('train_seconds', 0):.0f} s: {m.get('rays_per_s', 0):,.0f} "
+                f"rays/s, {m.get('samples_per_s', 0):,.0f} samples/s, {m.get('samples_per_ray', 0):.1f} samples/ray")
+
+
+def describe_data(data: PosedImages) -> str:
+    """One line on what was loaded ("87 training / 13 held-out views, 100x100, blender scene")."""
+    return (f"{len(data.train_indices)} training / {len(data.heldout_indices)} held-out views, "
+            f"{data.cameras.width}x{data.cameras.height}, {data.kind} scene")
+
+
+def train(request: TrainRequest, progress: ProgressCallback | None = None) -> TrainResult:
+    """Load the dataset, train, evaluate. Events: a line describing the data (total 0), then "training"
+    (done/total steps, loss/psnr/rays_per_s metrics, the live Scene as snapshot), then the evaluation.
+    If `progress` raises Cancelled, the checkpoint of the last step is kept (a `resume=True` request continues
+    it) and Cancelled propagates."""
+    from scenes.data import load_posed_images
+
+    config = request.config()
+    data = load_posed_images(request.data_dir)
+    report(progress, describe_data(data))
+    return train_on(data, request, progress, config)
+
+
+def train_on(data: PosedImages, request: TrainRequest, progress: ProgressCallback | None = None,
+             config: TrainConfig | None = None) -> TrainResult:
+    """`train` for a dataset already loaded (the demo loads it first to say how many views it has)."""
+    from scenes.train import train_scene
+
+    config = config or request.config()
+    report(progress, STAGE_TRAINING, 0, config.steps)
+    # each step reports a "training" event (loss, psnr, rays_per_s, samples_per_ray; the live Scene as snapshot);
+    # a Cancelled raised by `progress` saves a checkpoint in train_scene and propagates
+    scene = train_scene(data, request.out_dir, config, minutes=request.minutes, resume=request.resume,
+                        overwrite=request.overwrite, show_progress=False, callback=progress)
+    heldout = None
+    if request.evaluate and data.heldout_indices:
+        heldout = measure_heldout(scene, data, progress)
+    return TrainResult(request.out_dir, scene, scene.step, float(scene.metrics.get("train_seconds", 0.0)), heldout)
+
+
+def measure_heldout(scene: Scene, data: PosedImages, progress: ProgressCallback | None = None) -> HeldOut:
+    """Mean PSNR/SSIM over the held-out views (none is an error naming the dataset)."""
+    from scenes.evaluate import evaluate_scene
+
+    if data.heldout_indices:
+        report(progress, STAGE_EVALUATING, 0, len(data.heldout_indices))
+    metrics = evaluate_scene(scene, data)
+    return HeldOut(metrics.mean_psnr, metrics.mean_ssim, len(metrics.views))
+
+
+def continues_checkpoint(request: TrainRequest) -> bool:
+    """Whether `out_dir` holds checkpoints of a run on the same dataset with the same preset and seed, so that
+    a cancelled run can be resumed (`resume=True`) rather than started again."""
+    from scenes.train import CHECKPOINTS, read_run_info
+
+    if not (request.out_dir / CHECKPOINTS).is_dir():
+        return False
+    try:
+        info = read_run_info(request.out_dir)
+    except VistaError:
+        return False
+    # the dataset's `source` as scenes.data.load_posed_images records it: the folder, or a transforms file's folder
+    source = request.data_dir.parent if request.data_dir.is_file() else request.data_dir
+    return info.get("data") == str(source) and info.get("preset") == request.preset and \
+        info.get("seed") == request.seed
