@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -39,17 +38,15 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from guidance.masks import MaskConfig  # noqa: E402
 from guidance.fixers.patch_prior import fix_masked  # noqa: E402
 from guidance.patch_prior import PriorConfig, train_patch_prior  # noqa: E402
-from tests.support.procedural import synthetic_capture  # noqa: E402
 from guidance.refine import RefineConfig, refine_scene  # noqa: E402
 from guidance.views import render_view, weight_in_front  # noqa: E402
-from render.config import SamplingConfig  # noqa: E402
 from render.bands import render_frame  # noqa: E402
 from scenes.config import preset_config  # noqa: E402
 from scenes.evaluate import psnr, ssim  # noqa: E402
 from scenes.train import train_scene  # noqa: E402
+from tests.support.procedural import synthetic_capture  # noqa: E402
 
 OUT = REPO / "bench" / "out" / "guidance"
 

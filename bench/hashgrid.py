@@ -64,7 +64,7 @@ def main() -> None:
     fastest = min(ms for _, ms in rows)
     print(f"hash grid forward+backward, {args.points} points, 16 levels x 2 features, table 2^19, "
           f"{torch.get_num_threads()} threads")
-    print(f"| implementation | ms | x slower than fastest |\n|---|---:|---:|")
+    print("| implementation | ms | x slower than fastest |\n|---|---:|---:|")
     for name, ms in rows:
         print(f"| {name} | {ms:.1f} | {ms / fastest:.1f} |")
 

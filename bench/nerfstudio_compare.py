@@ -318,7 +318,7 @@ def main() -> None:
     data = args.data.resolve()
     if not (data / "transforms_train.json").is_file():
         raise SystemExit(f"{data}: not a Blender dataset (transforms_train.json missing)")
-    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")
     command = shlex.join([".venv/bin/python", "bench/nerfstudio_compare.py", *sys.argv[1:]])
     sys.path.insert(0, str(REPO))
 

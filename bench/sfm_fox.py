@@ -28,8 +28,8 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from vista_core.files import read_json  # noqa: E402
 from scenes.sfm import compare_poses, estimate_poses  # noqa: E402
+from vista_core.files import read_json  # noqa: E402
 
 FOX = REPO.parent / "shared" / "data" / "fox-small"
 

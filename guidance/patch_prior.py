@@ -51,7 +51,7 @@ class PriorConfig:
 
 @dataclass
 class PatchPrior:
-    unet: "torch.nn.Module"
+    unet: torch.nn.Module
     scheduler: object
     config: PriorConfig
     info: dict = field(default_factory=dict)

@@ -23,7 +23,8 @@ def establishing_path(capture: Cameras, scene_from_world: torch.Tensor, n_frames
                       rise_deg: float = 20.0, width: int | None = None, height: int | None = None) -> Cameras:
     """Vista's own `pull-back` preset (render.path_presets) fitted to the capture: from the capture's distance
     out to `pull_back` times it while rising `rise_deg`, one camera per frame."""
-    from render.path_presets import fit_scene_frame, pull_back as pull_back_preset
+    from render.path_presets import fit_scene_frame
+    from render.path_presets import pull_back as pull_back_preset
 
     if n_frames < 2:
         raise VistaError(f"an establishing path needs at least 2 frames, got {n_frames}")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
+from guidance.diffusers_models import image_to_image_pipeline
 from vista_core.errors import VistaError
 from vista_core.files import read_json
-from guidance.diffusers_models import image_to_image_pipeline
 
 MODEL_INDEX = "model_index.json"
 
@@ -65,7 +65,7 @@ def load_img2img_pipeline(folder: Path, device: str | None = None):
             raise VistaError(f"{folder}: pipeline type {class_name} has no image-to-image variant; use a Stable "
                              "Diffusion style (img2img-capable) pipeline folder") from error
         raise VistaError(f"{folder}: could not load the pipeline ({error})") from error
-    except (OSError, EnvironmentError, KeyError, TypeError, AttributeError) as error:
+    except (OSError, KeyError, TypeError, AttributeError) as error:
         raise VistaError(f"{folder}: incomplete or corrupt pipeline folder ({type(error).__name__}: {error})") from error
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)

@@ -50,14 +50,14 @@ class Cameras:
     def device(self) -> torch.device:
         return self.world_from_camera.device
 
-    def __getitem__(self, index) -> "Cameras":
+    def __getitem__(self, index) -> Cameras:
         index = torch.as_tensor(index, device=self.device).reshape(-1)
         return Cameras(
             self.world_from_camera[index], self.fx[index], self.fy[index], self.cx[index], self.cy[index],
             self.width, self.height, None if self.distortion is None else self.distortion[index],
         )
 
-    def concat(self, other: "Cameras") -> "Cameras":
+    def concat(self, other: Cameras) -> Cameras:
         """These cameras followed by `other` (same image size; missing distortion counts as none)."""
         if (other.width, other.height) != (self.width, self.height):
             raise VistaError(f"cannot join {self.width}x{self.height} and {other.width}x{other.height} cameras")
@@ -78,11 +78,11 @@ class Cameras:
     def fov_y_deg(self) -> torch.Tensor:
         return torch.rad2deg(2 * torch.atan(self.height / (2 * self.fy)))
 
-    def pinhole(self) -> "Cameras":
+    def pinhole(self) -> Cameras:
         """The same cameras without lens distortion."""
         return Cameras(self.world_from_camera, self.fx, self.fy, self.cx, self.cy, self.width, self.height)
 
-    def scaled(self, factor: float) -> "Cameras":
+    def scaled(self, factor: float) -> Cameras:
         """The same cameras at `factor` times the resolution (e.g. 0.25 for a quick preview)."""
         width, height = max(1, round(self.width * factor)), max(1, round(self.height * factor))
         sx, sy = width / self.width, height / self.height
@@ -90,7 +90,7 @@ class Cameras:
                        self.distortion)
 
     @staticmethod
-    def from_fov(world_from_camera: torch.Tensor, fov_y_deg: torch.Tensor | float, width: int, height: int) -> "Cameras":
+    def from_fov(world_from_camera: torch.Tensor, fov_y_deg: torch.Tensor | float, width: int, height: int) -> Cameras:
         """Centred pinhole cameras with square pixels and the given vertical field of view."""
         n, device = world_from_camera.shape[0], world_from_camera.device
         fov = torch.as_tensor(fov_y_deg, dtype=torch.float32, device=device).expand(n)
@@ -99,7 +99,7 @@ class Cameras:
                        torch.full((n,), height / 2, device=device), width, height)
 
     # -- projection -----------------------------------------------------------------------------
-    def project(self, points: torch.Tensor, index: int | None = None) -> "Projection":
+    def project(self, points: torch.Tensor, index: int | None = None) -> Projection:
         """World points [P, 3] -> where every camera sees them ([N, P] results), or camera `index` alone ([P]).
 
         Pinhole: lens distortion is ignored. One camera is a plain matrix product (`mm`), all cameras a batched
@@ -131,7 +131,7 @@ class Cameras:
                 "fx": self.fx.tolist(), "fy": self.fy.tolist(), "cx": self.cx.tolist(), "cy": self.cy.tolist()}
 
     @staticmethod
-    def from_dict(data: dict, where: str) -> "Cameras":
+    def from_dict(data: dict, where: str) -> Cameras:
         """Cameras from `to_dict`'s JSON (other keys are ignored); a VistaError naming `where` if malformed."""
         try:
             require_finite([data["world_from_camera"], data["fx"], data["fy"], data["cx"], data["cy"]], where)

@@ -20,15 +20,15 @@ Runs of frames below `low_score` become warnings such as
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
 
 from render.cameras import Cameras, image_rays
-from vista_core.errors import VistaError
 from render.render import Renderable, march, rays_to_scene, render_camera
+from vista_core.errors import VistaError
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ device, so a seed gives the same cells on any device.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -31,7 +31,7 @@ class UpdateSchedule:
     """A cell is occupied if its opacity over one step exceeds this (or the grid's mean, if lower)."""
 
     @staticmethod
-    def from_sampling(sampling: SamplingConfig) -> "UpdateSchedule":
+    def from_sampling(sampling: SamplingConfig) -> UpdateSchedule:
         return UpdateSchedule(sampling.update_every, sampling.warmup_steps, sampling.occupancy_threshold)
 
 

@@ -7,7 +7,7 @@ segment back to u, for constant-speed timing.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

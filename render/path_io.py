@@ -36,10 +36,10 @@ import numpy as np
 import torch
 
 from render.cameras import Cameras
-from vista_core.errors import VistaError, require_finite
-from vista_core.files import atomic_write_json, read_json
 from render.keyframes import MAX_FOV_DEG, MIN_FOV_DEG, Keyframe, quaternion_from_rotation
 from render.paths import CameraPath
+from vista_core.errors import VistaError, require_finite
+from vista_core.files import atomic_write_json, read_json
 
 VISTA_BLOCK = "vista"
 FORMAT_VERSION = 1
@@ -80,7 +80,7 @@ class DataparserTransform:
         return {"transform": self.transform.tolist(), "scale": self.scale}
 
     @staticmethod
-    def from_dict(data, where: str) -> "DataparserTransform":
+    def from_dict(data, where: str) -> DataparserTransform:
         if not isinstance(data, dict) or "transform" not in data or "scale" not in data:
             raise VistaError(f"{where}: expected {{'transform': 3x4 matrix, 'scale': number}} "
                              "(nerfstudio's dataparser_transforms.json)")

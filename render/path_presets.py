@@ -14,17 +14,17 @@ plane through the subject centre; distances are multiples of the capture's media
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import numpy as np
 import torch
 
 from render.cameras import Cameras
-from vista_core.errors import VistaError
 from render.keyframes import MAX_FOV_DEG, MIN_FOV_DEG, Keyframe
 from render.paths import CameraPath
 from render.render import Renderable, field_coords
+from vista_core.errors import VistaError
 
 OccupancyQuery = Callable[[np.ndarray], np.ndarray]
 PRESETS = ("orbit", "dolly-in", "pull-back", "crane-up", "fly-over", "spiral", "follow-capture")

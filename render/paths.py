@@ -53,8 +53,20 @@ import torch
 
 from render.cameras import Cameras
 from render.configio import config_from_dict, config_to_dict
-from render.keyframes import (EASINGS, MAX_FOV_DEG, MIN_FOV_DEG, Easing, Keyframe, checked_vector, ease_inverse,
-                              ease_scalar, keyframe_rotation, look_at_rotation, same_camera, validate_keyframe)
+from render.keyframes import (
+    EASINGS,
+    MAX_FOV_DEG,
+    MIN_FOV_DEG,
+    Easing,
+    Keyframe,
+    checked_vector,
+    ease_inverse,
+    ease_scalar,
+    keyframe_rotation,
+    look_at_rotation,
+    same_camera,
+    validate_keyframe,
+)
 from render.path_curves import PathCurves
 from vista_core.errors import VistaError, require_finite
 
@@ -143,7 +155,7 @@ class CameraPath:
         return data
 
     @staticmethod
-    def from_dict(data: dict, where: str = "camera path") -> "CameraPath":
+    def from_dict(data: dict, where: str = "camera path") -> CameraPath:
         if not isinstance(data, dict):
             raise VistaError(f"{where}: expected a JSON object with a 'keyframes' list")
         require_finite(list(_walk_numbers(data)), where)

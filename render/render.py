@@ -21,8 +21,8 @@ from typing import Protocol
 
 import torch
 
-from render.cameras import Cameras, Rays, image_rays
 from render import march_native
+from render.cameras import Cameras, Rays, image_rays
 from render.config import DEFAULT_CHUNK_RAYS, SamplingConfig
 from render.occupancy import OccupancyGrid
 from render.representation import Image, ParameterGroups, RayBundleOutput, SceneKind, SceneRepresentation
@@ -158,7 +158,7 @@ class Samples:
     t_ends: torch.Tensor  # [S]
     u: torch.Tensor  # [S, 3] field coordinates
 
-    def select(self, keep: torch.Tensor) -> "Samples":
+    def select(self, keep: torch.Tensor) -> Samples:
         return Samples(self.ray_indices[keep], self.t_starts[keep], self.t_ends[keep], self.u[keep])
 
 

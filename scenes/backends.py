@@ -16,10 +16,10 @@ import logging
 import torch
 from torch import nn
 
-from vista_core.errors import VistaError
 from scenes.config import HashGridConfig
 from scenes.hashgrid import GridLayout, grid_layout, init_table
 from scenes.hashgrid_fused import LayoutArrays, hash_encode
+from vista_core.errors import VistaError
 
 log = logging.getLogger("vista")
 

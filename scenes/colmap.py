@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vista_core.errors import VistaError
 from scenes.imports import SparseImage, SparseModel, colmap_camera_to_opencv, write_posed_dataset
+from vista_core.errors import VistaError
 
 log = logging.getLogger("vista.sfm")
 

@@ -5,8 +5,8 @@ Every field carries a docstring-style comment; `vista train --help` lists the pr
 
 from __future__ import annotations
 
-import math
 import dataclasses
+import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -62,7 +62,7 @@ class HashGridConfig:
         }
 
     @staticmethod
-    def spanning(finest_resolution: int, n_levels: int = 16, base_resolution: int = 16, **kwargs) -> "HashGridConfig":
+    def spanning(finest_resolution: int, n_levels: int = 16, base_resolution: int = 16, **kwargs) -> HashGridConfig:
         """A grid whose finest level has about `finest_resolution` cells per side."""
         scale = math.exp(math.log(finest_resolution / base_resolution) / max(n_levels - 1, 1))
         return HashGridConfig(n_levels=n_levels, base_resolution=base_resolution, per_level_scale=round(scale, 4), **kwargs)

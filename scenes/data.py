@@ -17,9 +17,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from render.cameras import Cameras
+from render.render import SceneKind
 from vista_core.errors import VistaError, require_finite
 from vista_core.files import read_json
-from render.render import SceneKind
 
 MAX_IMAGE_PIXELS = 40_000_000
 

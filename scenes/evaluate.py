@@ -14,11 +14,11 @@ import numpy as np
 import torch
 from PIL import Image as PILImage
 
-from vista_core.errors import VistaError
-from vista_core.files import atomic_write_bytes
 from render.render import render_camera
 from scenes.data import PosedImages
 from scenes.scene import Scene
+from vista_core.errors import VistaError
+from vista_core.files import atomic_write_bytes
 
 
 @dataclass

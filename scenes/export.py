@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vista_core.errors import VistaError
 from render.meshes import coloured_mesh, write_geometry
 from render.render import field_coords
 from scenes.scene import Scene
+from vista_core.errors import VistaError
 
 MAX_RESOLUTION = 512
 SURFACE_OPACITY = 0.5  # default iso-surface: where one voxel of the default grid is this opaque
@@ -86,8 +86,8 @@ def mesh_from_scene(scene: Scene, resolution: int = 192, level: float | None = N
         raise VistaError(f"mesh resolution {resolution} must be between 16 and {MAX_RESOLUTION}")
     lo, hi = occupied_bounds(scene)
     voxel = float((hi - lo).max()) / resolution
-    counts = [max(2, int(math.ceil((h - l) / voxel)) + 1) for l, h in zip(lo, hi)]
-    axes = [np.linspace(l, l + (n - 1) * voxel, n) for l, n in zip(lo, counts)]
+    counts = [max(2, int(math.ceil((high - low) / voxel)) + 1) for low, high in zip(lo, hi)]
+    axes = [np.linspace(low, low + (n - 1) * voxel, n) for low, n in zip(lo, counts)]
     density = _density_grid(scene, axes)
     level = default_level(voxel) if level is None else level
     if not level > 0:

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from render.meshes import write_point_cloud
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_json
-from render.meshes import write_point_cloud
 
 # diag(1, -1, -1) on the camera axes: OpenCV (COLMAP) <-> OpenGL (nerfstudio); it is its own inverse.
 OPENGL_FROM_OPENCV = np.diag([1.0, -1.0, -1.0])

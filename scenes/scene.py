@@ -17,13 +17,13 @@ from safetensors.torch import load_file, save
 
 from render.cameras import Cameras
 from render.configio import config_from_dict, config_to_dict
-from vista_core.errors import VistaError
-from vista_core.files import atomic_write_bytes, atomic_write_json, read_json
 from render.occupancy import OccupancyGrid, UpdateSchedule
 from render.render import Renderable, SceneKind
 from scenes.backends import resolve_backend
 from scenes.config import TrainConfig
 from scenes.field import NerfField
+from vista_core.errors import VistaError
+from vista_core.files import atomic_write_bytes, atomic_write_json, read_json
 
 SCHEMA_VERSION = 1
 SCENE_FILE = "scene.json"

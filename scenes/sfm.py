@@ -19,18 +19,25 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 
-from vista_core.errors import VistaError
-from vista_core.files import atomic_write_json
-from scenes.colmap import (MatchStats, extract_features, map_incrementally, match_pairs, match_stats,
-                           sparse_model_from_reconstruction)
+from scenes.colmap import (
+    MatchStats,
+    extract_features,
+    map_incrementally,
+    match_pairs,
+    match_stats,
+    sparse_model_from_reconstruction,
+)
 from scenes.imports import write_posed_dataset
 from scenes.preflight import DEFAULT_MAX_SIZE_PX, Preflight, preflight_photos, summarize_exclusions
+from vista_core.errors import VistaError
+from vista_core.files import atomic_write_json
 
 log = logging.getLogger(__name__)
 

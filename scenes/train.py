@@ -20,15 +20,15 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from vista_core.errors import VistaError
-from vista_core.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
-from vista_core.progress import Cancelled, ProgressCallback, report
 from render.representation import SceneRepresentation
 from scenes.backends import resolve_backend
 from scenes.config import TrainConfig
 from scenes.data import PosedImages
 from scenes.scene import SCENE_FILE, WEIGHTS_FILE, Scene, load_scene, new_scene, save_scene
 from scenes.step import PhotoTerm, TrainingPixels, apply_gradients, make_optimizer, photo_loss, set_learning_rate
+from vista_core.errors import VistaError
+from vista_core.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from vista_core.progress import Cancelled, ProgressCallback, report
 
 CHECKPOINTS = "checkpoints"
 LATEST = "LATEST"

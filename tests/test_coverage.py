@@ -10,10 +10,16 @@ import pytest
 import torch
 
 from render.cameras import Cameras
-from render.coverage import CaptureDepth, CoverageConfig, count_similar_views, frame_coverage, path_coverage, \
-    render_capture_depth
-from render.path_presets import fit_scene_frame, orbit
+from render.coverage import (
+    CaptureDepth,
+    CoverageConfig,
+    count_similar_views,
+    frame_coverage,
+    path_coverage,
+    render_capture_depth,
+)
 from render.keyframes import look_at_rotation
+from render.path_presets import fit_scene_frame, orbit
 from tests.conftest import shared_dataset
 
 

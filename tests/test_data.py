@@ -8,9 +8,9 @@ import shutil
 import pytest
 import torch
 
-from vista_core.errors import VistaError
 from scenes.data import load_posed_images
 from tests.conftest import shared_dataset
+from vista_core.errors import VistaError
 
 
 def test_blender_split_intrinsics_and_box():

@@ -11,10 +11,9 @@ import torch
 from guidance.fixers import FIXERS, FixerRequest, build_fixer, fixer_method
 from guidance.fixers.patch_prior import fix_masked
 from guidance.patch_prior import PriorConfig, load_patch_prior, save_patch_prior, score_gradient, train_patch_prior
+from tests.support.guidance import TINY_PRIOR, build_tiny_pipeline, smooth_photos
 from vista_core.errors import VistaError
 from vista_core.progress import Cancelled, ProgressEvent
-from tests.support.guidance import TINY_PRIOR, build_tiny_pipeline, smooth_photos
-
 
 # ---------------------------------------------------------------- Tier 1: the patch prior
 

@@ -11,9 +11,9 @@ import torch
 from guidance.fixers.patch_prior import fix_masked
 from guidance.masks import MaskConfig
 from guidance.patch_prior import train_patch_prior
+from tests.support.guidance import TINY_PRIOR, digest, smooth_photos
 from vista_core.errors import VistaError
 from vista_core.progress import Cancelled, ProgressEvent
-from tests.support.guidance import TINY_PRIOR, digest, smooth_photos
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +25,9 @@ def tiny_prior():
 @pytest.fixture(scope="module")
 def small_world(tmp_path_factory):
     """A base scene trained briefly on the procedural arc (shared by the loop and CLI tests)."""
-    from tests.support.procedural import synthetic_capture
     from scenes.config import preset_config
     from scenes.train import train_scene
+    from tests.support.procedural import synthetic_capture
 
     torch.set_num_threads(1)
     capture = synthetic_capture(n_train=8, width=40, height=32, n_path=4)
@@ -126,9 +126,8 @@ def test_vista_refine_cli_and_its_bad_input(small_world, tmp_path, capsys):
 @pytest.mark.slow
 def test_vista_refine_runs_end_to_end_on_a_dataset(tmp_path, capsys):
     """lego-100, a scene trained for a few steps, the CPU tier with a few prior steps: a new scene folder."""
-    from tests.conftest import shared_dataset
-
     import vista
+    from tests.conftest import shared_dataset
 
     data = shared_dataset("lego-100")
     scene_dir = tmp_path / "scene"

@@ -9,13 +9,18 @@ import pytest
 import torch
 
 from guidance.masks import MaskConfig, covering_cameras, uncertainty_mask
-from guidance.priors import (SupervisedRays, inverse_depth_roughness, inverse_z_depth, scene_from_field, uncontract,
-                             visibility_loss)
+from guidance.priors import (
+    SupervisedRays,
+    inverse_depth_roughness,
+    inverse_z_depth,
+    scene_from_field,
+    uncontract,
+    visibility_loss,
+)
 from guidance.views import RenderedView
 from render.cameras import Cameras
 from render.render import field_coords
 from tests.support.guidance import camera_at_origin_looking_down_minus_z, tiny_scene
-
 
 # ---------------------------------------------------------------- masks
 
@@ -123,8 +128,8 @@ def test_only_supervised_pixels_of_pseudo_views_count_as_seen():
 # ---------------------------------------------------------------- the procedural scene and the smoothness prior
 
 def test_procedural_scene_has_exact_depth():
-    from tests.support.procedural import LOOK_AT, cast, render_truth
     from render.cameras import Rays
+    from tests.support.procedural import LOOK_AT, cast, render_truth
 
     # straight down onto the ground from 2 units up (away from the objects): depth 2
     hit = cast(Rays(torch.tensor([[6.0, 6.0, 2.0]]), torch.tensor([[0.0, 0.0, -1.0]])))
@@ -140,8 +145,8 @@ def test_procedural_scene_has_exact_depth():
 
 
 def test_depth_roughness_spares_planes_at_any_slant_and_charges_fuzz():
-    from tests.support.procedural import cast, look_at
     from render.cameras import image_rays
+    from tests.support.procedural import cast, look_at
 
     def inverse_z(position: list[float], target: list[float]) -> torch.Tensor:
         pose = look_at(torch.tensor([position]), torch.tensor(target))

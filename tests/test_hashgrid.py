@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from vista_core.errors import VistaError
 from scenes import backends
 from scenes.config import HashGridConfig
 from scenes.hashgrid import grid_layout, hash_encode_reference, init_table, level_indices_and_weights
 from scenes.hashgrid_fused import LayoutArrays, fused_available, hash_encode
+from vista_core.errors import VistaError
 
 
 def naive_encode(x: torch.Tensor, table: torch.Tensor, config: HashGridConfig) -> torch.Tensor:

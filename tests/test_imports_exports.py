@@ -18,14 +18,14 @@ import torch
 from PIL import Image
 
 from render.cameras import camera_rays
-from vista_core.errors import VistaError
+from render.meshes import read_point_cloud, write_point_cloud
 from render.occupancy import OccupancyGrid
+from scenes.colmap import import_colmap
 from scenes.data import load_posed_images
 from scenes.export import export_points, mesh_from_scene
-from scenes.colmap import import_colmap
-from render.meshes import read_point_cloud, write_point_cloud
 from scenes.imports import APPLIED_TRANSFORM, colmap_camera_from_world, opengl_world_from_camera, transforms_from_posed
 from tests.conftest import shared_dataset
+from vista_core.errors import VistaError
 
 W, H = 64, 48
 FX, FY, CX, CY = 50.0, 52.0, 31.0, 25.0

@@ -8,10 +8,17 @@ import json
 import numpy as np
 import pytest
 
-from vista_core.errors import VistaError
-from render.path_io import (DataparserTransform, camera_path_json, load_path_cameras, read_keyframes, read_path_file,
-                            write_camera_path, write_keyframes)
+from render.path_io import (
+    DataparserTransform,
+    camera_path_json,
+    load_path_cameras,
+    read_keyframes,
+    read_path_file,
+    write_camera_path,
+    write_keyframes,
+)
 from render.paths import CameraPath, Keyframe
+from vista_core.errors import VistaError
 
 DATAPARSER = DataparserTransform(np.array([[0.0, 1.0, 0.0, 0.1], [-1.0, 0.0, 0.0, -0.2], [0.0, 0.0, 1.0, 0.3]]), 0.25)
 

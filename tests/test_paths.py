@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from vista_core.errors import VistaError
-from render.path_presets import PRESETS, SceneFrame, fit_scene_frame, orbit, preset_path
 from render.keyframes import ease
+from render.path_presets import PRESETS, SceneFrame, fit_scene_frame, orbit, preset_path
 from render.paths import CameraPath, Keyframe
+from vista_core.errors import VistaError
 
 
 def _keys(points, **kw):

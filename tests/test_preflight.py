@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from vista_core.errors import VistaError
 from scenes.preflight import focal_prior, laplacian_variance, preflight_photos
+from vista_core.errors import VistaError
 
 
 def _texture(seed: int, size=(160, 120)) -> Image.Image:

@@ -14,14 +14,22 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from vista_core.errors import VistaError
-from render.provenance import (DIGITAL_SOURCE_TYPE, add_label, embed_watermark, has_watermark, read_c2pa,
-                               sign_c2pa, verify_video, watermark_bit_errors)
 from render.encode import Mp4Writer, probe_video, read_frames
+from render.provenance import (
+    DIGITAL_SOURCE_TYPE,
+    add_label,
+    embed_watermark,
+    has_watermark,
+    read_c2pa,
+    sign_c2pa,
+    verify_video,
+    watermark_bit_errors,
+)
 from render.video import VideoConfig, VideoOutputs, render_video
 from tests.conftest import shared_dataset
 from tests.test_video import orbit, psnr, sphere_renderable
 from vista import main
+from vista_core.errors import VistaError
 
 
 @pytest.fixture(autouse=True)
@@ -130,7 +138,7 @@ def make_signing_credentials(folder: Path) -> tuple[Path, Path, Path]:
     """A throwaway CA and a signing certificate it issued (c2pa-rs refuses self-signed signing certificates:
     the signer needs digitalSignature key usage and an extended key usage such as emailProtection).
     Returns (chain.pem = signer + CA, key.pem, ca.pem)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (x509.CertificateBuilder().subject_name(_name("Vista Test CA")).issuer_name(_name("Vista Test CA"))
           .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from render.path_io import load_path_cameras
 from render.encode import probe_video, read_frames
+from render.path_io import load_path_cameras
 from scenes.config import preset_config
 from scenes.recipe import read_recipe, recipe_path_for, scene_content_hash
 from scenes.scene import SCENE_FILE, new_scene, save_scene

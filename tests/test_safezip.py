@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from vista_core.errors import VistaError
 from scenes.safezip import extract_zip
+from vista_core.errors import VistaError
 
 
 def _zip(path: Path, members: list[tuple[str, bytes]], symlink: tuple[str, str] | None = None) -> Path:

@@ -10,12 +10,12 @@ import pytest
 from PIL import Image, ImageFilter
 
 import vista
-from vista_core.errors import VistaError
-from vista_core.files import read_json
-from scenes.data import load_posed_images
 from scenes.colmap import import_colmap
+from scenes.data import load_posed_images
 from scenes.sfm import REPORT_FILE, _largest_gap, choose_matcher, compare_poses, estimate_poses
 from tests.conftest import shared_dataset
+from vista_core.errors import VistaError
+from vista_core.files import read_json
 
 SUBSET = slice(0, 45, 3)  # 15 photos spread over the whole capture
 

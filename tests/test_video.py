@@ -20,16 +20,16 @@ import numpy as np
 import pytest
 import torch
 
+from render.bands import render_frame, to_uint8
 from render.cameras import Cameras
 from render.config import SamplingConfig
-from vista_core.errors import VistaError
-from render.occupancy import OccupancyGrid
-from render.render import Renderable, render_camera
-from render.bands import render_frame, to_uint8
 from render.encode import probe_video, read_frames
 from render.flicker import measure_flicker
 from render.frame_cache import FrameCache, frame_cache_dir
+from render.occupancy import OccupancyGrid
+from render.render import Renderable, render_camera
 from render.video import VideoConfig, VideoOutputs, preview_size, render_video, resize_cameras
+from vista_core.errors import VistaError
 
 REPO = Path(__file__).resolve().parents[1]
 

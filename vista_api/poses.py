@@ -96,8 +96,8 @@ class ImportResult:
 
 def import_colmap(request: ImportRequest) -> ImportResult:
     """Write transforms.json, images/ and sparse_pc.ply, then read the dataset back as the trainer will."""
-    from scenes.data import load_posed_images
     from scenes.colmap import import_colmap as write_dataset
+    from scenes.data import load_posed_images
 
     transforms = write_dataset(request.colmap_dir, request.out_dir, images=request.images_dir)
     data = load_posed_images(request.out_dir)  # proves the trainer reads what was written

@@ -36,7 +36,7 @@ class MethodResult:
     phases: list[dict] = field(default_factory=list)
     """One entry per child process: name, wall_s, cpu_s, cores_used, load_avg, peak_gb."""
 
-    def add_phase(self, name: str, measured: "Measured") -> None:
+    def add_phase(self, name: str, measured: Measured) -> None:
         self.peak_memory_gb = max(self.peak_memory_gb, measured.peak_gb)
         self.phases.append({"name": name, **asdict(measured), "cores_used": measured.cores_used})
 

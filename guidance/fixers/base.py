@@ -7,9 +7,9 @@ diffusers keeps one pipeline per file; `guidance.fixers` registers them by name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from vista_core.errors import VistaError
 from tests.bad_inputs.conftest import assert_unchanged, refuses, snapshot
+from vista_core.errors import VistaError
 
 EYE = [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 4, 0, 0, 0, 1]  # at z=4 looking down -z at the origin
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from vista_core.errors import VistaError
 from tests.bad_inputs.conftest import refuses
+from vista_core.errors import VistaError
 
 
 def _refine(scene, out, *flags):

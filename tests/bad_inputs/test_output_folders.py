@@ -7,9 +7,9 @@ import os
 
 import pytest
 
+from tests.bad_inputs.conftest import assert_unchanged, copy_lego, refuses, run_vista, snapshot, train_args
 from vista_core.errors import VistaError
-from vista_core.files import atomic_write_bytes, atomic_write_json
-from tests.bad_inputs.conftest import (assert_unchanged, copy_lego, refuses, run_vista, snapshot, train_args)
+from vista_core.files import atomic_write_json
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from vista_core.errors import VistaError
 from tests.bad_inputs.conftest import refuses
 from tests.conftest import shared_dataset
+from vista_core.errors import VistaError
 
 
 def _fox_photos(folder: Path, n: int) -> Path:

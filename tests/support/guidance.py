@@ -43,8 +43,13 @@ def digest(folder: Path) -> dict[str, str]:
 def build_tiny_pipeline(folder: Path, text_to_image: bool = True) -> Path:
     """A random-weight Stable Diffusion pipeline from configs, tokenizer written locally (as diffusers' tests do,
     minus the download of their tiny tokenizer)."""
-    from diffusers import (AutoencoderKL, PNDMScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionPipeline,
-                           UNet2DConditionModel)
+    from diffusers import (
+        AutoencoderKL,
+        PNDMScheduler,
+        StableDiffusionImg2ImgPipeline,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
     from tokenizers.pre_tokenizers import ByteLevel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
