@@ -7,7 +7,8 @@ import torch
 
 from render.cameras import Cameras
 from render.config import DEFAULT_CHUNK_RAYS
-from render.render import Image, Renderable, render_camera
+from render.render import Image, render_camera
+from render.representation import SceneRepresentation
 
 
 def _band_camera(cameras: Cameras, index: int, row0: int, rows: int) -> Cameras:
@@ -17,7 +18,7 @@ def _band_camera(cameras: Cameras, index: int, row0: int, rows: int) -> Cameras:
                    one.distortion)
 
 
-def render_frame(renderable: Renderable, cameras: Cameras, index: int, band_pixels: int = 1 << 16,
+def render_frame(renderable: SceneRepresentation, cameras: Cameras, index: int, band_pixels: int = 1 << 16,
                  chunk_rays: int = DEFAULT_CHUNK_RAYS, supersample: int = 1) -> Image:
     """`render_camera` a band of rows at a time, so a frame of any size needs bounded memory; with
     `supersample` s > 1, s x s rays per pixel, box-filtered band by band (colour and opacity are averaged,

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from render.cameras import Cameras, image_rays
-from render.render import Renderable, march, rays_to_scene, render_camera
+from render.render import rays_to_scene, render_camera
+from render.representation import SceneRepresentation as Renderable
 from vista_core.errors import VistaError
 
 
@@ -93,7 +94,7 @@ def render_capture_depth(renderable: Renderable, capture: Cameras, config: Cover
                                       torch.full_like(image.depth, math.inf)))
         if progress:
             progress(i + 1, len(small))
-    slack = 2.0 * (2.0 / renderable.grid.resolution) / renderable.scale if config.visibility == "occupancy" else 0.0
+    slack = 2.0 * renderable.occupancy_cell / renderable.scale if config.visibility == "occupancy" else 0.0
     return CaptureDepth(small, torch.stack(depths), slack)
 
 
@@ -101,9 +102,7 @@ def render_capture_depth(renderable: Renderable, capture: Cameras, config: Cover
 def occupancy_depth(renderable: Renderable, cameras: Cameras, index: int) -> torch.Tensor:
     """Distance (world units) along each pixel's ray to the first occupied grid cell [H, W]; +inf if none."""
     rays = rays_to_scene(image_rays(cameras, index), renderable.scene_from_world.float())
-    samples = march(renderable, rays, None)
-    depth = torch.full((len(rays),), math.inf, device=rays.origins.device)
-    depth.scatter_reduce_(0, samples.ray_indices, samples.t_starts, reduce="amin")
+    depth = renderable.occupied_depth(rays)
     return (depth / renderable.scale).reshape(cameras.height, cameras.width)
 
 

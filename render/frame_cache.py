@@ -21,7 +21,7 @@ import numpy as np
 from render.bands import render_frame, to_uint8
 from render.cameras import Cameras
 from render.config import VideoConfig
-from render.render import Renderable
+from render.representation import SceneRepresentation
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_bytes, atomic_write_json, read_json
 
@@ -154,7 +154,7 @@ class Frames:
         return (self.cache.load(index) for index in self.indices)
 
 
-def render_to_cache(renderable: Renderable, cameras: Cameras, indices: list[int], cache: FrameCache,
+def render_to_cache(renderable: SceneRepresentation, cameras: Cameras, indices: list[int], cache: FrameCache,
                     config: VideoConfig, progress: bool = True, on_frame: FrameCallback | None = None) -> Frames:
     """Render the frames `indices` missing from `cache` (an opened one); all of `indices` are then `Frames`."""
     from tqdm import tqdm

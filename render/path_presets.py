@@ -23,7 +23,7 @@ import torch
 from render.cameras import Cameras
 from render.keyframes import MAX_FOV_DEG, MIN_FOV_DEG, Keyframe
 from render.paths import CameraPath
-from render.render import Renderable, field_coords
+from render.representation import SceneRepresentation
 from vista_core.errors import VistaError
 
 OccupancyQuery = Callable[[np.ndarray], np.ndarray]
@@ -53,16 +53,12 @@ class SceneFrame:
         return self.centre + distance * (math.cos(e) * horizontal + math.sin(e) * self.up)
 
 
-def occupancy_query(renderable: Renderable) -> OccupancyQuery:
-    """`occupied(points_world)` from a `Renderable`'s occupancy grid (outside the grid is free)."""
+def occupancy_query(renderable: SceneRepresentation) -> OccupancyQuery:
+    """`occupied(points_world)` from a scene representation's `occupied` (scene coordinates)."""
     def occupied(points: np.ndarray) -> np.ndarray:
         m = renderable.scene_from_world.float()
         p = torch.as_tensor(np.asarray(points, dtype=np.float32), device=m.device).reshape(-1, 3)
-        scene = p @ m[:3, :3].T + m[:3, 3]
-        inside = ((scene.abs() <= 1.0).all(dim=-1) if renderable.kind == "object"
-                  else torch.ones(len(p), dtype=torch.bool, device=p.device))
-        u = field_coords(scene.clamp(-1.0, 1.0) if renderable.kind == "object" else scene, renderable.kind)
-        return (renderable.grid.query(u) & inside).cpu().numpy()
+        return renderable.occupied(p @ m[:3, :3].T + m[:3, 3]).cpu().numpy()
 
     return occupied
 

@@ -1,6 +1,6 @@
 """Previews of a camera path over its scene: a GLB (render.meshes) and a top-down image (PIL) for the app.
 
-- `scene_points(renderable)`: the occupied cells of the scene's occupancy grid as coloured world points
+- `scene_points(renderable)`: the scene's `preview_points` (the NeRF: occupied cells) as coloured world points
   (colour from the field, seen from above) — a cheap stand-in for the scene's geometry.
 - `path_glb(...)`: the points (or a mesh), the path as a polyline, frusta at the keyframes and, faintly,
   the capture cameras; trimesh (render.meshes) writes the GLB (lines as GL_LINES, points as GL_POINTS).
@@ -22,40 +22,25 @@ from PIL import Image, ImageDraw
 
 from render.cameras import Cameras
 from render.meshes import glb_bytes, line_segments, point_cloud
-from render.render import Renderable
+from render.representation import SceneRepresentation
 
 PATH_COLOUR = (255, 140, 0)
 CAPTURE_COLOUR = (80, 150, 255)
 
 
-def scene_points(renderable: Renderable, max_points: int = 30000, seed: int = 0,
+def scene_points(renderable: SceneRepresentation, max_points: int = 30000, seed: int = 0,
                  view_direction: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Occupied cell centres in world coordinates [P, 3] and their colours [P, 3] uint8.
-
-    Unbounded scenes keep only the uncontracted inner region (the capture's focus)."""
-    grid = renderable.grid
-    cells = torch.nonzero(grid.occupied).reshape(-1)
-    if len(cells) == 0:
-        return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.uint8)
-    u = grid.cell_centers(cells, torch.full((len(cells), 3), 0.5, device=cells.device))
-    if renderable.kind == "object":
-        scene = u * 2 - 1
-    else:
-        scene = u * 4 - 2
-        inner = (scene.abs() <= 1).all(dim=-1)
-        scene, u = scene[inner], u[inner]
-    if len(u) > max_points:
-        pick = torch.randperm(len(u), generator=torch.Generator().manual_seed(seed))[:max_points].to(u.device)
-        scene, u = scene[pick], u[pick]
+    """Where the scene holds something, in world coordinates [P, 3], and its colours [P, 3] uint8 seen along
+    `view_direction` (world; default straight down), from the representation's `preview_points`."""
     m = renderable.scene_from_world.double()
-    world = (scene.double() - m[:3, 3]) @ torch.linalg.inv(m[:3, :3]).T
-    with torch.no_grad():
-        _, features = renderable.field.density_and_features(u)
-        direction = torch.tensor([0.0, 0.0, -1.0], device=u.device) if view_direction is None else torch.as_tensor(
-            view_direction, dtype=torch.float32, device=u.device)
-        direction = (direction.double() @ m[:3, :3].T).float()
-        direction = (direction / direction.norm()).expand(len(u), 3)
-        colours = renderable.field.color(features, direction).clamp(0, 1)
+    device = m.device
+    direction = torch.tensor([0.0, 0.0, -1.0], device=device) if view_direction is None else torch.as_tensor(
+        view_direction, dtype=torch.float32, device=device)
+    direction = (direction.double() @ m[:3, :3].T).float()
+    points, colours = renderable.preview_points(max_points, seed, direction / direction.norm())
+    if len(points) == 0:
+        return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.uint8)
+    world = (points.double() - m[:3, 3]) @ torch.linalg.inv(m[:3, :3]).T
     return world.cpu().numpy(), (colours.cpu().numpy() * 255).round().astype(np.uint8)
 
 

@@ -89,6 +89,26 @@ class Renderable:
             return self.grid.query(field_coords(points_scene.clamp(-1.0, 1.0), "object")) & inside
         return self.grid.query(field_coords(points_scene, "unbounded"))
 
+    def occupied_depth(self, rays_scene: Rays) -> torch.Tensor:
+        """The marcher's first sample: it steps only through occupied cells."""
+        samples = march(self, rays_scene, None)
+        depth = torch.full((len(rays_scene),), math.inf, device=rays_scene.origins.device)
+        depth.scatter_reduce_(0, samples.ray_indices, samples.t_starts, reduce="amin")
+        return depth
+
+    @property
+    def occupancy_cell(self) -> float:
+        return 2.0 / self.grid.resolution
+
+    @property
+    def max_samples_per_ray(self) -> int:
+        return self.sampling.max_samples_per_ray
+
+    def preview_points(self, max_points: int, seed: int,
+                       view_direction_scene: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Occupied cell centres (unbounded scenes: only the uncontracted inner region, the capture's focus)."""
+        return _occupied_cell_points(self, max_points, seed, view_direction_scene)
+
     def parameter_groups(self) -> ParameterGroups:
         return self.field.parameter_groups()
 
@@ -107,6 +127,28 @@ class Renderable:
         state = {f"field.{k}": v.detach().contiguous() for k, v in self.field.state_dict().items()}
         state["occupancy.density"] = self.grid.density.contiguous()
         return state
+
+
+def _occupied_cell_points(scene: Renderable, max_points: int, seed: int,
+                          view_direction_scene: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    grid = scene.grid
+    cells = torch.nonzero(grid.occupied).reshape(-1)
+    if len(cells) == 0:
+        return torch.zeros((0, 3)), torch.zeros((0, 3))
+    u = grid.cell_centers(cells, torch.full((len(cells), 3), 0.5, device=cells.device))
+    if scene.kind == "object":
+        points = u * 2 - 1
+    else:
+        points = u * 4 - 2
+        inner = (points.abs() <= 1).all(dim=-1)
+        points, u = points[inner], u[inner]
+    if len(u) > max_points:
+        pick = torch.randperm(len(u), generator=torch.Generator().manual_seed(seed))[:max_points].to(u.device)
+        points, u = points[pick], u[pick]
+    with torch.no_grad():
+        _, features = scene.field.density_and_features(u)
+        colours = scene.field.color(features, view_direction_scene.expand(len(u), 3)).clamp(0, 1)
+    return points, colours
 
 
 def field_coords(positions: torch.Tensor, kind: SceneKind) -> torch.Tensor:

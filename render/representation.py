@@ -62,6 +62,22 @@ class SceneRepresentation(Protocol):
     def occupied(self, points_scene: torch.Tensor) -> torch.Tensor:
         """[P] bool: may anything be at these scene points [P, 3]? Conservative (never False at a surface)."""
 
+    def occupied_depth(self, rays_scene: Rays) -> torch.Tensor:
+        """[R] distance along each ray (scene units) to the first point `occupied` may call full; +inf if none."""
+
+    @property
+    def occupancy_cell(self) -> float:
+        """How finely `occupied` answers: the edge of one of its cells, in scene units."""
+
+    @property
+    def max_samples_per_ray(self) -> int:
+        """The most samples one ray can take (bounds a render's memory)."""
+
+    def preview_points(self, max_points: int, seed: int,
+                       view_direction_scene: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Points [P, 3] in scene coordinates where the scene holds something, with their colours [P, 3] in [0, 1]
+        seen along `view_direction_scene` [3] (unit): a top-down map or a 3D preview draws them."""
+
     def parameter_groups(self) -> ParameterGroups:
         """The trainable parameters, by group name (the optimizer gives each group its own settings)."""
 

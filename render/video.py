@@ -33,7 +33,7 @@ from render.encode import H264_MAX_PIXELS, H264_MAX_SIDE, Mp4Writer, read_frames
 from render.flicker import FlickerReport, measure_flicker
 from render.frame_cache import FrameCache, FrameCallback, Frames, frame_cache_dir, frame_cache_key, render_to_cache
 from render.provenance import add_label, embed_watermark, has_watermark, sign_c2pa, video_metadata, watermark_fits
-from render.render import Renderable
+from render.representation import SceneRepresentation
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_bytes
 
@@ -298,7 +298,7 @@ def sign_videos(videos: dict[str, Path], outputs: VideoOutputs, title: str) -> b
 
 # --- the whole thing -------------------------------------------------------------------------------
 
-def render_video(renderable: Renderable, cameras: Cameras, out: Path, config: VideoConfig = VideoConfig(),
+def render_video(renderable: SceneRepresentation, cameras: Cameras, out: Path, config: VideoConfig = VideoConfig(),
                  outputs: VideoOutputs = VideoOutputs(), *, frames: list[int] | None = None, cache_key: str = "",
                  title: str = "Vista render", progress: bool = True,
                  on_frame: FrameCallback | None = None) -> VideoResult:
@@ -309,7 +309,7 @@ def render_video(renderable: Renderable, cameras: Cameras, out: Path, config: Vi
     out = Path(out)
     indices = select_frames(cameras, frames)
     # 1. sizes and folders
-    check_outputs(cameras, out, config, outputs, renderable.sampling.max_samples_per_ray)
+    check_outputs(cameras, out, config, outputs, renderable.max_samples_per_ray)
     # 2. render into the cache
     cache = FrameCache(outputs.cache_dir or frame_cache_dir(out), frame_cache_key(cache_key, cameras, config))
     cache.open()

@@ -47,6 +47,18 @@ class PaintedBall:
     def occupied(self, points_scene: torch.Tensor) -> torch.Tensor:
         return points_scene.norm(dim=-1) <= BALL_RADIUS
 
+    def occupied_depth(self, rays_scene: Rays) -> torch.Tensor:
+        out = self.render_rays(rays_scene)
+        return torch.where(out.opacity > 0, out.depth, torch.full_like(out.depth, float("inf")))
+
+    occupancy_cell = 0.05
+    max_samples_per_ray = 1
+
+    def preview_points(self, max_points: int, seed: int, view_direction_scene: torch.Tensor):
+        generator = torch.Generator().manual_seed(seed)
+        points = torch.nn.functional.normalize(torch.randn(min(max_points, 200), 3, generator=generator), dim=-1)
+        return points * BALL_RADIUS, torch.sigmoid(self.colour_logit).detach().expand(len(points), 3)
+
     def parameter_groups(self) -> ParameterGroups:
         return {"colour": [self.colour_logit]}
 
@@ -91,6 +103,42 @@ def test_the_shared_training_step_trains_a_second_representation():
         apply_gradients(optimizer, photo_loss(ball, pixels, 64, generator, pixel_jitter=False).loss)
     assert torch.allclose(torch.sigmoid(ball.colour_logit), target, atol=0.02)
     assert ball.refreshed == list(range(100))
+
+
+def _ring_of_cameras(count: int = 8, radius_world: float = 2.0) -> Cameras:
+    from render.keyframes import look_at_rotation
+
+    poses = []
+    for k in range(count):
+        angle = 2 * np.pi * k / count
+        position = np.array([radius_world * np.cos(angle), radius_world * np.sin(angle), 0.5])
+        pose = np.eye(4)[:3]
+        pose[:, :3], pose[:, 3] = look_at_rotation(position, np.zeros(3), (0, 0, 1)), position
+        poses.append(pose)
+    return Cameras.from_fov(torch.tensor(np.stack(poses), dtype=torch.float32), 40.0, 24, 24)
+
+
+def test_paths_coverage_previews_and_video_take_a_second_representation(tmp_path):
+    """The seam's promise: nothing in render/ (paths, coverage, previews, video) needs the NeRF."""
+    from render.coverage import path_coverage
+    from render.encode import probe_video
+    from render.path_presets import fit_scene_frame, occupancy_query, preset_path
+    from render.path_preview import scene_points
+    from render.video import VideoConfig, render_video
+
+    ball, capture = PaintedBall(), _ring_of_cameras()
+    occupied = occupancy_query(ball)
+    frame = fit_scene_frame(capture, ball.scene_from_world, occupied)
+    path = preset_path("orbit", frame, capture=capture, seconds=1.0, fps=6.0, occupied=occupied)
+    frames = path.sample(24, 24)
+    positions = frames.world_from_camera[:, :3, 3]
+    assert (positions.norm(dim=-1) > BALL_RADIUS / SCENE_SCALE).all()  # the orbit stays outside the ball
+    coverage = path_coverage(ball, capture, frames)
+    assert len(coverage.scores) == len(frames) and ((coverage.scores >= 0) & (coverage.scores <= 1)).all()
+    points, colours = scene_points(ball)
+    assert np.allclose(np.linalg.norm(points, axis=1), BALL_RADIUS / SCENE_SCALE, atol=1e-5) and colours.shape[1] == 3
+    result = render_video(ball, frames, tmp_path / "ball.mp4", VideoConfig(fps=6.0, watermark=False), progress=False)
+    assert probe_video(tmp_path / "ball.mp4").frames == len(frames) == len(result.frames)
 
 
 def test_the_nerf_occupancy_query_agrees_with_the_path_fitter():
