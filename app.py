@@ -252,7 +252,7 @@ def wire_path(ui: Studio) -> None:
 def refine_section(ui: Studio) -> None:
     gr.Markdown("## 4. Refine (optional)")
     with gr.Row():
-        ui.tier = gr.Radio(["prior", "pipeline"], value="prior", label="Guidance tier",
+        ui.tier = gr.Radio(list(refine.FIXERS_OFFERED), value="prior", label="Guidance tier",
                            info="prior: a small model trained on your photos (CPU); pipeline: an img2img "
                                 "diffusion model from a local folder (GPU)")
         ui.model_dir = gr.Textbox(label="Model folder (pipeline tier, inside the workspace)")

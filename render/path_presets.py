@@ -27,7 +27,6 @@ from render.representation import SceneRepresentation
 from vista_core.errors import VistaError
 
 OccupancyQuery = Callable[[np.ndarray], np.ndarray]
-PRESETS = ("orbit", "dolly-in", "pull-back", "crane-up", "fly-over", "spiral", "follow-capture")
 
 
 @dataclass(frozen=True)
@@ -231,19 +230,24 @@ def _nearest_tour(points: np.ndarray) -> np.ndarray:
     return np.array(tour)
 
 
+PRESET_BUILDERS = {"orbit": orbit, "dolly-in": dolly_in, "pull-back": pull_back, "crane-up": crane_up,
+                   "fly-over": fly_over, "spiral": spiral, "follow-capture": follow_capture}
+"""Every preset by name: (frame, seconds, fps, **options) -> CameraPath (follow-capture also takes the capture
+after the frame). A new preset is a function above and an entry here; the CLI, the API and the studio list these."""
+PRESETS = tuple(PRESET_BUILDERS)
+
+
 def preset_path(name: str, frame: SceneFrame, *, capture: Cameras | None = None, seconds: float = 8.0,
                 fps: float = 30.0, occupied: OccupancyQuery | None = None, **options) -> CameraPath:
     """Build preset `name` (one of PRESETS) with its keyword `options`, then step it out of occupied space."""
-    builders = {"orbit": orbit, "dolly-in": dolly_in, "pull-back": pull_back, "crane-up": crane_up,
-                "fly-over": fly_over, "spiral": spiral}
     options = {k: v for k, v in options.items() if v is not None}
     try:
         if name == "follow-capture":
             if capture is None:
                 raise VistaError("follow-capture needs the capture cameras")
             path = follow_capture(frame, capture, seconds, fps, **options)
-        elif name in builders:
-            path = builders[name](frame, seconds, fps, **options)
+        elif name in PRESET_BUILDERS:
+            path = PRESET_BUILDERS[name](frame, seconds, fps, **options)
         else:
             raise VistaError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     except TypeError as error:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from vista_api.refine import TIERS
+
     refine = subparsers.add_parser(
         "refine", help="clean up novel views along a camera path with diffusion guidance (new scene folder)",
         description="Render views stepping from the capture toward the path, let a diffusion fixer repaint only the "
@@ -16,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     refine.add_argument("--out", type=Path, required=True, help="NEW folder for the refined scene")
     refine.add_argument("--path", type=Path, help="camera path JSON (default: the views between the capture photos)")
     refine.add_argument("--data", type=Path, help="dataset folder (default: the one the scene was trained on)")
-    refine.add_argument("--tier", default="auto", choices=["auto", "prior", "pipeline"],
+    refine.add_argument("--tier", default="auto", choices=TIERS,
                         help="prior: a small diffusion model trained on your photos (CPU); pipeline: a diffusers "
                              "img2img pipeline from --model-dir (CUDA); auto: pipeline if --model-dir is given and "
                              "CUDA is present, else prior (default)")

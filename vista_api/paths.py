@@ -88,11 +88,9 @@ def _flag(option: str) -> str:
 
 
 def _preset_builder(preset: str):
-    from render import path_presets
+    from render.path_presets import PRESET_BUILDERS
 
-    return {"orbit": path_presets.orbit, "dolly-in": path_presets.dolly_in, "pull-back": path_presets.pull_back,
-            "crane-up": path_presets.crane_up, "fly-over": path_presets.fly_over, "spiral": path_presets.spiral,
-            "follow-capture": path_presets.follow_capture}[preset]
+    return PRESET_BUILDERS[preset]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from guidance.fixers import FIXERS
 from vista_api.checks import is_finite_number
 from vista_core.errors import VistaError
 from vista_core.progress import ProgressCallback, report
@@ -20,7 +21,10 @@ if TYPE_CHECKING:
     from render.paths import CameraPath
     from scenes.scene import Scene
 
-TIERS = ("auto", "prior", "pipeline")
+FIXERS_OFFERED = tuple(name for name in FIXERS if name != "none")
+"""The guidance tiers a user picks: the fixer registry's methods (guidance.fixers), so a new fixer file is offered
+by the CLI and the studio without editing either."""
+TIERS = ("auto", *FIXERS_OFFERED)
 CUE_NAMES = {"holes": "holes", "uncovered": "unseen", "unstable": "unstable depth"}
 STAGE_PRIOR = "patch prior"
 STAGE_GUIDED = "guided training"
@@ -60,7 +64,7 @@ class RefineRequest:
         object.__setattr__(self, "scene_dir", Path(self.scene_dir))
         object.__setattr__(self, "out_dir", Path(self.out_dir))
         if self.tier not in TIERS:
-            raise VistaError(f"unknown guidance tier {self.tier!r}; choose auto, prior or pipeline")
+            raise VistaError(f"unknown guidance tier {self.tier!r}; choose {', '.join(TIERS[:-1])} or {TIERS[-1]}")
         if self.steps < self.rounds or self.rounds < 1 or self.keyframes < 1:
             raise VistaError(f"need --steps >= --rounds >= 1 and --keyframes >= 1, got steps {self.steps}, "
                              f"rounds {self.rounds}, keyframes {self.keyframes}")
@@ -104,7 +108,7 @@ class RefineRequest:
         from guidance.refine import RefineConfig
 
         config = RefineConfig(steps=self.steps, rounds=self.rounds, keyframes=self.keyframes,
-                              fixer="pipeline" if tier == "pipeline" else "prior", score_weight=self.score_weight,
+                              fixer=tier, score_weight=self.score_weight,
                               seed=self.seed)
         if self.smoothness_weight is not None:
             config = dataclasses.replace(config, smoothness_weight=self.smoothness_weight)

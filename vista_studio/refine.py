@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vista_api.paths import PathFiles, write_path
-from vista_api.refine import RefineRequest, refine
+from vista_api.refine import FIXERS_OFFERED, RefineRequest, refine
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_bytes
 from vista_core.progress import ProgressEvent
@@ -22,8 +22,8 @@ REFINE_PATH = "refine_path.json"
 
 def start_refine(root: Path, workspace: Path, tier: str, model_dir: str, steps, prior_steps) -> str:
     """The form as a vista_api RefineRequest (which checks the numbers), then the refine job."""
-    if tier not in ("prior", "pipeline"):  # the studio offers these two; "auto" is the CLI's
-        raise VistaError(f"unknown guidance tier {tier!r}; choose prior or pipeline")
+    if tier not in FIXERS_OFFERED:  # "auto" is the CLI's
+        raise VistaError(f"unknown guidance tier {tier!r}; choose {' or '.join(FIXERS_OFFERED)}")
     folder = wsp.confine_path(root, workspace, model_dir, "model folder") if (model_dir or "").strip() else None
     if tier == "pipeline" and folder is None:  # said in the studio's words (the request's names the CLI flags)
         raise VistaError("the pipeline tier needs a model folder (a local diffusers img2img pipeline)")
