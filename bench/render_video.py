@@ -67,7 +67,7 @@ def main() -> None:
         out = out_dir / f"lego-{width}x{height}.mp4"
         start, cpu = time.perf_counter(), time.process_time()
         result = render_video(renderable, cameras, out, VideoConfig(fps=24), cache_key=f"bench-{time.time()}",
-                              progress=False)
+                              show_progress=False)
         total = time.perf_counter() - start
         cpu_per_frame = (time.process_time() - cpu) / args.frames  # independent of other load on the machine
         print(f"{width:>4}x{height:<5} | {result.frames_per_s:>15.3f} | {total / args.frames:>13.1f} | "

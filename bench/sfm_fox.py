@@ -57,7 +57,7 @@ def main() -> None:
         report = SfmReport([PhotoResult(**p) for p in saved.pop("photos")],
                            **{k: v for k, v in saved.items() if k != "working_size"})
     else:
-        report = estimate_poses(args.photos, args.out, matcher=args.matcher, progress=lambda line: None)
+        report = estimate_poses(args.photos, args.out, matcher=args.matcher, progress=lambda event: None)
     seconds = sum(report.seconds.values()) if args.skip_sfm else time.perf_counter() - start
     print(report.table())
     errors = compare_poses(read_json(args.out / "transforms.json"), read_json(args.reference))

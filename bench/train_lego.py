@@ -58,7 +58,7 @@ def main() -> None:
 
     start = time.perf_counter()
     scene = train_scene(data, args.out, config, minutes=args.minutes, overwrite=True, show_progress=True,
-                        callback=on_step)
+                        progress=on_step)
     wall = time.perf_counter() - start
     final_minutes = scene.metrics["train_seconds"] / 60
     rows = []

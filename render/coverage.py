@@ -20,7 +20,6 @@ Runs of frames below `low_score` become warnings such as
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +29,12 @@ from render.cameras import Cameras, image_rays
 from render.render import rays_to_scene, render_camera
 from render.representation import SceneRepresentation as Renderable
 from vista_core.errors import VistaError
+from vista_core.progress import ProgressCallback, report
+
+STAGE_PHOTOS = "coverage: rendering the photos"
+"""Events while the photos' depth maps are made (done, total photos)."""
+STAGE_FRAMES = "coverage: scoring frames"
+"""Events while the path's frames are scored (done, total scored frames)."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +84,9 @@ class CoverageReport:
 
 
 def render_capture_depth(renderable: Renderable, capture: Cameras, config: CoverageConfig = CoverageConfig(),
-                         progress: Callable[[int, int], None] | None = None) -> CaptureDepth:
-    """Every capture camera's depth at `config.capture_width` pixels wide (once per report)."""
+                         progress: ProgressCallback | None = None) -> CaptureDepth:
+    """Every capture camera's depth at `config.capture_width` pixels wide (once per report); a STAGE_PHOTOS
+    event after each photo (a `Cancelled` raised by `progress` stops it)."""
     if config.visibility not in ("occupancy", "render"):
         raise VistaError(f"coverage: visibility must be 'occupancy' or 'render', got {config.visibility!r}")
     small = capture.scaled(min(1.0, config.capture_width / capture.width)).pinhole()
@@ -92,8 +98,7 @@ def render_capture_depth(renderable: Renderable, capture: Cameras, config: Cover
             image = render_camera(renderable, small, i)
             depths.append(torch.where(image.opacity >= config.min_opacity, image.depth,
                                       torch.full_like(image.depth, math.inf)))
-        if progress:
-            progress(i + 1, len(small))
+        report(progress, STAGE_PHOTOS, i + 1, len(small))
     slack = 2.0 * renderable.occupancy_cell / renderable.scale if config.visibility == "occupancy" else 0.0
     return CaptureDepth(small, torch.stack(depths), slack)
 
@@ -153,23 +158,23 @@ def frame_coverage(renderable: Renderable, cameras: Cameras, index: int, capture
 
 def path_coverage(renderable: Renderable, capture: Cameras, frames: Cameras, times: np.ndarray | None = None,
                   config: CoverageConfig = CoverageConfig(), frame_step: int = 1,
-                  progress: Callable[[str, int, int], None] | None = None,
+                  progress: ProgressCallback | None = None,
                   depth: CaptureDepth | None = None) -> CoverageReport:
     """Coverage of every `frame_step`-th frame (others take the nearest scored frame's value) plus warnings.
 
-    `depth` reuses the photos' depth maps of an earlier call (`render_capture_depth`)."""
+    `depth` reuses the photos' depth maps of an earlier call (`render_capture_depth`). Events: STAGE_PHOTOS
+    (unless `depth` is given), then STAGE_FRAMES after each scored frame; a `Cancelled` raised by `progress`
+    stops it."""
     times = np.arange(len(frames), dtype=np.float64) if times is None else np.asarray(times, dtype=np.float64)
     if depth is None:
-        depth = render_capture_depth(renderable, capture, config,
-                                     None if progress is None else (lambda i, n: progress("photos", i, n)))
+        depth = render_capture_depth(renderable, capture, config, progress)
     scored = list(range(0, len(frames), max(1, frame_step)))
     if scored[-1] != len(frames) - 1:
         scored.append(len(frames) - 1)
     values = {}
     for j, i in enumerate(scored):
         values[i] = frame_coverage(renderable, frames, i, depth, config)
-        if progress:
-            progress("frames", j + 1, len(scored))
+        report(progress, STAGE_FRAMES, j + 1, len(scored))
     keys = np.array(scored)
     nearest = keys[np.abs(np.arange(len(frames))[:, None] - keys[None]).argmin(axis=1)]
     scores = np.array([values[int(k)][0] for k in nearest])

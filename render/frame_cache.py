@@ -12,7 +12,7 @@ import io
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +24,14 @@ from render.config import VideoConfig
 from render.representation import SceneRepresentation
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_bytes, atomic_write_json, read_json
+from vista_core.progress import ProgressCallback, report
 
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = "vista-frame-cache-1"
 
-FrameCallback = Callable[[int, int, int], None]  # (frames done, frames total, camera index) after each frame
+STAGE_RENDERING = "rendering frames"
+"""The stage of the event sent after each frame rendered (done, total, eta_s from this run's pace)."""
 
 
 def frame_cache_dir(video: Path) -> Path:
@@ -155,8 +157,13 @@ class Frames:
 
 
 def render_to_cache(renderable: SceneRepresentation, cameras: Cameras, indices: list[int], cache: FrameCache,
-                    config: VideoConfig, progress: bool = True, on_frame: FrameCallback | None = None) -> Frames:
-    """Render the frames `indices` missing from `cache` (an opened one); all of `indices` are then `Frames`."""
+                    config: VideoConfig, show_progress: bool = True,
+                    progress: ProgressCallback | None = None) -> Frames:
+    """Render the frames `indices` missing from `cache` (an opened one); all of `indices` are then `Frames`.
+
+    `show_progress` draws a terminal bar; `progress` gets a "rendering frames" event after each frame (done,
+    total, eta_s from this run's pace). A `Cancelled` it raises stops the render: the frames rendered so far stay
+    in the cache, so a rerun resumes from them."""
     from tqdm import tqdm
 
     todo = [i for i in indices if not cache.has(i)]
@@ -164,9 +171,9 @@ def render_to_cache(renderable: SceneRepresentation, cameras: Cameras, indices: 
     if done:
         log.info("resuming: %d of %d frames already rendered in %s", done, len(indices), cache.directory)
     start = time.perf_counter()
-    with tqdm(total=len(indices), initial=done, unit="frame", desc="render", disable=not progress,
+    with tqdm(total=len(indices), initial=done, unit="frame", desc="render", disable=not show_progress,
               dynamic_ncols=True) as bar:
-        for index in todo:
+        for rendered, index in enumerate(todo, start=1):
             image = render_frame(renderable, cameras, index, config.band_pixels, config.chunk_rays, config.supersample)
             try:
                 cache.save(index, to_uint8(image.rgb), image.depth.cpu().numpy(), image.opacity.cpu().numpy())
@@ -175,8 +182,8 @@ def render_to_cache(renderable: SceneRepresentation, cameras: Cameras, indices: 
                                  "rerun resumes from them") from error
             done += 1
             bar.update(1)
-            if on_frame is not None:
-                on_frame(done, len(indices), index)
+            if progress is not None:
+                pace_s = (time.perf_counter() - start) / rendered
+                report(progress, STAGE_RENDERING, done, len(indices), eta_s=pace_s * (len(indices) - done))
     return Frames(cache, tuple(indices), cameras.width, cameras.height, config.fps, len(todo),
                   time.perf_counter() - start)
-

@@ -31,11 +31,12 @@ from render.cameras import Cameras
 from render.config import VideoConfig
 from render.encode import H264_MAX_PIXELS, H264_MAX_SIDE, Mp4Writer, read_frames
 from render.flicker import FlickerReport, measure_flicker
-from render.frame_cache import FrameCache, FrameCallback, Frames, frame_cache_dir, frame_cache_key, render_to_cache
+from render.frame_cache import FrameCache, Frames, frame_cache_dir, frame_cache_key, render_to_cache
 from render.provenance import add_label, embed_watermark, has_watermark, sign_c2pa, video_metadata, watermark_fits
 from render.representation import SceneRepresentation
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_bytes
+from vista_core.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -300,12 +301,14 @@ def sign_videos(videos: dict[str, Path], outputs: VideoOutputs, title: str) -> b
 
 def render_video(renderable: SceneRepresentation, cameras: Cameras, out: Path, config: VideoConfig = VideoConfig(),
                  outputs: VideoOutputs = VideoOutputs(), *, frames: list[int] | None = None, cache_key: str = "",
-                 title: str = "Vista render", progress: bool = True,
-                 on_frame: FrameCallback | None = None) -> VideoResult:
+                 title: str = "Vista render", show_progress: bool = True,
+                 progress: ProgressCallback | None = None) -> VideoResult:
     """Render cameras `frames` (default all) of `cameras` to the MP4 `out`; see the module docstring for the steps.
 
     `cache_key` identifies the scene (e.g. its content hash) so cached frames of another scene are never reused.
-    The frame cache is deleted after a successful encode unless `outputs.keep_frames`."""
+    The frame cache is deleted after a successful encode unless `outputs.keep_frames`. `show_progress` draws a
+    terminal bar; `progress` gets a "rendering frames" event per frame, and a `Cancelled` it raises stops the
+    render with the frames so far kept in the cache (a rerun resumes from them)."""
     out = Path(out)
     indices = select_frames(cameras, frames)
     # 1. sizes and folders
@@ -313,7 +316,7 @@ def render_video(renderable: SceneRepresentation, cameras: Cameras, out: Path, c
     # 2. render into the cache
     cache = FrameCache(outputs.cache_dir or frame_cache_dir(out), frame_cache_key(cache_key, cameras, config))
     cache.open()
-    rendered = render_to_cache(renderable, cameras, indices, cache, config, progress, on_frame)
+    rendered = render_to_cache(renderable, cameras, indices, cache, config, show_progress, progress)
     # 3. flicker
     flicker = measure_flicker(cameras, indices, rendered.load)
     # 4. encode

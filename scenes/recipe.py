@@ -19,11 +19,11 @@ import torch
 
 from render.cameras import Cameras
 from render.configio import config_from_dict, config_to_dict
-from render.frame_cache import FrameCallback
 from render.video import VideoConfig, VideoOutputs, VideoResult, render_video
 from scenes.scene import SCENE_FILE, WEIGHTS_FILE, Scene, load_scene
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_json, read_json
+from vista_core.progress import ProgressCallback
 
 RECIPE_FORMAT = "vista-render-recipe"
 RECIPE_VERSION = 1
@@ -144,11 +144,12 @@ def require_scene_hash(scene_dir: Path, expected_hash: str) -> None:
 
 def render_shot(scene: Scene, cameras: Cameras, out: Path, config: VideoConfig,
                 outputs: VideoOutputs = VideoOutputs(), *, frames: list[int] | None = None, seed: int = 0,
-                path_source: str = "", progress: bool = True,
-                on_frame: FrameCallback | None = None) -> tuple[VideoResult, Path]:
+                path_source: str = "", show_progress: bool = True,
+                progress: ProgressCallback | None = None) -> tuple[VideoResult, Path]:
     """Render the video (render.video.render_video) of a saved scene and write the recipe beside it.
 
-    The recipe names the scene by its folder's content hash, so `scene` must be as saved in `scene.folder`."""
+    The recipe names the scene by its folder's content hash, so `scene` must be as saved in `scene.folder`.
+    `show_progress` and `progress` are render_video's: a terminal bar, and "rendering frames" events."""
     if scene.folder is None:
         raise VistaError("a render recipe needs a saved scene: save the scene to a folder before rendering a shot")
     if cameras.distortion is not None:
@@ -157,7 +158,8 @@ def render_shot(scene: Scene, cameras: Cameras, out: Path, config: VideoConfig,
     scene_hash = scene_content_hash(scene_dir)
     torch.manual_seed(seed)  # rendering draws no random numbers today; seeded so any future sampling is repeatable
     result = render_video(scene.renderable(), cameras, out, config, outputs, frames=frames, cache_key=scene_hash,
-                          title=f"Vista render of {scene_dir.name}", progress=progress, on_frame=on_frame)
+                          title=f"Vista render of {scene_dir.name}", show_progress=show_progress,
+                          progress=progress)
     recipe_file = recipe_path_for(out)
     atomic_write_json(recipe_file, build_recipe(scene_dir, scene_hash, path_source, cameras, config, seed, result))
     return result, recipe_file
@@ -172,8 +174,8 @@ class Reproduction:
 
 
 def render_from_recipe(recipe_path: Path, out: Path | None = None, scene_dir: Path | None = None, *,
-                       progress: bool = True, sign_cert: Path | None = None, sign_key: Path | None = None,
-                       on_frame: FrameCallback | None = None) -> Reproduction:
+                       show_progress: bool = True, sign_cert: Path | None = None, sign_key: Path | None = None,
+                       progress: ProgressCallback | None = None) -> Reproduction:
     """Render a recipe again (default output: `<video>.rerender.mp4` beside the original, never over it) and
     compare every frame's hash with the recorded one."""
     recipe = read_recipe(recipe_path)
@@ -186,7 +188,7 @@ def render_from_recipe(recipe_path: Path, out: Path | None = None, scene_dir: Pa
     result, recipe_file = render_shot(
         load_scene(scene_dir), recipe.cameras, Path(out), recipe.config,
         VideoOutputs(sign_cert=sign_cert, sign_key=sign_key), frames=recipe.frames, seed=recipe.seed,
-        path_source=recipe.path_source, progress=progress, on_frame=on_frame)
+        path_source=recipe.path_source, show_progress=show_progress, progress=progress)
     mismatched = [recipe.frames[k] for k, (a, b) in enumerate(zip(result.frame_sha256, recipe.frame_sha256)) if a != b]
     identical = len(result.frame_sha256) == len(recipe.frame_sha256) and not mismatched
     return Reproduction(result, recipe_file, identical, mismatched)

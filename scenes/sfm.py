@@ -38,6 +38,7 @@ from scenes.imports import write_posed_dataset
 from scenes.preflight import DEFAULT_MAX_SIZE_PX, Preflight, preflight_photos, summarize_exclusions
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_json
+from vista_core.progress import ProgressCallback, ProgressEvent
 
 log = logging.getLogger(__name__)
 
@@ -213,13 +214,15 @@ def _largest_gap(order: list[str], registered: set[str]) -> tuple[str, str] | No
 
 
 def estimate_poses(source: Path, out_dir: Path, matcher: Matcher = "auto", max_size: int = DEFAULT_MAX_SIZE_PX,
-                   seed: int = 0, progress: Callable[[str], None] | None = None) -> SfmReport:
+                   seed: int = 0, progress: ProgressCallback | None = None) -> SfmReport:
     """Photos (folder or zip) -> `out_dir` with images/, transforms.json, sparse_pc.ply and sfm_report.json.
 
     A capture that cannot be posed still leaves its report (and the checked images) in `out_dir` and
     raises VistaError with the reason, so the run can be retried with other settings.
+    Each phase is a note to `progress`: `ProgressEvent(stage=message)`, total 0 (logged when there is no
+    callback); a `Cancelled` it raises stops the run between phases.
     """
-    say = progress or log.info
+    say = log.info if progress is None else (lambda message: progress(ProgressEvent(message)))
     source, out_dir = Path(source), Path(out_dir)
     if matcher not in ("auto", "sequential", "exhaustive"):
         raise VistaError(f"unknown matcher {matcher!r}: use auto, sequential or exhaustive")

@@ -141,12 +141,12 @@ def prepare_output(out_dir: Path, resume: bool, overwrite: bool) -> None:
 
 def train_scene(data: PosedImages, out_dir: Path, config: TrainConfig, *, minutes: float | None = None,
                 resume: bool = False, overwrite: bool = False, show_progress: bool = True,
-                callback: ProgressCallback | None = None, stop_after_step: int | None = None) -> Scene:
+                progress: ProgressCallback | None = None, stop_after_step: int | None = None) -> Scene:
     """Train (or resume training) a scene into `out_dir` and return it.
 
     `minutes` is a wall-clock budget (the learning-rate schedule follows whichever of steps and time
     runs out first, so timed runs are not bit-reproducible; step-limited runs are).
-    `callback` gets a "training" event after every step (metrics loss, psnr, rays_per_s, samples_per_ray,
+    `progress` gets a "training" event after every step (metrics loss, psnr, rays_per_s, samples_per_ray,
     elapsed_s; `snapshot` is the scene, for live previews). If it raises `vista_core.progress.Cancelled`,
     a checkpoint is saved (continue with `resume=True`) and `Cancelled` propagates.
     `stop_after_step` ends early as if interrupted (tests of resume use it)."""
@@ -169,7 +169,7 @@ def train_scene(data: PosedImages, out_dir: Path, config: TrainConfig, *, minute
     last_spr = float(state["last_samples_per_ray"][0]) if "last_samples_per_ray" in state else None
     run = _Run(budget_s=None if minutes is None else minutes * 60.0, start_step=scene.step,
                seconds_before=float(scene.metrics.get("train_seconds", 0.0)), last_samples_per_ray=last_spr)
-    return _train_loop(scene, data, out_dir, config, optimizer, generator, run, show_progress, callback,
+    return _train_loop(scene, data, out_dir, config, optimizer, generator, run, show_progress, progress,
                        stop_after_step)
 
 
@@ -187,7 +187,7 @@ def _write_run_info(out_dir: Path, data: PosedImages, config: TrainConfig) -> No
 
 @dataclass
 class _Run:
-    """A training run's clock and running totals (for the progress bar, the callback and `scene.metrics`)."""
+    """A training run's clock and running totals (for the progress bar, the progress events and `scene.metrics`)."""
 
     budget_s: float | None
     start_step: int
@@ -224,7 +224,7 @@ class _Run:
 
 
 def _train_loop(scene: Scene, data: PosedImages, out_dir: Path, config: TrainConfig, optimizer: torch.optim.Optimizer,
-                generator: torch.Generator, run: _Run, show_progress: bool, callback: ProgressCallback | None,
+                generator: torch.Generator, run: _Run, show_progress: bool, progress: ProgressCallback | None,
                 stop_after_step: int | None) -> Scene:
     from tqdm.auto import tqdm
 
@@ -240,15 +240,15 @@ def _train_loop(scene: Scene, data: PosedImages, out_dir: Path, config: TrainCon
             elapsed = run.elapsed_s()
             if run.budget_s is not None and elapsed >= run.budget_s:
                 break
-            progress = run.schedule_progress(scene.step, config.steps, elapsed)
-            term = _train_step(representation, pixels, optimizer, generator, config, scene.step, progress,
+            schedule = run.schedule_progress(scene.step, config.steps, elapsed)
+            term = _train_step(representation, pixels, optimizer, generator, config, scene.step, schedule,
                                run.last_samples_per_ray)
             scene.step += 1
             run.add(term)
             _show_step(bar, scene, run, config)
-            if callback is not None:
+            if progress is not None:
                 elapsed = run.elapsed_s()
-                report(callback, "training", scene.step, config.steps, eta_s=run.eta_s(scene.step, config.steps,
+                report(progress, "training", scene.step, config.steps, eta_s=run.eta_s(scene.step, config.steps,
                        elapsed), metrics=run.live_metrics(elapsed), snapshot=scene)
             if scene.step % config.checkpoint_every == 0 and scene.step < config.steps:
                 _record_metrics(scene, run)

@@ -21,6 +21,7 @@ from render.coverage import (
 from render.keyframes import look_at_rotation
 from render.path_presets import fit_scene_frame, orbit
 from tests.conftest import shared_dataset
+from vista_core.progress import Cancelled, ProgressEvent
 
 
 def _camera(position, target=(0.0, 0.0, 0.0), width=320, height=180, fov=40.0) -> Cameras:
@@ -74,7 +75,10 @@ def test_back_of_the_object_scores_low_and_a_view_near_a_photo_scores_high(front
     scene = front_only_scene
     renderable = scene.renderable()
     config = CoverageConfig()
-    depth = render_capture_depth(renderable, scene.capture, config)
+    photo_events = []
+    depth = render_capture_depth(renderable, scene.capture, config, progress=photo_events.append)
+    assert [(e.stage, e.done, e.total) for e in photo_events] == \
+        [("coverage: rendering the photos", i + 1, len(scene.capture)) for i in range(len(scene.capture))]
     back, back_surface = frame_coverage(renderable, _camera((-3.5, 0.4, 1.8)), 0, depth, config)
     photo = scene.capture.world_from_camera[0].double().numpy()
     near = photo.copy()
@@ -88,11 +92,29 @@ def test_back_of_the_object_scores_low_and_a_view_near_a_photo_scores_high(front
     # along an orbit that starts on the photographed side, the far side is reported
     frame = fit_scene_frame(scene.capture, scene.scene_from_world)
     path = orbit(frame, seconds=4.0, fps=6)
+    frame_events = []
     report = path_coverage(renderable, scene.capture, path.sample(96, 54), path.frame_times(), config, frame_step=3,
-                           depth=depth)
+                           progress=frame_events.append, depth=depth)
+    assert {e.stage for e in frame_events} == {"coverage: scoring frames"}
+    assert [e.done for e in frame_events] == list(range(1, frame_events[-1].total + 1))
     assert report.scores[0] > 0.7 and report.scores[len(report.scores) // 2] < 0.2, report.scores
     assert report.warnings and "look at regions no photo covered" in report.warnings[0]
     assert not any(w.startswith("frames 0") for w in report.warnings)
+
+
+def test_a_cancelled_coverage_check_stops(front_only_scene):
+    scene = front_only_scene
+    depth = render_capture_depth(scene.renderable(), scene.capture[[0, 1, 2]], CoverageConfig())
+    frames = orbit(fit_scene_frame(scene.capture, scene.scene_from_world), seconds=2.0, fps=3).sample(32, 18)
+    seen = []
+
+    def cancel(event: ProgressEvent) -> None:
+        seen.append(event.done)
+        raise Cancelled
+
+    with pytest.raises(Cancelled):
+        path_coverage(scene.renderable(), scene.capture, frames, progress=cancel, depth=depth)
+    assert seen == [1]
 
 
 def test_vista_path_command_writes_the_path_previews_and_coverage(front_only_scene, tmp_path, capsys):

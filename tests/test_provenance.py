@@ -44,7 +44,7 @@ def watermarked_video(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
     folder = tmp_path_factory.mktemp("provenance")
     out = folder / "shot.mp4"
     render_video(sphere_renderable(), orbit(4, 256, 256), out, VideoConfig(fps=12), VideoOutputs(keep_frames=True),
-                 progress=False)
+                 show_progress=False)
     return out, read_frames(out)
 
 
@@ -170,7 +170,7 @@ def test_c2pa_signed_render_verifies_and_tampering_is_detected(tmp_path, capsys)
     chain, key, ca = make_signing_credentials(tmp_path)
     out = tmp_path / "signed.mp4"
     result = render_video(sphere_renderable(), orbit(3, 64, 64), out, VideoConfig(fps=12),
-                          VideoOutputs(sign_cert=chain, sign_key=key), progress=False)
+                          VideoOutputs(sign_cert=chain, sign_key=key), show_progress=False)
     assert result.signed
     report = verify_video(out)
     assert report.c2pa.present and report.c2pa.valid, report.c2pa.problems
@@ -192,12 +192,12 @@ def test_c2pa_signed_render_verifies_and_tampering_is_detected(tmp_path, capsys)
 
 def test_c2pa_bad_credentials_are_clear_errors(tmp_path):
     out = tmp_path / "a.mp4"
-    render_video(sphere_renderable(), orbit(2, 32, 32), out, VideoConfig(watermark=False), progress=False)
+    render_video(sphere_renderable(), orbit(2, 32, 32), out, VideoConfig(watermark=False), show_progress=False)
     chain, key, _ = make_signing_credentials(tmp_path)
     with pytest.raises(VistaError, match="not found"):
         sign_c2pa(out, tmp_path / "missing.pem", key, "x")
     with pytest.raises(VistaError, match="not an unencrypted PEM private key"):
         sign_c2pa(out, chain, chain, "x")
     with pytest.raises(VistaError, match="both a certificate"):
-        render_video(sphere_renderable(), orbit(2, 32, 32), out, outputs=VideoOutputs(sign_cert=chain), progress=False)
+        render_video(sphere_renderable(), orbit(2, 32, 32), out, outputs=VideoOutputs(sign_cert=chain), show_progress=False)
     assert len(read_frames(out)) == 2, "a failed signing leaves the video as it was"

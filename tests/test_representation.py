@@ -137,7 +137,7 @@ def test_paths_coverage_previews_and_video_take_a_second_representation(tmp_path
     assert len(coverage.scores) == len(frames) and ((coverage.scores >= 0) & (coverage.scores <= 1)).all()
     points, colours = scene_points(ball)
     assert np.allclose(np.linalg.norm(points, axis=1), BALL_RADIUS / SCENE_SCALE, atol=1e-5) and colours.shape[1] == 3
-    result = render_video(ball, frames, tmp_path / "ball.mp4", VideoConfig(fps=6.0, watermark=False), progress=False)
+    result = render_video(ball, frames, tmp_path / "ball.mp4", VideoConfig(fps=6.0, watermark=False), show_progress=False)
     assert probe_video(tmp_path / "ball.mp4").frames == len(frames) == len(result.frames)
 
 

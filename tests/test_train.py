@@ -73,7 +73,7 @@ def test_progress_events_and_a_cancel_that_keeps_a_resumable_checkpoint(lego, tm
             raise Cancelled
 
     with pytest.raises(Cancelled):
-        train_scene(lego, tmp_path / "cancelled", config, show_progress=False, callback=cancel_after_five)
+        train_scene(lego, tmp_path / "cancelled", config, show_progress=False, progress=cancel_after_five)
     assert [(e.stage, e.done, e.total) for e in events] == [("training", i, 12) for i in range(1, 6)]
     last = events[-1]
     assert {"loss", "psnr", "rays_per_s", "samples_per_ray"} <= set(last.metrics) and last.metrics["psnr"] > 0

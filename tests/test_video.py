@@ -30,6 +30,7 @@ from render.occupancy import OccupancyGrid
 from render.render import Renderable, render_camera
 from render.video import VideoConfig, VideoOutputs, preview_size, render_video, resize_cameras
 from vista_core.errors import VistaError
+from vista_core.progress import Cancelled, ProgressEvent
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -89,7 +90,7 @@ def test_mp4_decodes_with_right_count_size_fps_codec_and_matches_renders(tmp_pat
     # 256x256: at lower sizes yuv420p's half-resolution chroma alone costs more than 35 dB on this saturated pattern
     scene, cameras = sphere_renderable(), orbit(4, 256, 256)
     out = tmp_path / "shot.mp4"
-    result = render_video(scene, cameras, out, VideoConfig(fps=12, watermark=False), progress=False)
+    result = render_video(scene, cameras, out, VideoConfig(fps=12, watermark=False), show_progress=False)
     with av.open(str(out)) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
@@ -137,9 +138,9 @@ def test_supersampled_frame_is_the_box_filtered_fine_render_in_bands():
 def test_supersample_is_cached_apart_and_checked(tmp_path):
     scene = sphere_renderable()
     render_video(scene, orbit(2, 32, 32), tmp_path / "a.mp4", VideoConfig(watermark=False),
-                 VideoOutputs(keep_frames=True), cache_key="one", progress=False)
+                 VideoOutputs(keep_frames=True), cache_key="one", show_progress=False)
     result = render_video(scene, orbit(2, 32, 32), tmp_path / "a.mp4", VideoConfig(watermark=False, supersample=2),
-                          cache_key="one", progress=False)
+                          cache_key="one", show_progress=False)
     assert result.rendered == 2, "frames rendered with another number of rays per pixel must not be reused"
     for bad in (0, 5, 1.5):
         with pytest.raises(VistaError, match="supersample"):
@@ -151,7 +152,7 @@ def test_extra_outputs_png_depth_and_opacity_videos(tmp_path):
     outputs = VideoOutputs(png_dir=tmp_path / "png", depth_video=tmp_path / "depth.mp4",
                            opacity_video=tmp_path / "alpha.mp4")
     result = render_video(scene, cameras, tmp_path / "shot.mp4", VideoConfig(fps=24, watermark=False), outputs,
-                          progress=False)
+                          show_progress=False)
     assert sorted(p.name for p in (tmp_path / "png").iterdir()) == [f"frame_{k:05d}.png" for k in range(3)]
     depth = read_frames(tmp_path / "depth.mp4")
     alpha = read_frames(tmp_path / "alpha.mp4")
@@ -173,21 +174,23 @@ def test_extra_outputs_png_depth_and_opacity_videos(tmp_path):
 def test_interrupted_render_resumes_to_identical_output(tmp_path):
     scene, cameras = sphere_renderable(), orbit(5, 64, 48)
     config = VideoConfig(fps=10, watermark=False)
-    reference = render_video(scene, cameras, tmp_path / "reference.mp4", config, cache_key="sphere", progress=False)
+    reference = render_video(scene, cameras, tmp_path / "reference.mp4", config, cache_key="sphere", show_progress=False)
 
-    def stop_after_two(done, total, index):
-        if done == 2:
-            raise KeyboardInterrupt
+    def stop_after_two(event: ProgressEvent):
+        if event.done == 2:
+            raise Cancelled
 
     out = tmp_path / "shot.mp4"
-    with pytest.raises(KeyboardInterrupt):
-        render_video(scene, cameras, out, config, cache_key="sphere", progress=False, on_frame=stop_after_two)
+    with pytest.raises(Cancelled):
+        render_video(scene, cameras, out, config, cache_key="sphere", show_progress=False, progress=stop_after_two)
     assert not out.exists()
     assert len(list(frame_cache_dir(out).glob("*.png"))) == 2
-    rendered = []
-    resumed = render_video(scene, cameras, out, config, cache_key="sphere", progress=False,
-                           on_frame=lambda done, total, index: rendered.append(index))
-    assert rendered == [2, 3, 4] and resumed.rendered == 3
+    events = []
+    resumed = render_video(scene, cameras, out, config, cache_key="sphere", show_progress=False,
+                           progress=events.append)
+    assert [(e.stage, e.done, e.total) for e in events] == [("rendering frames", done, 5) for done in (3, 4, 5)]
+    assert events[-1].eta_s == 0 and all(e.eta_s >= 0 for e in events)
+    assert resumed.rendered == 3
     assert resumed.frame_sha256 == reference.frame_sha256
     assert out.read_bytes() == (tmp_path / "reference.mp4").read_bytes()
 
@@ -200,14 +203,14 @@ torch.set_num_threads(1)
 from tests.test_video import sphere_renderable, orbit
 from render.video import VideoConfig, render_video
 render_video(sphere_renderable(), orbit(6, 64, 48), Path(sys.argv[1]), VideoConfig(fps=10, watermark=False),
-             cache_key="sphere", progress=False, on_frame=lambda *a: time.sleep(0.4))
+             cache_key="sphere", show_progress=False, progress=lambda event: time.sleep(0.4))
 """
 
 
 def test_render_killed_with_sigkill_resumes_to_identical_output(tmp_path):
     scene, cameras = sphere_renderable(), orbit(6, 64, 48)
     config = VideoConfig(fps=10, watermark=False)
-    render_video(scene, cameras, tmp_path / "reference.mp4", config, cache_key="sphere", progress=False)
+    render_video(scene, cameras, tmp_path / "reference.mp4", config, cache_key="sphere", show_progress=False)
     out = tmp_path / "shot.mp4"
     process = subprocess.Popen([sys.executable, "-c", _KILLABLE, str(out)], cwd=REPO)
     cache = frame_cache_dir(out)
@@ -222,7 +225,7 @@ def test_render_killed_with_sigkill_resumes_to_identical_output(tmp_path):
         process.wait()
     cached = len(list(cache.glob("*.png")))
     assert 2 <= cached < 6 and not out.exists()
-    resumed = render_video(scene, cameras, out, config, cache_key="sphere", progress=False)
+    resumed = render_video(scene, cameras, out, config, cache_key="sphere", show_progress=False)
     assert resumed.rendered == 6 - cached
     assert out.read_bytes() == (tmp_path / "reference.mp4").read_bytes()
 
@@ -231,9 +234,9 @@ def test_cache_of_another_scene_or_path_is_not_reused(tmp_path):
     scene = sphere_renderable()
     config = VideoConfig(watermark=False)
     render_video(scene, orbit(3, 32, 32), tmp_path / "a.mp4", config, VideoOutputs(keep_frames=True), cache_key="one",
-                 progress=False)
+                 show_progress=False)
     rendered = render_video(scene, orbit(3, 32, 32, arc_deg=80), tmp_path / "a.mp4", config, cache_key="one",
-                            progress=False).rendered
+                            show_progress=False).rendered
     assert rendered == 3, "a different path must not reuse cached frames"
 
 
@@ -267,19 +270,19 @@ def test_preview_is_quarter_resolution_and_even():
 def test_bad_sizes_and_paths_are_refused_clearly(tmp_path):
     scene = sphere_renderable()
     with pytest.raises(VistaError, match="no frames"):
-        render_video(scene, orbit(3, 32, 32), tmp_path / "a.mp4", frames=[], progress=False)
+        render_video(scene, orbit(3, 32, 32), tmp_path / "a.mp4", frames=[], show_progress=False)
     with pytest.raises(VistaError, match="even"):
-        render_video(scene, orbit(2, 33, 32), tmp_path / "a.mp4", progress=False)
+        render_video(scene, orbit(2, 33, 32), tmp_path / "a.mp4", show_progress=False)
     with pytest.raises(VistaError, match=r"100000x100000 would need about [\d,.]+ GB"):
-        render_video(scene, orbit(2, 100000, 100000), tmp_path / "a.mp4", progress=False)
+        render_video(scene, orbit(2, 100000, 100000), tmp_path / "a.mp4", show_progress=False)
     with pytest.raises(VistaError, match="image size must be positive"):
         orbit(2, 0, 32)
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(VistaError, match="not writable"):
-        render_video(scene, orbit(2, 32, 32), blocker / "a.mp4", progress=False)
+        render_video(scene, orbit(2, 32, 32), blocker / "a.mp4", show_progress=False)
     with pytest.raises(VistaError, match="outside the path"):
-        render_video(scene, orbit(2, 32, 32), tmp_path / "a.mp4", frames=[5], progress=False)
+        render_video(scene, orbit(2, 32, 32), tmp_path / "a.mp4", frames=[5], show_progress=False)
 
 
 def test_full_disk_mid_render_keeps_rendered_frames(tmp_path, monkeypatch):
@@ -296,9 +299,9 @@ def test_full_disk_mid_render_keeps_rendered_frames(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", fsync_until_full)
     out = tmp_path / "shot.mp4"
     with pytest.raises(VistaError, match="disk is full.*2 frames rendered so far are kept"):
-        render_video(scene, cameras, out, VideoConfig(watermark=False), progress=False)
+        render_video(scene, cameras, out, VideoConfig(watermark=False), show_progress=False)
     monkeypatch.setattr(os, "fsync", real_fsync)
     cache = FrameCache(frame_cache_dir(out), "")
     assert [cache.has(i) for i in range(4)] == [True, True, False, False]
-    assert render_video(scene, cameras, out, VideoConfig(watermark=False), progress=False).rendered == 2
+    assert render_video(scene, cameras, out, VideoConfig(watermark=False), show_progress=False).rendered == 2
     assert probe_video(out).frames == 4

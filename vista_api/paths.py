@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vista_core.errors import VistaError
-from vista_core.progress import ProgressCallback, report
+from vista_core.progress import ProgressCallback
 
 if TYPE_CHECKING:
     from render.coverage import CoverageReport
@@ -219,7 +219,9 @@ class CoverageRequest:
 
 
 STAGE_COVERAGE_PHOTOS = "coverage: rendering the photos"
+"""render.coverage's events while the photos' depth maps are made."""
 STAGE_COVERAGE_FRAMES = "coverage: scoring frames"
+"""render.coverage's events while the path's frames are scored."""
 
 
 def check_coverage(request: CoverageRequest, scene: PathScene, path: CameraPath,
@@ -230,12 +232,8 @@ def check_coverage(request: CoverageRequest, scene: PathScene, path: CameraPath,
 
     cameras = path.sample(request.width, request.height)
     step = max(1, math.ceil(len(cameras) / max(1, request.frames_scored)))
-
-    def on_progress(stage: str, done: int, total: int) -> None:
-        report(progress, STAGE_COVERAGE_PHOTOS if stage == "photos" else STAGE_COVERAGE_FRAMES, done, total)
-
     return path_coverage(scene.renderable, scene.scene.capture, cameras, path.frame_times(), frame_step=step,
-                         progress=on_progress)
+                         progress=progress)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vista_core.errors import VistaError
-from vista_core.progress import ProgressCallback, report
+from vista_core.progress import ProgressCallback
 
 if TYPE_CHECKING:
     from scenes.sfm import SfmReport
@@ -66,7 +66,7 @@ def estimate_poses(request: PosesRequest, progress: ProgressCallback | None = No
 
     max_size = DEFAULT_MAX_SIZE_PX if request.max_size_px is None else request.max_size_px
     sfm_report = run_sfm(request.photos, request.out_dir, matcher=request.matcher, max_size=max_size,
-                         seed=request.seed, progress=lambda message: report(progress, message))
+                         seed=request.seed, progress=progress)
     return PosesResult(request.out_dir, sfm_report, request.out_dir / REPORT_FILE)
 
 

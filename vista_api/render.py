@@ -3,13 +3,12 @@ the same shot again from a recipe (`vista render --recipe`), and the labels a vi
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vista_core.errors import VistaError
-from vista_core.progress import ProgressCallback, report
+from vista_core.progress import ProgressCallback
 
 if TYPE_CHECKING:
     from render.cameras import Cameras
@@ -18,6 +17,7 @@ if TYPE_CHECKING:
     from render.video import VideoConfig, VideoResult
 
 STAGE_RENDERING = "rendering frames"
+"""render.frame_cache's event after each frame (done, total, eta_s)."""
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,7 @@ def render_shot(request: ShotRequest, progress: ProgressCallback | None = None) 
                            keep_frames=extras.keep_frames)
     result, recipe_file = render_and_record(
         load_scene(request.scene_dir), cameras, request.out, config, outputs, frames=frames, seed=request.seed,
-        path_source=source, progress=False, on_frame=frame_events(progress))
+        path_source=source, show_progress=False, progress=progress)
     return ShotResult(result.video, recipe_file, result)
 
 
@@ -212,21 +212,6 @@ def _check_size_from_file(path: Path, cameras: Cameras, config: VideoConfig) -> 
         raise VistaError(f"{path}: the render size it asks for is unusable: {error}") from error
 
 
-def frame_events(progress: ProgressCallback | None):
-    """render.video's per-frame callback as "rendering frames" events with an ETA from this run's pace."""
-    if progress is None:
-        return None
-    started = time.monotonic()
-    rendered = [0]
-
-    def on_frame(done: int, total: int, index: int) -> None:
-        rendered[0] += 1
-        pace_s = (time.monotonic() - started) / rendered[0]
-        report(progress, STAGE_RENDERING, done, total, eta_s=pace_s * (total - done))
-
-    return on_frame
-
-
 @dataclass(frozen=True)
 class RerenderRequest:
     recipe: Path
@@ -251,9 +236,9 @@ def rerender(request: RerenderRequest, progress: ProgressCallback | None = None)
     scenes.recipe.render_from_recipe, with progress events)."""
     from scenes.recipe import render_from_recipe
 
-    again = render_from_recipe(request.recipe, request.out, request.scene_dir, progress=False,
+    again = render_from_recipe(request.recipe, request.out, request.scene_dir, show_progress=False,
                                sign_cert=request.labels.sign_cert, sign_key=request.labels.sign_key,
-                               on_frame=frame_events(progress))
+                               progress=progress)
     shot = ShotResult(again.result.video, again.recipe_file, again.result)
     return RerenderResult(shot, again.identical, tuple(again.mismatched_frames))
 

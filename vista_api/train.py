@@ -118,7 +118,7 @@ def train_on(data: PosedImages, request: TrainRequest, progress: ProgressCallbac
     # each step reports a "training" event (loss, psnr, rays_per_s, samples_per_ray; the live Scene as snapshot);
     # a Cancelled raised by `progress` saves a checkpoint in train_scene and propagates
     scene = train_scene(data, request.out_dir, config, minutes=request.minutes, resume=request.resume,
-                        overwrite=request.overwrite, show_progress=False, callback=progress)
+                        overwrite=request.overwrite, show_progress=False, progress=progress)
     heldout = None
     if request.evaluate and data.heldout_indices:
         heldout = measure_heldout(scene, data, progress)
