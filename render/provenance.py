@@ -1,6 +1,7 @@
 """Say honestly what a rendered video is: metadata, an invisible watermark, a visible label, C2PA.
 
-Four independent labels, each checked by `verify_video`:
+Four independent labels, each checked by `verify_video`, which grades them (`VerifyReport.verdict`, strongest
+first: signed, signed (untrusted signer), watermarked, invalid manifest, tagged only, unlabelled):
 - MP4 metadata tags (title, comment "synthetic render", software + version), written by the muxer.
 - An invisible watermark in every frame: the DWT-DCT scheme Stable Diffusion XL uses, from the
   `invisible-watermark` package (`imwatermark`), carrying Vista's own 48-bit message.
@@ -19,7 +20,7 @@ import importlib.metadata
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -258,6 +259,20 @@ def read_c2pa(path: Path, trust_anchors_pem: bytes | None = None) -> C2paReport:
 
 # --- verification ----------------------------------------------------------------------------------
 
+SYNTHETIC_SOURCE_TYPES = {DIGITAL_SOURCE_TYPE.rsplit("/", 1)[0] + "/" + name for name in
+                          ("trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia", "algorithmicMedia")}
+"""IPTC digitalSourceType values that declare generated media (a camera's manifest says digitalCapture)."""
+
+# The graded verdict, strongest first. Only the first three count as a label (`vista verify` exits 0).
+SIGNED = "signed"
+SIGNED_UNTRUSTED = "signed (untrusted signer)"
+WATERMARKED = "watermarked"
+INVALID_MANIFEST = "invalid manifest"
+TAGGED_ONLY = "tagged only"
+UNLABELLED = "unlabelled"
+LABEL_VERDICTS = (SIGNED, SIGNED_UNTRUSTED, WATERMARKED)
+
+
 @dataclass
 class VerifyReport:
     path: str
@@ -266,6 +281,7 @@ class VerifyReport:
     watermark_frames: int
     sampled_frames: int
     c2pa: C2paReport
+    trust_anchors_given: bool = False
 
     @property
     def synthetic_metadata(self) -> bool:
@@ -276,35 +292,76 @@ class VerifyReport:
         return self.sampled_frames > 0 and self.watermark_frames * 2 > self.sampled_frames
 
     @property
-    def label_found(self) -> bool:
-        return self.synthetic_metadata or self.watermark_found or self.c2pa.present
+    def signed_synthetic(self) -> bool:
+        """A valid C2PA manifest that declares generated media (trusted or not)."""
+        return self.c2pa.valid and self.c2pa.digital_source_type in SYNTHETIC_SOURCE_TYPES
 
-    def text(self) -> str:
-        lines = [f"{self.path}: {self.frames} frames"]
-        if self.synthetic_metadata:
-            lines.append(f"metadata: comment '{SYNTHETIC_COMMENT}', software "
-                         f"'{self.metadata.get('software', '?')}', title '{self.metadata.get('title', '')}'")
-        else:
-            lines.append("metadata: no synthetic-render tags")
-        lines.append(f"invisible watermark: {'found' if self.watermark_found else 'not found'} "
-                     f"({self.watermark_frames}/{self.sampled_frames} sampled frames)")
+    @property
+    def verdict(self) -> str:
+        """Strongest first. An invalid manifest never counts as a label; it outranks the tags because a broken
+        signature is news, and the tags prove nothing either way (`ffmpeg -metadata comment=... -c copy`)."""
+        if self.signed_synthetic:
+            return SIGNED if self.c2pa.trusted else SIGNED_UNTRUSTED
+        if self.watermark_found:
+            return WATERMARKED
+        if self.c2pa.present and not self.c2pa.valid:
+            return INVALID_MANIFEST
+        return TAGGED_ONLY if self.synthetic_metadata else UNLABELLED
+
+    @property
+    def label_found(self) -> bool:
+        return self.verdict in LABEL_VERDICTS
+
+    def _verdict_line(self) -> str:
+        c, verdict = self.c2pa, self.verdict
+        if verdict == SIGNED:
+            return f"labelled as a synthetic render: a valid C2PA manifest by {c.signer!r}, chained to your trust anchors"
+        if verdict == SIGNED_UNTRUSTED:
+            why = ("does not chain to the trust anchors you passed" if self.trust_anchors_given
+                   else "was not checked against a trust anchor (pass --trust-anchors ca.pem)")
+            return f"labelled as a synthetic render: a valid C2PA manifest, but its signer {c.signer!r} {why}"
+        if verdict == WATERMARKED:
+            return (f"labelled as a synthetic render: Vista's invisible watermark decoded in {self.watermark_frames}/"
+                    f"{self.sampled_frames} sampled frames")
+        if verdict == INVALID_MANIFEST:
+            first = c.problems[0] if c.problems else "validation failed"
+            return f"the C2PA manifest fails validation ({first}); it does not count as a label"
+        if verdict == TAGGED_ONLY:
+            return "only MP4 metadata tags say 'synthetic render'; anyone can add these tags; not evidence"
+        return "no label found"
+
+    def _c2pa_line(self) -> str:
         c = self.c2pa
         if not c.present:
-            lines.append("C2PA: no manifest")
+            return "C2PA: no manifest"
+        trust = "trusted signer" if c.trusted else "signer not on the trust list"
+        source = (c.digital_source_type or "none").rsplit("/", 1)[-1]
+        note = "" if not c.valid or self.signed_synthetic else " (does not declare generated media)"
+        return (f"C2PA: {'valid' if c.valid else 'INVALID'} manifest, {trust}, issuer {c.signer!r}, "
+                f"digitalSourceType {source}{note}")
+
+    def text(self) -> str:
+        lines = [f"{self.path}: {self.frames} frames", f"verdict: {self.verdict} - {self._verdict_line()}",
+                 self._c2pa_line()]
+        lines.extend(f"  problem: {p}" for p in self.c2pa.problems)
+        lines.append(f"invisible watermark: {'found' if self.watermark_found else 'not found'} "
+                     f"({self.watermark_frames}/{self.sampled_frames} sampled frames)")
+        if self.synthetic_metadata:
+            lines.append(f"metadata: comment '{SYNTHETIC_COMMENT}', software '{self.metadata.get('software', '?')}', "
+                         f"title '{self.metadata.get('title', '')}' (anyone can add these tags; not evidence)")
         else:
-            verdict = "valid" if c.valid else "INVALID"
-            trust = "trusted signer" if c.trusted else "signer not on the trust list"
-            lines.append(f"C2PA: {verdict} manifest, {trust}, issuer {c.signer!r}, digitalSourceType "
-                         f"{(c.digital_source_type or 'none').rsplit('/', 1)[-1]}")
-            lines.extend(f"  problem: {p}" for p in c.problems)
-        lines.append("verdict: labelled as a synthetic render" if self.label_found else "verdict: no label found")
+            lines.append("metadata: no synthetic-render tags")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "frames": self.frames, "metadata": self.metadata,
-                "synthetic_metadata": self.synthetic_metadata, "watermark_found": self.watermark_found,
-                "watermark_frames": self.watermark_frames, "sampled_frames": self.sampled_frames,
-                "c2pa": self.c2pa.__dict__, "label_found": self.label_found}
+        return {"path": self.path, "frames": self.frames, "verdict": self.verdict, "label_found": self.label_found,
+                "signals": {
+                    "c2pa": {**asdict(self.c2pa), "declares_generated_media": self.signed_synthetic,
+                             "trust_anchors_given": self.trust_anchors_given},
+                    "watermark": {"found": self.watermark_found, "frames_decoded": self.watermark_frames,
+                                  "frames_sampled": self.sampled_frames},
+                    "metadata": {"synthetic_tags": self.synthetic_metadata, "tags": self.metadata},
+                }}
 
 
 def verify_video(path: Path, samples: int = 8, trust_anchors_pem: bytes | None = None) -> VerifyReport:
@@ -316,4 +373,5 @@ def verify_video(path: Path, samples: int = 8, trust_anchors_pem: bytes | None =
     indices = sorted({round(i * (count - 1) / max(k - 1, 1)) for i in range(k)})
     frames = read_frames(path, indices)
     detected = sum(has_watermark(f) for f in frames)
-    return VerifyReport(str(path), count, info.metadata, detected, len(frames), read_c2pa(path, trust_anchors_pem))
+    return VerifyReport(str(path), count, info.metadata, detected, len(frames), read_c2pa(path, trust_anchors_pem),
+                        trust_anchors_given=trust_anchors_pem is not None)

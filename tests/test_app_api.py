@@ -253,7 +253,8 @@ def test_whole_flow_ends_in_a_video_that_decodes_and_sessions_stay_apart(studio)
     assert len(decoded) == frames
     assert decoded[0].shape == (96, 128, 3)
     assert decoded[0].std() > 5  # a picture of the lego, not a blank frame
-    assert "labelled as a synthetic render" in out[OUT["provenance"]]  # the provenance verdict is shown
+    # the provenance verdict is shown; 128x96 is too small for the watermark, so only the tags remain
+    assert "verdict: tagged only" in out[OUT["provenance"]]
 
     # B's outputs are still empty
     assert b.predict(api_name="/refresh")[OUT["downloads"]] is None

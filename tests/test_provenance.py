@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import json
+import subprocess
 from pathlib import Path
 
 import av
@@ -98,20 +100,92 @@ def test_metadata_tags_say_synthetic_render(watermarked_video):
     assert info.metadata["title"]
 
 
+def _camera_like_frames(count: int = 4, size: int = 256) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 255, (size, size, 3), dtype=np.uint8) for _ in range(count)]
+
+
 def test_verify_reports_labels_and_no_label_on_an_ordinary_video(watermarked_video, tmp_path, capsys):
     out, decoded = watermarked_video
     report = verify_video(out)
     assert report.synthetic_metadata and report.watermark_found and not report.c2pa.present
     assert report.watermark_frames == report.sampled_frames == 4
-    rng = np.random.default_rng(0)
-    plain = _ordinary_video(tmp_path / "plain.mp4", [rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)
-                                                     for _ in range(4)])
+    plain = _ordinary_video(tmp_path / "plain.mp4", _camera_like_frames())
     ordinary = verify_video(plain)
-    assert not ordinary.label_found and "no label found" in ordinary.text()
+    assert ordinary.verdict == "unlabelled" and not ordinary.label_found and "no label found" in ordinary.text()
     assert main(["verify", str(plain)]) == 1
-    assert "no label found" in capsys.readouterr().out
+    assert "verdict: unlabelled" in capsys.readouterr().out
+
+
+def test_verify_grades_a_watermarked_vista_render_watermarked_exit_0_and_json_lists_each_signal(
+        watermarked_video, capsys):
+    out, _ = watermarked_video
     assert main(["verify", str(out)]) == 0
-    assert "labelled as a synthetic render" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "verdict: watermarked - labelled as a synthetic render" in text
+    assert "anyone can add these tags; not evidence" in text, "the tags are listed, and called what they are"
+    assert main(["verify", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["verdict"] == "watermarked" and report["exit_code"] == 0 and report["label_found"]
+    signals = report["signals"]
+    assert signals["watermark"] == {"found": True, "frames_decoded": 4, "frames_sampled": 4}
+    assert signals["metadata"]["synthetic_tags"] and signals["metadata"]["tags"]["comment"] == "synthetic render"
+    assert signals["c2pa"]["present"] is False
+
+
+def test_verify_camera_video_tagged_by_ffmpeg_copy_is_tagged_only_exit_1(tmp_path, capsys):
+    """The attack of issue 23: `ffmpeg -metadata comment="synthetic render" -c copy` on any camera video."""
+    import imageio_ffmpeg
+
+    camera = _ordinary_video(tmp_path / "camera.mp4", _camera_like_frames())
+    tagged = tmp_path / "tagged.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(camera), "-metadata",
+                    "comment=synthetic render", "-c", "copy", str(tagged)], check=True)
+    report = verify_video(tagged)
+    assert report.synthetic_metadata and not report.watermark_found
+    assert report.verdict == "tagged only" and not report.label_found
+    assert main(["verify", str(tagged)]) == 1
+    text = capsys.readouterr().out
+    assert "verdict: tagged only" in text and "anyone can add these tags; not evidence" in text
+    assert "labelled as a synthetic render" not in text
+
+
+def test_verify_camera_video_tagged_through_pyav_metadata_is_tagged_only(tmp_path, capsys):
+    frames = _camera_like_frames()
+    path = tmp_path / "pyav-tagged.mp4"
+    with av.open(str(path), "w", format="mp4") as container:
+        container.metadata["comment"] = "synthetic render"
+        container.metadata["software"] = "Vista 9.9"
+        stream = container.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    assert main(["verify", str(path), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["verdict"] == "tagged only" and report["exit_code"] == 1 and not report["label_found"]
+    assert report["signals"]["metadata"]["synthetic_tags"] and not report["signals"]["watermark"]["found"]
+
+
+def test_verify_missing_file_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["verify", str(tmp_path / "nowhere.mp4")]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "nowhere.mp4" in lines[0] and "not found" in lines[0], captured.err
+    assert "Traceback" not in captured.err + captured.out and captured.out == ""
+
+
+def test_verify_every_verdict_has_a_documented_exit_code():
+    from render import provenance
+    from vista.video import VERIFY_EXIT_CODES
+
+    verdicts = {provenance.SIGNED, provenance.SIGNED_UNTRUSTED, provenance.WATERMARKED, provenance.INVALID_MANIFEST,
+                provenance.TAGGED_ONLY, provenance.UNLABELLED}
+    assert set(VERIFY_EXIT_CODES) == verdicts and 2 not in VERIFY_EXIT_CODES.values()
+    assert {v for v, code in VERIFY_EXIT_CODES.items() if code == 0} == set(provenance.LABEL_VERDICTS)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for verdict, code in VERIFY_EXIT_CODES.items():
+        assert f"| `{verdict}` | {code} |" in readme, f"README does not document the verdict {verdict!r}"
 
 
 def test_visible_label_is_drawn_in_the_bottom_right_corner():
@@ -166,12 +240,28 @@ def make_signing_credentials(folder: Path) -> tuple[Path, Path, Path]:
     return folder / "chain.pem", folder / "key.pem", folder / "ca.pem"
 
 
-def test_c2pa_signed_render_verifies_and_tampering_is_detected(tmp_path, capsys):
-    chain, key, ca = make_signing_credentials(tmp_path)
-    out = tmp_path / "signed.mp4"
+@pytest.fixture(scope="module")
+def signed_video(tmp_path_factory) -> tuple[Path, Path]:
+    """A 64x64 signed render (too small for the watermark: only the manifest and the tags) and its CA."""
+    folder = tmp_path_factory.mktemp("signed")
+    chain, key, ca = make_signing_credentials(folder)
+    out = folder / "signed.mp4"
     result = render_video(sphere_renderable(), orbit(3, 64, 64), out, VideoConfig(fps=12),
                           VideoOutputs(sign_cert=chain, sign_key=key), show_progress=False)
     assert result.signed
+    return out, ca
+
+
+def _tampered(video: Path, out: Path) -> Path:
+    data = bytearray(video.read_bytes())
+    mdat = data.find(b"mdat")
+    data[mdat + 200] ^= 0xFF  # one byte of the video stream, after signing
+    out.write_bytes(bytes(data))
+    return out
+
+
+def test_c2pa_signed_render_verifies_and_tampering_is_detected(signed_video, tmp_path, capsys):
+    out, ca = signed_video
     report = verify_video(out)
     assert report.c2pa.present and report.c2pa.valid, report.c2pa.problems
     assert report.c2pa.digital_source_type == DIGITAL_SOURCE_TYPE
@@ -179,15 +269,40 @@ def test_c2pa_signed_render_verifies_and_tampering_is_detected(tmp_path, capsys)
     assert len(read_frames(out)) == 3, "the signed file still decodes"
     assert read_c2pa(out, ca.read_bytes()).trusted, "trusted once its CA is a trust anchor"
     assert main(["verify", str(out), "--trust-anchors", str(ca)]) == 0
-    assert "C2PA: valid manifest, trusted signer" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "verdict: signed - labelled as a synthetic render" in text and "chained to your trust anchors" in text
+    assert "C2PA: valid manifest, trusted signer" in text
 
-    data = bytearray(out.read_bytes())
-    mdat = data.find(b"mdat")
-    data[mdat + 200] ^= 0xFF  # one byte of the video stream
-    tampered = tmp_path / "tampered.mp4"
-    tampered.write_bytes(bytes(data))
-    bad = read_c2pa(tampered)
+    bad = read_c2pa(_tampered(out, tmp_path / "tampered.mp4"))
     assert bad.present and not bad.valid and bad.problems
+
+
+def test_verify_signed_without_trust_anchors_or_with_another_ca_says_untrusted_signer(signed_video, tmp_path, capsys):
+    out, _ = signed_video
+    assert verify_video(out).verdict == "signed (untrusted signer)"
+    assert main(["verify", str(out)]) == 0
+    assert "verdict: signed (untrusted signer)" in capsys.readouterr().out
+    *_, other_ca = make_signing_credentials(tmp_path)
+    report = verify_video(out, trust_anchors_pem=other_ca.read_bytes())
+    assert report.verdict == "signed (untrusted signer)", report.c2pa
+    assert "does not chain to the trust anchors you passed" in report.text()
+
+
+def test_verify_manifest_invalidated_by_altered_bytes_is_invalid_manifest_exit_3(signed_video, tmp_path, capsys):
+    out, ca = signed_video
+    tampered = _tampered(out, tmp_path / "tampered.mp4")
+    report = verify_video(tampered, trust_anchors_pem=ca.read_bytes())
+    assert report.synthetic_metadata, "the tags are still there, and do not make it a label"
+    assert report.verdict == "invalid manifest" and not report.label_found
+    assert main(["verify", str(tampered), "--trust-anchors", str(ca)]) == 3
+    text = capsys.readouterr().out
+    assert "verdict: invalid manifest - the C2PA manifest fails validation" in text
+    assert "does not count as a label" in text and "labelled as a synthetic render" not in text
+    assert main(["verify", str(tampered), "--json"]) == 3
+    as_json = json.loads(capsys.readouterr().out)
+    assert as_json["verdict"] == "invalid manifest" and as_json["exit_code"] == 3 and not as_json["label_found"]
+    assert as_json["signals"]["c2pa"]["present"] and not as_json["signals"]["c2pa"]["valid"]
+    assert as_json["signals"]["c2pa"]["problems"]
 
 
 def test_c2pa_bad_credentials_are_clear_errors(tmp_path):
@@ -201,3 +316,27 @@ def test_c2pa_bad_credentials_are_clear_errors(tmp_path):
     with pytest.raises(VistaError, match="both a certificate"):
         render_video(sphere_renderable(), orbit(2, 32, 32), out, outputs=VideoOutputs(sign_cert=chain), show_progress=False)
     assert len(read_frames(out)) == 2, "a failed signing leaves the video as it was"
+
+
+def test_verify_valid_camera_manifest_is_not_a_synthetic_label(tmp_path, monkeypatch, capsys):
+    """A camera's own signed C2PA manifest (digitalSourceType digitalCapture) is valid and trusted, and no label."""
+    from render import provenance
+
+    chain, key, ca = make_signing_credentials(tmp_path)
+    camera = _ordinary_video(tmp_path / "camera.mp4", _camera_like_frames(3, 64))
+
+    vista_manifest = provenance.c2pa_manifest
+
+    def camera_manifest(title: str) -> dict:
+        manifest = vista_manifest(title)
+        manifest["assertions"][0]["data"]["actions"][0]["digitalSourceType"] = (
+            "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture")
+        return manifest
+
+    monkeypatch.setattr(provenance, "c2pa_manifest", camera_manifest)
+    sign_c2pa(camera, chain, key, "holiday")
+    report = verify_video(camera, trust_anchors_pem=ca.read_bytes())
+    assert report.c2pa.valid and report.c2pa.trusted and not report.signed_synthetic
+    assert report.verdict == "unlabelled"
+    assert main(["verify", str(camera), "--trust-anchors", str(ca)]) == 1
+    assert "does not declare generated media" in capsys.readouterr().out

@@ -7,6 +7,17 @@ import argparse
 import json
 from pathlib import Path
 
+VERIFY_EXIT_CODES = {"signed": 0, "signed (untrusted signer)": 0, "watermarked": 0,
+                     "tagged only": 1, "unlabelled": 1, "invalid manifest": 3}
+"""`vista verify`'s exit code per verdict (2 stays the exit code of a user error, as for every command)."""
+
+
+def _exit_code_table() -> list[tuple[int, str]]:
+    by_code = {2: "a user error (the file is missing or not a video, a bad flag); one line on stderr"}
+    for verdict, code in VERIFY_EXIT_CODES.items():
+        by_code[code] = f"{by_code[code]}, {verdict}" if code in by_code else verdict
+    return sorted(by_code.items())
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     render = subparsers.add_parser(
@@ -40,10 +51,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     render.add_argument("--no-progress", action="store_true", help="no progress bar")
     render.set_defaults(handler=run_render)
 
-    verify = subparsers.add_parser("verify", help="report the synthetic-render labels a video carries",
-                                   description="Look for Vista's labels on a video: MP4 metadata tags, the invisible "
-                                               "watermark (in sampled frames) and a C2PA manifest. Exit code 0 if a "
-                                               "label is found, 1 if not.")
+    verify = subparsers.add_parser(
+        "verify", help="grade the synthetic-render labels a video carries",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Look for Vista's labels on a video (a C2PA manifest, the invisible watermark in sampled frames, "
+                    "MP4 metadata tags) and give a graded verdict, strongest first:\n"
+                    "  signed                     a valid C2PA manifest declaring generated media that chains to a\n"
+                    "                             CA in --trust-anchors\n"
+                    "  signed (untrusted signer)  the same, but no --trust-anchors given or not chained to them\n"
+                    "  watermarked                Vista's invisible watermark decodes in most sampled frames\n"
+                    "  invalid manifest           a C2PA manifest that fails validation (e.g. bytes altered after\n"
+                    "                             signing); never counts as a label\n"
+                    "  tagged only                only the MP4 metadata tags, which anyone can add; not evidence\n"
+                    "  unlabelled                 nothing\n",
+        epilog="exit codes:\n" + "".join(f"  {code}  {names}\n" for code, names in _exit_code_table()))
     verify.add_argument("video", type=Path, help="video file")
     verify.add_argument("--samples", type=int, default=8, help="frames to check for the watermark (default 8)")
     verify.add_argument("--trust-anchors", type=Path, help="PEM CA certificates to trust when validating C2PA")
@@ -122,5 +143,6 @@ def run_verify(args: argparse.Namespace) -> int:
     from vista_api.render import VerifyRequest, verify
 
     report = verify(VerifyRequest(args.video, args.samples, args.trust_anchors))
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
-    return 0 if report.label_found else 1
+    code = VERIFY_EXIT_CODES[report.verdict]
+    print(json.dumps({**report.to_dict(), "exit_code": code}, indent=2) if args.json else report.text())
+    return code

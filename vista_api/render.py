@@ -259,7 +259,9 @@ class VerifyRequest:
 
 
 def verify(request: VerifyRequest) -> VerifyReport:
-    """Which synthetic-render labels the video carries: metadata tags, watermark, C2PA. `.label_found`."""
+    """Which synthetic-render labels the video carries (C2PA, watermark, metadata tags) and the graded verdict:
+    `.verdict` is signed, signed (untrusted signer), watermarked, invalid manifest, tagged only or unlabelled;
+    `.label_found` is true for the first three only."""
     from render.provenance import verify_video
 
     anchors = None if request.trust_anchors is None else Path(request.trust_anchors).read_bytes()
