@@ -175,7 +175,7 @@ def test_verify_missing_file_is_one_line_and_exit_2(tmp_path, capsys):
     assert "Traceback" not in captured.err + captured.out and captured.out == ""
 
 
-def test_verify_every_verdict_has_a_documented_exit_code():
+def test_verify_every_verdict_has_a_documented_exit_code(capsys):
     from render import provenance
     from vista.video import VERIFY_EXIT_CODES
 
@@ -186,6 +186,11 @@ def test_verify_every_verdict_has_a_documented_exit_code():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for verdict, code in VERIFY_EXIT_CODES.items():
         assert f"| `{verdict}` | {code} |" in readme, f"README does not document the verdict {verdict!r}"
+    with pytest.raises(SystemExit):
+        main(["verify", "--help"])
+    help_text = capsys.readouterr().out
+    assert "exit codes:\n  0  signed, signed (untrusted signer), watermarked\n  1  tagged only, unlabelled\n  2  a user" \
+        in help_text and "  3  invalid manifest" in help_text
 
 
 def test_visible_label_is_drawn_in_the_bottom_right_corner():
