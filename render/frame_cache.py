@@ -73,6 +73,8 @@ class FrameCache:
                 self.clear()
         if not key_file.exists():
             atomic_write_json(key_file, {"format": CACHE_FORMAT, "key": self.key})
+        for orphan in self.directory.glob(".*.tmp"):  # half-written frames of a run that was killed
+            orphan.unlink(missing_ok=True)
         return len(list(self.directory.glob("[0-9]*.png")))
 
     def clear(self) -> None:
