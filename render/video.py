@@ -342,37 +342,38 @@ def render_video(renderable: SceneRepresentation, cameras: Cameras, out: Path, c
     result once the MP4s are at their final names and before the frame cache is deleted."""
     out = Path(out)
     indices = select_frames(cameras, frames)
-    # 1. sizes and folders; temp files of an earlier, killed run of these outputs go
+    # 1. sizes and folders
     check_outputs(cameras, out, config, outputs, renderable.max_samples_per_ray)
     targets = video_targets(out, outputs)
-    for target in targets.values():
-        remove_orphans(target)
-    # 2. render into the cache
     cache = FrameCache(outputs.cache_dir or frame_cache_dir(out), frame_cache_key(cache_key, cameras, config))
-    cache.open()
-    rendered = render_to_cache(renderable, cameras, indices, cache, config, show_progress, progress)
-    # 3. flicker
-    flicker = measure_flicker(cameras, indices, rendered.load)
-    # 4. encode, each MP4 to a temp file beside its final name
-    temps, hashes = encode_frames(rendered, targets, config, outputs, title)
-    try:
-        # 5. the watermark must survive H.264: decode sampled frames of the encoded file
-        checked, detected = check_watermark(temps["video"], len(indices), config, cameras.width, cameras.height)
-        # 6. C2PA signs the exact bytes of the temp files: no unsigned MP4 ever has a final name
-        signed = sign_videos(temps, outputs, title)
-        # 7. fsync, rename into place, fsync the folder
-        digests = commit_videos(temps, targets)
-    finally:
-        for temp in temps.values():
-            discard(temp)
-    extra = {name: str(path) for name, path in (("depth_video", outputs.depth_video),
-                                                 ("opacity_video", outputs.opacity_video),
-                                                 ("png_dir", outputs.png_dir)) if path is not None}
-    result = VideoResult(out, indices, cameras.width, cameras.height, config.fps, hashes, flicker, rendered.rendered,
-                         rendered.render_seconds, checked, detected, signed, extra, digests)
-    # 8. the recipe (if any) is written before the frame cache, which could render the video again, goes
-    if record is not None:
-        record(result)
-    if not outputs.keep_frames:
-        cache.remove()
-    return result
+    with cache.locked(out):  # one render of an output at a time: they would share the cache and the temp names
+        for target in targets.values():  # temp files of an earlier, killed run of these outputs
+            remove_orphans(target)
+        # 2. render into the cache
+        cache.open()
+        rendered = render_to_cache(renderable, cameras, indices, cache, config, show_progress, progress)
+        # 3. flicker
+        flicker = measure_flicker(cameras, indices, rendered.load)
+        # 4. encode, each MP4 to a temp file beside its final name
+        temps, hashes = encode_frames(rendered, targets, config, outputs, title)
+        try:
+            # 5. the watermark must survive H.264: decode sampled frames of the encoded file
+            checked, detected = check_watermark(temps["video"], len(indices), config, cameras.width, cameras.height)
+            # 6. C2PA signs the exact bytes of the temp files: no unsigned MP4 ever has a final name
+            signed = sign_videos(temps, outputs, title)
+            # 7. fsync, rename into place, fsync the folder
+            digests = commit_videos(temps, targets)
+        finally:
+            for temp in temps.values():
+                discard(temp)
+        extra = {name: str(path) for name, path in (("depth_video", outputs.depth_video),
+                                                     ("opacity_video", outputs.opacity_video),
+                                                     ("png_dir", outputs.png_dir)) if path is not None}
+        result = VideoResult(out, indices, cameras.width, cameras.height, config.fps, hashes, flicker, rendered.rendered,
+                             rendered.render_seconds, checked, detected, signed, extra, digests)
+        # 8. the recipe (if any) is written before the frame cache, which could render the video again, goes
+        if record is not None:
+            record(result)
+        if not outputs.keep_frames:
+            cache.remove()
+        return result

@@ -188,9 +188,9 @@ def render_shot(scene: Scene, cameras: Cameras, out: Path, config: VideoConfig,
     scene_hash = scene_content_hash(scene_dir)
     torch.manual_seed(seed)  # rendering draws no random numbers today; seeded so any future sampling is repeatable
     recipe_file = recipe_path_for(out)
-    remove_orphans(recipe_file)  # a recipe half-written by a killed run
 
     def record(result: VideoResult) -> None:  # right after the video's rename, before the frame cache goes
+        remove_orphans(recipe_file)  # a recipe half-written by a killed run
         write_recipe(recipe_file, build_recipe(scene_dir, scene_hash, path_source, cameras, config, seed, result))
 
     result = render_video(scene.renderable(), cameras, out, config, outputs, frames=frames, cache_key=scene_hash,

@@ -196,3 +196,23 @@ def test_a_recipe_beside_a_newer_video_is_refused_by_render_recipe(scene_dir, tm
     out.rename(tmp_path / "moved.mp4")
     assert main(["render", "--recipe", str(recipe_file), "--no-progress"]) == 0
     assert "all 3 frames are bit-identical" in capsys.readouterr().out
+
+
+def test_a_second_render_of_the_same_output_at_the_same_time_is_refused(tmp_path):
+    import fcntl
+
+    out = tmp_path / "shot.mp4"
+    render_video(sphere_renderable(), orbit(2, 32, 32), out, CONFIG, show_progress=False)
+    before = out.read_bytes()
+    cache = frame_cache_dir(out)
+    cache.mkdir()
+    (tmp_path / ".shot.mp4.a1b2c3d4.partial.mp4").write_bytes(b"the running render's video")
+    fd = os.open(cache, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the running render holds its frame cache
+        with pytest.raises(VistaError, match="another render is writing this video now"):
+            render_video(sphere_renderable(), orbit(3, 32, 32), out, CONFIG, show_progress=False)
+    finally:
+        os.close(fd)
+    assert out.read_bytes() == before
+    assert (tmp_path / ".shot.mp4.a1b2c3d4.partial.mp4").exists(), "the running render's temp file is not touched"
