@@ -5,7 +5,10 @@ Encoding takes uint8 RGB frames, one at a time, so a video of any length streams
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from vista_core.errors import VistaError
+
+log = logging.getLogger(__name__)
 
 H264_MAX_SIDE = 8192  # H.264 level 6.2 allows at most 8192x4320 (35.6 Mpx) per frame
 H264_MAX_PIXELS = 8192 * 4320
@@ -47,7 +52,8 @@ def _fps_fraction(fps: float) -> Fraction:
 
 
 class Mp4Writer:
-    """Stream uint8 RGB frames into an H.264 MP4 (PyAV + libx264), written to a temp file and renamed at the end."""
+    """Stream uint8 RGB frames into an H.264 MP4 (PyAV + libx264), written to a temp file beside `path`
+    (`.NAME.XXXXXXXX.partial.mp4`) that `close` (or `finish` + `commit_file`) renames over `path`."""
 
     def __init__(self, path: Path, width: int, height: int, fps: float, crf: int = 18, preset: str = "medium",
                  metadata: dict[str, str] | None = None):
@@ -55,12 +61,13 @@ class Mp4Writer:
 
         self.path = Path(path)
         self.width, self.height = width, height
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial.mp4", dir=self.path.parent)
+        fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial.mp4", dir=self.path.parent)
         os.close(fd)
+        self.temp_path = Path(temp)
         self._count = 0
         rate = _fps_fraction(fps)
         # use_metadata_tags: write arbitrary keys (e.g. "software") as MP4 'mdta' metadata
-        self._container = av.open(self._tmp, mode="w", format="mp4", options={"movflags": "use_metadata_tags"})
+        self._container = av.open(str(self.temp_path), mode="w", format="mp4", options={"movflags": "use_metadata_tags"})
         self._container.metadata.update(metadata or {})
         stream = self._container.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
@@ -91,27 +98,100 @@ class Mp4Writer:
             self._container.mux(packets)
         except OSError as error:
             self.abort()
-            if error.errno == 28:
+            if error.errno == errno.ENOSPC:
                 raise VistaError(f"{self.path}: the disk is full while encoding; the rendered frames are kept in "
                                  "the frame cache, free space and rerun") from error
             raise
 
-    def close(self) -> None:
+    def finish(self) -> Path:
+        """Flush the encoder and close the file, which stays at its temp name (`temp_path`): sign it, then
+        `commit_file` it over `path`. Closing is `finish` + `commit_file`."""
         self._mux(self._stream.encode())
         self._container.close()
-        try:
-            os.replace(self._tmp, self.path)
-        except OSError as error:
-            self.abort()
-            raise VistaError(f"{self.path}: cannot write the video ({error.strerror})") from error
+        return self.temp_path
+
+    def close(self) -> None:
+        commit_file(self.finish(), self.path)
 
     def abort(self) -> None:
         try:
             self._container.close()
         except Exception:  # noqa: BLE001 - the container may be half-open; the temp file goes anyway
             pass
-        if os.path.exists(self._tmp):
-            os.unlink(self._tmp)
+        discard(self.temp_path)
+
+
+# --- temp files and crash-safe renames -------------------------------------------------------------
+
+def _temp_patterns(final: Path) -> list[re.Pattern]:
+    """Our temp names for `final` (tempfile.mkstemp's 8 random characters), no other file's:
+    `.shot.mp4.XXXXXXXX.partial.mp4` (Mp4Writer), `..shot.mp4.XXXXXXXX.partial.mp4.YYYYYYYY.signing.mp4` (C2PA
+    signing the temp file), `.shot.mp4.XXXXXXXX.signing.mp4` (signing in place, before the temp file was signed)
+    and `.NAME.XXXXXXXX.tmp` (vista_core.files.atomic_write_bytes, e.g. a recipe)."""
+    name, rand = re.escape(Path(final).name), r"[a-z0-9_]{8}"
+    return [re.compile(rf"\.{name}\.{rand}\.(partial|signing)\.mp4"),
+            re.compile(rf"\.\.{name}\.{rand}\.partial\.mp4\.{rand}\.signing\.mp4"),
+            re.compile(rf"\.{name}\.{rand}\.tmp")]
+
+
+def remove_orphans(final: Path) -> list[Path]:
+    """Delete temp files that an earlier, killed run writing `final` left beside it; returns what it deleted.
+
+    Only names matching our own temp patterns for `final` are touched (two renders to the same output at the
+    same time are not supported: they share the frame cache too)."""
+    final = Path(final)
+    patterns = _temp_patterns(final)
+    try:
+        entries = [entry for entry in os.scandir(final.parent) if entry.name.startswith(".")]
+    except OSError:
+        return []
+    removed = []
+    for entry in entries:
+        if entry.is_file(follow_symlinks=False) and any(p.fullmatch(entry.name) for p in patterns):
+            discard(Path(entry.path))
+            removed.append(Path(entry.path))
+    if removed:
+        log.info("removed %d temp file(s) of an interrupted earlier run beside %s", len(removed), final)
+    return removed
+
+
+def discard(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (POSIX: the directory entry is only safe once the folder is synced)."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP):  # some filesystems cannot sync a folder
+            raise
+    finally:
+        os.close(fd)
+
+
+def commit_file(temp: Path, final: Path) -> None:
+    """fsync `temp`, rename it over `final`, fsync the folder: after a crash `final` holds the old file or the
+    new one, whole. On failure `temp` is deleted and `final` is left as it was."""
+    final = Path(final)
+    try:
+        fd = os.open(temp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, final)
+        fsync_dir(final.parent)
+    except OSError as error:
+        discard(temp)
+        if error.errno == errno.ENOSPC:
+            raise VistaError(f"{final}: the disk is full while writing the video; the rendered frames are kept "
+                             "in the frame cache, free space and rerun") from error
+        raise VistaError(f"{final}: cannot write the video ({error.strerror or error})") from error
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,10 @@ import hashlib
 import io
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +75,30 @@ class FrameCache:
                 self.clear()
         if not key_file.exists():
             atomic_write_json(key_file, {"format": CACHE_FORMAT, "key": self.key})
+        for orphan in self.directory.glob(".*.tmp"):  # half-written frames of a run that was killed
+            orphan.unlink(missing_ok=True)
         return len(list(self.directory.glob("[0-9]*.png")))
+
+    @contextmanager
+    def locked(self, video: Path) -> Iterator[None]:
+        """Hold the cache (an exclusive flock on its folder) while a render writes `video`: a second render of the
+        same output is refused instead of racing the first for the same frames and temp files."""
+        import fcntl
+
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.directory, os.O_RDONLY)
+        except OSError as error:
+            raise VistaError(f"{self.directory}: cannot create the frame cache ({error.strerror or error})") from error
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as error:
+                raise VistaError(f"{video}: another render is writing this video now (its frame cache "
+                                 f"{self.directory} is in use); wait for it or choose another --out") from error
+            yield
+        finally:
+            os.close(fd)
 
     def clear(self) -> None:
         for pattern in ("[0-9]*.png", "[0-9]*.aux.safetensors", "key.json", ".*.tmp"):

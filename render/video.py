@@ -11,8 +11,12 @@ Numbered steps of `render_video`:
 4. post-process (visible label, invisible watermark; `render.provenance`) and stream the `Frames` to the MP4
    (`render.encode`: PyAV/libx264, yuv420p, even size, constant frame rate), plus the optional PNG sequence,
    depth video (turbo colormap) and opacity video;
-5. decode sampled frames of the finished MP4 and check the watermark survived encoding;
-6. last, sign the MP4s with C2PA if a certificate and key were given.
+   each MP4 is written to a temp file beside its final name (`render.encode.Mp4Writer`);
+5. decode sampled frames of the encoded MP4 and check the watermark survived encoding;
+6. sign the temp MP4s with C2PA if a certificate and key were given, so no unsigned file ever has a final name;
+7. fsync each MP4 and rename it over its final name (side videos first, the main video last), fsync the folder;
+8. call `record` (render_shot writes the recipe there), and only then delete the frame cache.
+Temp files of an earlier run of the same outputs that was killed are removed at the start.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import io
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +34,7 @@ import numpy as np
 
 from render.cameras import Cameras
 from render.config import VideoConfig
-from render.encode import H264_MAX_PIXELS, H264_MAX_SIDE, Mp4Writer, read_frames
+from render.encode import H264_MAX_PIXELS, H264_MAX_SIDE, Mp4Writer, commit_file, discard, read_frames, remove_orphans
 from render.flicker import FlickerReport, measure_flicker
 from render.frame_cache import FrameCache, Frames, frame_cache_dir, frame_cache_key, render_to_cache
 from render.provenance import add_label, embed_watermark, has_watermark, sign_c2pa, video_metadata, watermark_fits
@@ -83,6 +88,8 @@ class VideoResult:
     watermark_detected: int = 0
     signed: bool = False
     extra_outputs: dict[str, str] = field(default_factory=dict)
+    video_sha256: dict[str, str] = field(default_factory=dict)
+    """SHA-256 of each MP4 as written ("video", "depth", "opacity"), so a recipe can tell it is beside its video."""
 
     @property
     def frames_per_s(self) -> float:
@@ -238,20 +245,25 @@ def write_png(path: Path, rgb: np.ndarray) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def encode_frames(frames: Frames, out: Path, config: VideoConfig, outputs: VideoOutputs,
-                  title: str) -> tuple[dict[str, Path], list[str]]:
-    """Step 4: post-process `frames` and stream them into the MP4 `out` and the extra outputs.
+def video_targets(out: Path, outputs: VideoOutputs) -> dict[str, Path]:
+    """The MP4s a render writes, by name: "video" (always), "depth" and "opacity" (when asked for)."""
+    targets = {"video": Path(out), "depth": outputs.depth_video, "opacity": outputs.opacity_video}
+    return {name: Path(path) for name, path in targets.items() if path is not None}
 
-    Returns the MP4s written by name ("video", "depth", "opacity") and the SHA-256 of each raw frame. On any
-    failure every MP4 is abandoned (no partial files); the frames stay cached."""
+
+def encode_frames(frames: Frames, targets: dict[str, Path], config: VideoConfig, outputs: VideoOutputs,
+                  title: str) -> tuple[dict[str, Path], list[str]]:
+    """Step 4: post-process `frames` and stream them into an MP4 per target (`video_targets`).
+
+    Returns each MP4's temp file by name (not yet at its final name: `commit_videos` puts them there) and the
+    SHA-256 of each raw frame. On any failure every MP4 is abandoned (no partial files); the frames stay cached."""
     writers: dict[str, Mp4Writer] = {}
     hashes = []
     try:
-        for name, path in (("video", out), ("depth", outputs.depth_video), ("opacity", outputs.opacity_video)):
-            if path is not None:
-                metadata = video_metadata(title if name == "video" else f"{title} ({name})")
-                writers[name] = Mp4Writer(Path(path), frames.width, frames.height, config.fps, config.crf,
-                                          config.x264_preset, metadata)
+        for name, path in targets.items():
+            metadata = video_metadata(title if name == "video" else f"{title} ({name})")
+            writers[name] = Mp4Writer(path, frames.width, frames.height, config.fps, config.crf,
+                                      config.x264_preset, metadata)
         near, far = depth_range(frames) if "depth" in writers else (0.0, 1.0)
         for k, (rgb, depth, opacity) in enumerate(frames):
             hashes.append(hashlib.sha256(rgb.tobytes()).hexdigest())
@@ -263,13 +275,11 @@ def encode_frames(frames: Frames, out: Path, config: VideoConfig, outputs: Video
                 writers["depth"].write(postprocess(colorize_depth(depth, opacity, near, far), config))
             if "opacity" in writers:
                 writers["opacity"].write(postprocess(opacity_rgb(opacity), config))
-        for writer in writers.values():
-            writer.close()
+        return {name: writer.finish() for name, writer in writers.items()}, hashes
     except BaseException:
         for writer in writers.values():
             writer.abort()
         raise
-    return {name: writer.path for name, writer in writers.items()}, hashes
 
 
 # --- 5. and 6. labels that must survive: watermark check, C2PA --------------------------------------
@@ -288,7 +298,8 @@ def check_watermark(video: Path, frame_count: int, config: VideoConfig, width: i
 
 
 def sign_videos(videos: dict[str, Path], outputs: VideoOutputs, title: str) -> bool:
-    """Step 6, last: C2PA signs the exact bytes of the finished files. False when no certificate was given."""
+    """Step 6: C2PA signs the exact bytes of the encoded temp files, before they take their final names.
+    False when no certificate was given."""
     if outputs.sign_cert is None or outputs.sign_key is None:
         return False
     for name, path in videos.items():
@@ -297,38 +308,72 @@ def sign_videos(videos: dict[str, Path], outputs: VideoOutputs, title: str) -> b
     return True
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def commit_videos(temps: dict[str, Path], targets: dict[str, Path]) -> dict[str, str]:
+    """Step 7: fsync each temp MP4 and rename it over its final name, the main video last; returns their SHA-256.
+
+    A kill between two renames leaves a side video newer than the main one: the recipe's hashes tell."""
+    digests = {name: file_sha256(path) for name, path in temps.items()}
+    for name in sorted(temps, key=lambda n: n == "video"):
+        commit_file(temps[name], targets[name])
+    return digests
+
+
 # --- the whole thing -------------------------------------------------------------------------------
 
 def render_video(renderable: SceneRepresentation, cameras: Cameras, out: Path, config: VideoConfig = VideoConfig(),
                  outputs: VideoOutputs = VideoOutputs(), *, frames: list[int] | None = None, cache_key: str = "",
                  title: str = "Vista render", show_progress: bool = True,
-                 progress: ProgressCallback | None = None) -> VideoResult:
+                 progress: ProgressCallback | None = None,
+                 record: Callable[[VideoResult], None] | None = None) -> VideoResult:
     """Render cameras `frames` (default all) of `cameras` to the MP4 `out`; see the module docstring for the steps.
 
     `cache_key` identifies the scene (e.g. its content hash) so cached frames of another scene are never reused.
     The frame cache is deleted after a successful encode unless `outputs.keep_frames`. `show_progress` draws a
     terminal bar; `progress` gets a "rendering frames" event per frame, and a `Cancelled` it raises stops the
-    render with the frames so far kept in the cache (a rerun resumes from them)."""
+    render with the frames so far kept in the cache (a rerun resumes from them). `record` is called with the
+    result once the MP4s are at their final names and before the frame cache is deleted."""
     out = Path(out)
     indices = select_frames(cameras, frames)
     # 1. sizes and folders
     check_outputs(cameras, out, config, outputs, renderable.max_samples_per_ray)
-    # 2. render into the cache
+    targets = video_targets(out, outputs)
     cache = FrameCache(outputs.cache_dir or frame_cache_dir(out), frame_cache_key(cache_key, cameras, config))
-    cache.open()
-    rendered = render_to_cache(renderable, cameras, indices, cache, config, show_progress, progress)
-    # 3. flicker
-    flicker = measure_flicker(cameras, indices, rendered.load)
-    # 4. encode
-    videos, hashes = encode_frames(rendered, out, config, outputs, title)
-    extra = {name: str(path) for name, path in (("depth_video", outputs.depth_video),
-                                                 ("opacity_video", outputs.opacity_video),
-                                                 ("png_dir", outputs.png_dir)) if path is not None}
-    # 5. the watermark must survive H.264: decode sampled frames of the finished file
-    checked, detected = check_watermark(out, len(indices), config, cameras.width, cameras.height)
-    # 6. C2PA, last: it signs the exact bytes of the finished files
-    signed = sign_videos(videos, outputs, title)
-    if not outputs.keep_frames:
-        cache.remove()
-    return VideoResult(out, indices, cameras.width, cameras.height, config.fps, hashes, flicker, rendered.rendered,
-                       rendered.render_seconds, checked, detected, signed, extra)
+    with cache.locked(out):  # one render of an output at a time: they would share the cache and the temp names
+        for target in targets.values():  # temp files of an earlier, killed run of these outputs
+            remove_orphans(target)
+        # 2. render into the cache
+        cache.open()
+        rendered = render_to_cache(renderable, cameras, indices, cache, config, show_progress, progress)
+        # 3. flicker
+        flicker = measure_flicker(cameras, indices, rendered.load)
+        # 4. encode, each MP4 to a temp file beside its final name
+        temps, hashes = encode_frames(rendered, targets, config, outputs, title)
+        try:
+            # 5. the watermark must survive H.264: decode sampled frames of the encoded file
+            checked, detected = check_watermark(temps["video"], len(indices), config, cameras.width, cameras.height)
+            # 6. C2PA signs the exact bytes of the temp files: no unsigned MP4 ever has a final name
+            signed = sign_videos(temps, outputs, title)
+            # 7. fsync, rename into place, fsync the folder
+            digests = commit_videos(temps, targets)
+        finally:
+            for temp in temps.values():
+                discard(temp)
+        extra = {name: str(path) for name, path in (("depth_video", outputs.depth_video),
+                                                     ("opacity_video", outputs.opacity_video),
+                                                     ("png_dir", outputs.png_dir)) if path is not None}
+        result = VideoResult(out, indices, cameras.width, cameras.height, config.fps, hashes, flicker, rendered.rendered,
+                             rendered.render_seconds, checked, detected, signed, extra, digests)
+        # 8. the recipe (if any) is written before the frame cache, which could render the video again, goes
+        if record is not None:
+            record(result)
+        if not outputs.keep_frames:
+            cache.remove()
+        return result

@@ -5,6 +5,11 @@ field.safetensors), the path's cameras exactly as rendered (float32 values survi
 frames, the render config, the seed, the package versions, and the SHA-256 of every rendered frame.
 `render_from_recipe` renders the same frames again and says whether they are bit-identical (they are on the
 same machine and package versions: rendering is deterministic).
+
+The recipe is written right after its video is renamed into place and before the frame cache is deleted
+(render.video.render_video's `record`). A kill between the two leaves the new video beside the previous
+recipe; the recipe records each MP4's SHA-256 (and the frame count), so `render_from_recipe` refuses a recipe
+that does not describe the video beside it instead of reproducing a shot that is no longer there.
 """
 
 from __future__ import annotations
@@ -12,14 +17,15 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from render.cameras import Cameras
 from render.configio import config_from_dict, config_to_dict
-from render.video import VideoConfig, VideoOutputs, VideoResult, render_video
+from render.encode import fsync_dir, probe_video, remove_orphans
+from render.video import VideoConfig, VideoOutputs, VideoResult, file_sha256, render_video
 from scenes.scene import SCENE_FILE, WEIGHTS_FILE, Scene, load_scene
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_json, read_json
@@ -75,6 +81,8 @@ class Recipe:
     opacity_video: Path | None
     frame_sha256: list[str]
     versions: dict[str, str]
+    video_sha256: dict[str, str] = field(default_factory=dict)
+    """SHA-256 of each MP4 as written ("video", "depth", "opacity"); empty in recipes of older versions."""
 
 
 def build_recipe(scene_dir: Path, scene_hash: str, path_source: str, cameras: Cameras, config: VideoConfig,
@@ -91,7 +99,8 @@ def build_recipe(scene_dir: Path, scene_hash: str, path_source: str, cameras: Ca
                     "png_dir": result.extra_outputs.get("png_dir"),
                     "depth_video": result.extra_outputs.get("depth_video"),
                     "opacity_video": result.extra_outputs.get("opacity_video"),
-                    "c2pa_signed": result.signed},
+                    "c2pa_signed": result.signed,
+                    "sha256": result.video_sha256},
         "result": {"frame_sha256": result.frame_sha256, "flicker": result.flicker.to_dict(),
                    "watermark_detected": [result.watermark_detected, result.watermark_checked],
                    "rendered_frames_per_s": result.frames_per_s},
@@ -129,6 +138,7 @@ def read_recipe(path: Path) -> Recipe:
             opacity_video=optional("opacity_video"),
             frame_sha256=[str(h) for h in data.get("result", {}).get("frame_sha256", [])],
             versions={str(k): str(v) for k, v in data.get("versions", {}).items()},
+            video_sha256={str(k): str(v) for k, v in (outputs.get("sha256") or {}).items()},
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise VistaError(f"{where}: recipe is malformed ({error!r})") from error
@@ -140,6 +150,26 @@ def require_scene_hash(scene_dir: Path, expected_hash: str) -> None:
     if scene_hash != expected_hash:
         raise VistaError(f"{scene_dir}: the scene changed since the recipe was written (content hash {scene_hash}, "
                          f"recipe {expected_hash}); its frames cannot be reproduced")
+
+
+def check_recipe_describes_videos(recipe: Recipe, recipe_path: Path) -> None:
+    """Refuse a recipe whose videos, where they still exist, are not the ones it recorded (frame count, SHA-256):
+    e.g. a render killed after renaming its new video into place but before writing the new recipe."""
+    for name, video in (("video", recipe.video), ("depth", recipe.depth_video), ("opacity", recipe.opacity_video)):
+        if video is None or not video.is_file():
+            continue  # moved or deleted: the recipe can still render the shot again
+        stale = f"{recipe_path}: does not describe {video} beside it"
+        hint = "the video was replaced after the recipe was written (e.g. an interrupted render); render the shot again"
+        if name == "video" and (frames := probe_video(video).frames) != len(recipe.frames):
+            raise VistaError(f"{stale} (it has {frames} frames, the recipe {len(recipe.frames)}): {hint}")
+        if name in recipe.video_sha256 and file_sha256(video) != recipe.video_sha256[name]:
+            raise VistaError(f"{stale} (its SHA-256 differs from the recorded one): {hint}")
+
+
+def write_recipe(recipe_file: Path, recipe: dict) -> None:
+    """Atomically, and durably: the folder is synced so the recipe's rename survives a crash."""
+    atomic_write_json(recipe_file, recipe)
+    fsync_dir(Path(recipe_file).parent)
 
 
 def render_shot(scene: Scene, cameras: Cameras, out: Path, config: VideoConfig,
@@ -157,11 +187,15 @@ def render_shot(scene: Scene, cameras: Cameras, out: Path, config: VideoConfig,
     scene_dir = scene.folder
     scene_hash = scene_content_hash(scene_dir)
     torch.manual_seed(seed)  # rendering draws no random numbers today; seeded so any future sampling is repeatable
+    recipe_file = recipe_path_for(out)
+
+    def record(result: VideoResult) -> None:  # right after the video's rename, before the frame cache goes
+        remove_orphans(recipe_file)  # a recipe half-written by a killed run
+        write_recipe(recipe_file, build_recipe(scene_dir, scene_hash, path_source, cameras, config, seed, result))
+
     result = render_video(scene.renderable(), cameras, out, config, outputs, frames=frames, cache_key=scene_hash,
                           title=f"Vista render of {scene_dir.name}", show_progress=show_progress,
-                          progress=progress)
-    recipe_file = recipe_path_for(out)
-    atomic_write_json(recipe_file, build_recipe(scene_dir, scene_hash, path_source, cameras, config, seed, result))
+                          progress=progress, record=record)
     return result, recipe_file
 
 
@@ -179,6 +213,7 @@ def render_from_recipe(recipe_path: Path, out: Path | None = None, scene_dir: Pa
     """Render a recipe again (default output: `<video>.rerender.mp4` beside the original, never over it) and
     compare every frame's hash with the recorded one."""
     recipe = read_recipe(recipe_path)
+    check_recipe_describes_videos(recipe, Path(recipe_path))
     if out is None:
         out = recipe.video.with_name(recipe.video.stem + ".rerender.mp4")
     if Path(out).resolve() == recipe.video.resolve():
