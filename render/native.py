@@ -104,6 +104,8 @@ def _build(source: Path, target: Path) -> None:
         if result.returncode != 0:
             raise RuntimeError(f"{compiler} failed: {result.stderr.strip()[:500]}")
         digest = _sha256(partial)
+        with open(partial, "rb") as handle:  # on disk before its name and record are: no truncated library after
+            os.fsync(handle.fileno())        # a power cut (loading one can crash the process with SIGBUS)
         os.replace(partial, target)
     try:
         atomic_write_text(_record(target), digest + "\n")
@@ -122,14 +124,20 @@ def _unverified(target: Path) -> str | None:
     return None
 
 
+def library_path(source: Path) -> Path:
+    """Where `source`'s library is cached: named by the source's content, the flags and the platform."""
+    key = hashlib.sha256(source.read_bytes() + " ".join(FLAGS).encode() + sys.platform.encode()).hexdigest()[:16]
+    return private_cache_dir() / f"{source.stem}-{key}.so"
+
+
 def build_library(source: Path) -> ctypes.CDLL:
     """Compile `source` once (cached by its content, the flags and the platform), verify and load it.
 
-    A cached library whose sha256 is not the one recorded when it was built, or that fails to load (truncated),
-    is rebuilt, with one log line; nothing is loaded that we did not build. Raises RuntimeError or OSError when
+    A cached library whose sha256 is not the one recorded when it was built (planted, or truncated: loading a
+    truncated library can crash with SIGBUS, so only verified bytes are loaded), or that fails to load, is rebuilt,
+    with one log line; nothing is loaded that we did not build. Raises RuntimeError or OSError when
     it cannot be built or loaded."""
-    key = hashlib.sha256(source.read_bytes() + " ".join(FLAGS).encode() + sys.platform.encode()).hexdigest()[:16]
-    target = private_cache_dir() / f"{source.stem}-{key}.so"
+    target = library_path(source)
     if not target.exists():
         _build(source, target)
     else:

@@ -53,6 +53,8 @@ class OccupancyGrid:
         return self.density.device
 
     def restore(self, density: torch.Tensor, threshold: float) -> None:
+        if density.numel() != self.resolution**3:
+            raise ValueError(f"occupancy grid of {density.numel()} cells restored into a grid of {self.resolution}^3")
         self.density = density.float().reshape(-1).clone().to(self.device)
         self.threshold = threshold
         self._binarize(threshold)
