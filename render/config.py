@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from vista_core.errors import VistaError
 
+
 class ConfigValueError(VistaError, ValueError):
     """A config field outside its range. A user mistake (one line, exit code 2), and a ValueError, so that the strict
     JSON loader (`render.configio`) and the presets prefix the message with the file and the config it came from."""
