@@ -7,6 +7,37 @@ from dataclasses import dataclass
 
 from vista_core.errors import VistaError
 
+
+class ConfigValueError(VistaError, ValueError):
+    """A config field outside its range. A user mistake (one line, exit code 2), and a ValueError, so that the strict
+    JSON loader (`render.configio`) and the presets prefix the message with the file and the config it came from."""
+
+
+def check_int(name: str, value: object, low: int, high: int | None = None) -> None:
+    """`value` is an int (not a bool) in [low, high] (no upper bound if high is None), else ConfigValueError."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigValueError(f"{name} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        rule = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ConfigValueError(f"{name} must be {rule}, got {value}")
+
+
+def check_float(name: str, value: object, low: float, high: float, *, low_open: bool = False,
+                high_open: bool = False) -> None:
+    """`value` is a finite number in the interval (brackets as given), else ConfigValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigValueError(f"{name} must be a finite number, got {value!r}")
+    if not ((value > low if low_open else value >= low) and (value < high if high_open else value <= high)):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ConfigValueError(f"{name} must be in {interval}, got {value}")
+
+
+MAX_GRID_RESOLUTION = 256
+"""Occupancy cells per side at most: 256^3 cells take ~85 MB and a warm-up update evaluates every one of them;
+512^3 would take ~0.7 GB before its temporaries (presets use 64-128, Instant-NGP and nerfacc 128)."""
+MAX_SAMPLES_PER_RAY = 4096
+"""Candidate steps per ray at most: a chunk of rays holds rays x steps candidates (presets use 192-512)."""
+
 DEFAULT_CHUNK_RAYS = 16384
 """Rays per `render_rays` call when rendering images: 16384 renders the trained lego at 320x180 ~1.3x faster
 than 8192 (fewer rounds and kernel launches; measured), and bounds a chunk's candidates at ~400 MB."""
@@ -30,6 +61,20 @@ class SamplingConfig:
     """Stop marching a ray once its transmittance falls below this."""
     min_alpha: float = 1e-4
     """Samples contributing less opacity than this are dropped before the gradient pass."""
+
+    def __post_init__(self) -> None:
+        check_int("grid_resolution", self.grid_resolution, 4, MAX_GRID_RESOLUTION)
+        check_int("max_samples_per_ray", self.max_samples_per_ray, 1, MAX_SAMPLES_PER_RAY)
+        check_float("occupancy_threshold", self.occupancy_threshold, 0.0, 1e6, low_open=True)
+        check_int("update_every", self.update_every, 1)
+        check_int("warmup_steps", self.warmup_steps, 0)
+        check_float("early_stop_transmittance", self.early_stop_transmittance, 0.0, 1.0, high_open=True)
+        check_float("min_alpha", self.min_alpha, 0.0, 1.0, high_open=True)
+
+
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+"""libx264's speed presets (`x264 --help`)."""
 
 
 @dataclass(frozen=True)
@@ -57,10 +102,12 @@ class VideoConfig:
 
     def __post_init__(self) -> None:
         if not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and 0 < self.fps <= 240):
-            raise VistaError(f"fps must be in (0, 240], got {self.fps}")
-        if not 0 <= self.crf <= 51:
-            raise VistaError(f"crf must be in [0, 51], got {self.crf}")
-        if self.band_pixels < 1 or self.chunk_rays < 1:
-            raise VistaError("band_pixels and chunk_rays must be positive")
+            raise ConfigValueError(f"fps must be in (0, 240], got {self.fps}")
+        if isinstance(self.crf, bool) or not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
+            raise ConfigValueError(f"crf must be in [0, 51], got {self.crf}")
+        if self.x264_preset not in X264_PRESETS:
+            raise ConfigValueError(f"x264_preset must be one of {list(X264_PRESETS)}, got {self.x264_preset!r}")
+        check_int("band_pixels", self.band_pixels, 1, 1 << 24)
+        check_int("chunk_rays", self.chunk_rays, 1, 1 << 20)
         if not (isinstance(self.supersample, int) and 1 <= self.supersample <= 4):
-            raise VistaError(f"supersample must be 1, 2, 3 or 4 rays per pixel side, got {self.supersample}")
+            raise ConfigValueError(f"supersample must be 1, 2, 3 or 4 rays per pixel side, got {self.supersample}")

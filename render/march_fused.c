@@ -21,9 +21,13 @@ typedef struct {
     int64_t coarse_resolution;
 } March;
 
+/* The cell of x in [0, resolution), clamped: truncation as torch's .long(), clamped before converting, so NaN
+ * (cell 0) and values far outside never reach the float-to-integer cast (undefined behaviour); the same cells as
+ * OccupancyGrid.cell_index. */
 static inline int64_t clamp_cell(float x, int64_t resolution) {
-    int64_t c = (int64_t)x; /* truncation, as torch's .long() */
-    return c < 0 ? 0 : (c > resolution - 1 ? resolution - 1 : c);
+    if (!(x > 0.0f)) return 0;
+    if (x >= (float)resolution) return resolution - 1;
+    return (int64_t)x;
 }
 
 /* Step k's midpoint lies in the empty cell `cell` (2^size_shift occupancy cells per side): the last step whose
@@ -42,7 +46,7 @@ static inline int64_t last_step_in_cell(const March *m, const float *o, const fl
     }
     /* first step whose midpoint tn + (k + sh) * step reaches t_exit */
     const float next = (t_exit - tn) * m->inv_step - sh - 0.01f;
-    if (!(next < 1e9f)) return k;
+    if (!(next > 0.0f && next < 1e9f)) return k; /* next <= 0 never skips; NaN or -inf must not be cast */
     const int64_t first = (int64_t)next + 1; /* >= ceil(next) for next > 0; smaller next never skips */
     return first > k + 1 ? first - 1 : k;
 }
@@ -53,6 +57,10 @@ static int64_t march_ray(const March *m, int64_t r, int64_t *ray_out, float *sta
     const float *o = m->origins + 3 * r, *d = m->directions + 3 * r;
     const float tn = m->t_near[r], tf = m->t_far[r], sh = m->shift[r];
     const int64_t res = m->resolution;
+    /* a ray with a NaN or infinite input misses everything (the caller gives it no steps either) */
+    if (!(isfinite(tn) && isfinite(tf) && isfinite(sh))) return 0;
+    for (int a = 0; a < 3; ++a)
+        if (!(isfinite(o[a]) && isfinite(d[a]))) return 0;
     float inv_d[3];
     for (int a = 0; a < 3; ++a) inv_d[a] = d[a] == 0.0f ? 0.0f : 1.0f / d[a];
     int64_t kept = 0;

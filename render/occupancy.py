@@ -53,12 +53,20 @@ class OccupancyGrid:
         return self.density.device
 
     def restore(self, density: torch.Tensor, threshold: float) -> None:
+        if density.numel() != self.resolution**3:
+            raise ValueError(f"occupancy grid of {density.numel()} cells restored into a grid of {self.resolution}^3")
         self.density = density.float().reshape(-1).clone().to(self.device)
         self.threshold = threshold
         self._binarize(threshold)
 
+    def _cells(self, u: torch.Tensor) -> torch.Tensor:
+        """Integer cells [..., 3] of u, clamped to the grid. Clamped as floats before truncating (the same cells as
+        truncating, then clamping), so NaN (cell 0) and infinity never reach the float-to-int cast; as
+        `march_fused.c`'s clamp_cell."""
+        return torch.nan_to_num(u * self.resolution, nan=0.0).clamp_(0, self.resolution - 1).long()
+
     def cell_index(self, u: torch.Tensor) -> torch.Tensor:
-        cell = (u * self.resolution).long().clamp_(0, self.resolution - 1)
+        cell = self._cells(u)
         return (cell[..., 0] * self.resolution + cell[..., 1]) * self.resolution + cell[..., 2]
 
     def query(self, u: torch.Tensor) -> torch.Tensor:
@@ -71,7 +79,7 @@ class OccupancyGrid:
         Conservative for segments up to one coarse cell long, so the coarse pass never hides a surface."""
         occupied = self._blocks(factor, dilate=True)
         rc = round(occupied.numel() ** (1 / 3))
-        cell = (u * self.resolution).long().clamp_(0, self.resolution - 1) // factor
+        cell = self._cells(u) // factor
         return occupied[(cell[..., 0] * rc + cell[..., 1]) * rc + cell[..., 2]]
 
     def coarse_occupied(self, factor: int) -> torch.Tensor:

@@ -230,6 +230,10 @@ def _march_object(scene: Renderable, rays: Rays, shift: torch.Tensor) -> Samples
     step = scene.step_size()
     t_near, t_far = _box_interval(rays)
     chord = (t_far - t_near).clamp(min=0.0)
+    # a ray with a NaN or infinite origin, direction, interval or jitter gets no steps, in both marchers
+    usable = (torch.isfinite(chord) & torch.isfinite(shift) & torch.isfinite(rays.origins).all(dim=-1)
+              & torch.isfinite(rays.directions).all(dim=-1))
+    chord = torch.where(usable, chord, 0.0)
     n_fine = torch.ceil(chord / step).long().clamp(max=scene.sampling.max_samples_per_ray)
     if march_native.load() is not None and rays.origins.device.type == "cpu":
         ray, starts, ends, u = march_native.march_object_native(

@@ -10,10 +10,16 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from render.config import SamplingConfig
+from render.config import ConfigValueError, SamplingConfig, check_float, check_int
 from vista_core.errors import VistaError
 
 Backend = Literal["auto", "torch", "tcnn"]
+
+MAX_GRID_RESOLUTION = 1 << 20
+"""Finest hash-grid resolution at most: its cube (2^60) still fits the kernels' unsigned 64-bit dense-index test,
+and Instant-NGP's largest scenes use 2^19."""
+MAX_WIDTH = 1024
+"""MLP widths at most (Instant-NGP uses 64; tiny-cuda-nn's fused MLPs go to 128)."""
 
 
 @dataclass(frozen=True)
@@ -36,16 +42,16 @@ class HashGridConfig:
     """Growth factor of the resolution from one level to the next."""
 
     def __post_init__(self) -> None:
-        if not 1 <= self.n_levels <= 32:
-            raise ValueError(f"n_levels must be in 1..32, got {self.n_levels}")
-        if self.n_features_per_level not in (1, 2, 4, 8):
-            raise ValueError(f"n_features_per_level must be 1, 2, 4 or 8, got {self.n_features_per_level}")
-        if not 10 <= self.log2_hashmap_size <= 24:
-            raise ValueError(f"log2_hashmap_size must be in 10..24, got {self.log2_hashmap_size}")
-        if self.base_resolution < 2:
-            raise ValueError(f"base_resolution must be >= 2, got {self.base_resolution}")
-        if not 1.0 <= self.per_level_scale <= 4.0:
-            raise ValueError(f"per_level_scale must be in [1, 4], got {self.per_level_scale}")
+        check_int("n_levels", self.n_levels, 1, 32)
+        if self.n_features_per_level not in (1, 2, 4, 8) or isinstance(self.n_features_per_level, bool):
+            raise ConfigValueError(f"n_features_per_level must be 1, 2, 4 or 8, got {self.n_features_per_level!r}")
+        check_int("log2_hashmap_size", self.log2_hashmap_size, 10, 24)
+        check_int("base_resolution", self.base_resolution, 2, MAX_GRID_RESOLUTION)
+        check_float("per_level_scale", self.per_level_scale, 1.0, 4.0)
+        finest = self.base_resolution * self.per_level_scale ** (self.n_levels - 1)
+        if finest > MAX_GRID_RESOLUTION:
+            raise ConfigValueError(f"per_level_scale: the finest level would have {finest:.3g} cells per side "
+                                   f"(base_resolution x per_level_scale^(n_levels - 1)); at most {MAX_GRID_RESOLUTION}")
 
     @property
     def n_output_dims(self) -> int:
@@ -83,11 +89,9 @@ class FieldConfig:
     """Spherical-harmonics degree of the view-direction encoding (1..4)."""
 
     def __post_init__(self) -> None:
-        if not 1 <= self.sh_degree <= 4:
-            raise ValueError(f"sh_degree must be in 1..4, got {self.sh_degree}")
+        check_int("sh_degree", self.sh_degree, 1, 4)
         for name in ("hidden_dim", "geo_feature_dim", "color_hidden_dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be positive")
+            check_int(name, getattr(self, name), 1, MAX_WIDTH)
 
 
 @dataclass(frozen=True)
@@ -117,14 +121,14 @@ class TrainConfig:
     aliased (bench/GUIDANCE_RESULTS.md, "Pixel jitter is off again by default")."""
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if self.rays_per_step < 16:
-            raise ValueError(f"rays_per_step must be >= 16, got {self.rays_per_step}")
-        if self.samples_per_step < 0:
-            raise ValueError(f"samples_per_step must be >= 0, got {self.samples_per_step}")
-        if not 0 < self.learning_rate < 1:
-            raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
+        check_int("steps", self.steps, 1)
+        check_int("rays_per_step", self.rays_per_step, 16, 1 << 20)
+        check_int("samples_per_step", self.samples_per_step, 0)
+        check_float("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True, high_open=True)
+        check_float("weight_decay_mlp", self.weight_decay_mlp, 0.0, 1.0)
+        check_int("seed", self.seed, 0, (1 << 63) - 1)
+        check_int("checkpoint_every", self.checkpoint_every, 1)
+        check_float("distortion_loss_weight", self.distortion_loss_weight, 0.0, 1e6)
 
 
 PRESETS: dict[str, TrainConfig] = {

@@ -21,6 +21,10 @@ from scenes.config import HashGridConfig
 
 _PRIMES = (1, 2654435761, 805459861)
 _U32 = 0xFFFFFFFF
+MAX_POS = 2.0**62
+"""A point whose grid position (x * scale + 0.5) is NaN, infinite or not below this in magnitude at a level adds
+nothing there (weights 0): its cell index would not fit an int64 (undefined behaviour in C). `hashgrid_fused.c`
+does the same."""
 
 
 @dataclass(frozen=True)
@@ -58,11 +62,16 @@ _CORNERS = torch.tensor([[(c >> 0) & 1, (c >> 1) & 1, (c >> 2) & 1] for c in ran
 
 
 def level_indices_and_weights(x: torch.Tensor, layout: GridLayout, level: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Table rows [P, 8] and trilinear weights [P, 8] of the 8 cell corners around each point."""
+    """Table rows [P, 8] and trilinear weights [P, 8] of the 8 cell corners around each point (weights 0, and
+    the rows of cell 0, for a point outside MAX_POS)."""
     scale = layout.scales[level]
     resolution = layout.resolutions[level]
     size = layout.offsets[level + 1] - layout.offsets[level]
     pos = x * scale + 0.5
+    inside = (pos.abs() < MAX_POS).all(dim=-1)  # False for NaN and infinity too
+    all_inside = bool(inside.all())
+    if not all_inside:
+        pos = torch.where(inside[:, None], pos, 0.0)
     cell = torch.floor(pos)
     frac = pos - cell
     corner = cell.to(torch.int64)[:, None, :] + _CORNERS.to(x.device)[None]  # [P, 8, 3]
@@ -75,6 +84,8 @@ def level_indices_and_weights(x: torch.Tensor, layout: GridLayout, level: int) -
     index = index % size + layout.offsets[level]
     corners_f = _CORNERS.to(x.device, x.dtype)[None]  # [1, 8, 3]
     w = torch.where(corners_f > 0, frac[:, None, :], 1.0 - frac[:, None, :]).prod(dim=-1)
+    if not all_inside:
+        w = torch.where(inside[:, None], w, 0.0)
     return index, w
 
 

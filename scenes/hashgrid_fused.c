@@ -19,23 +19,32 @@ typedef struct {
     const int64_t *offsets;  /* [L + 1] */
 } Layout;
 
-/* Table rows and trilinear weights of the 8 corners of the cell around x at one level. */
-static inline void corners(const float *x, float scale, int64_t resolution, int64_t offset, int64_t size,
-                           int64_t rows[8], float weights[8]) {
+/* |pos| below this converts to int64 and leaves room for the corner offsets (hashgrid.py's MAX_POS). */
+#define MAX_POS 0x1p62f
+
+/* Table rows and trilinear weights of the 8 corners of the cell around x at one level. Returns 0, and touches
+ * nothing, for a point with a coordinate that is NaN, infinite or too far out to convert to a cell index: such
+ * a point adds nothing at this level, as in the PyTorch twin (casting it to an integer is undefined behaviour).
+ * Index arithmetic is unsigned, so it wraps (as the twin's int64 arithmetic does) instead of overflowing. */
+static inline int corners(const float *x, float scale, int64_t resolution, int64_t offset, int64_t size,
+                          int64_t rows[8], float weights[8]) {
     float frac[3];
     int64_t cell[3];
     for (int d = 0; d < 3; ++d) {
         float pos = x[d] * scale + 0.5f;
+        if (!(fabsf(pos) < MAX_POS)) return 0;
         float fl = floorf(pos);
         frac[d] = pos - fl;
         cell[d] = (int64_t)fl;
     }
-    const int dense = (uint64_t)resolution * (uint64_t)resolution * (uint64_t)resolution <= (uint64_t)size;
+    const uint64_t ures = (uint64_t)resolution;
+    const int dense = ures * ures * ures <= (uint64_t)size;
     for (int c = 0; c < 8; ++c) {
-        const int64_t cx = cell[0] + (c & 1), cy = cell[1] + ((c >> 1) & 1), cz = cell[2] + ((c >> 2) & 1);
+        const uint64_t cx = (uint64_t)cell[0] + (uint64_t)(c & 1), cy = (uint64_t)cell[1] + (uint64_t)((c >> 1) & 1),
+                       cz = (uint64_t)cell[2] + (uint64_t)((c >> 2) & 1);
         uint64_t index;
         if (dense) {
-            index = (uint64_t)(cx + cy * resolution + cz * resolution * resolution);
+            index = cx + cy * ures + cz * ures * ures;
         } else {
             index = (uint64_t)(((uint32_t)cx) ^ ((uint32_t)cy * PRIME_Y) ^ ((uint32_t)cz * PRIME_Z));
         }
@@ -45,6 +54,7 @@ static inline void corners(const float *x, float scale, int64_t resolution, int6
         const float wz = ((c >> 2) & 1) ? frac[2] : 1.0f - frac[2];
         weights[c] = wx * wy * wz;
     }
+    return 1;
 }
 
 void hashgrid_forward(const float *x, int64_t n_points, const float *table, int n_features, int n_levels,
@@ -58,11 +68,12 @@ void hashgrid_forward(const float *x, int64_t n_points, const float *table, int 
         for (int64_t p = 0; p < n_points; ++p) {
             int64_t rows[8];
             float w[8];
-            corners(x + 3 * p, scale, resolution, offset, size, rows, w);
             float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            for (int c = 0; c < 8; ++c) {
-                const float *entry = table + rows[c] * n_features;
-                for (int f = 0; f < n_features; ++f) acc[f] += w[c] * entry[f];
+            if (corners(x + 3 * p, scale, resolution, offset, size, rows, w)) {
+                for (int c = 0; c < 8; ++c) {
+                    const float *entry = table + rows[c] * n_features;
+                    for (int f = 0; f < n_features; ++f) acc[f] += w[c] * entry[f];
+                }
             }
             float *o = out + p * stride + (int64_t)l * n_features;
             for (int f = 0; f < n_features; ++f) o[f] = acc[f];
@@ -82,7 +93,7 @@ void hashgrid_backward(const float *x, int64_t n_points, const float *grad_out, 
         for (int64_t p = 0; p < n_points; ++p) {
             int64_t rows[8];
             float w[8];
-            corners(x + 3 * p, scale, resolution, offset, size, rows, w);
+            if (!corners(x + 3 * p, scale, resolution, offset, size, rows, w)) continue;
             const float *g = grad_out + p * stride + (int64_t)l * n_features;
             for (int c = 0; c < 8; ++c) {
                 float *entry = grad_table + rows[c] * n_features;

@@ -147,7 +147,8 @@ def load_scene(directory: Path, backend: str = "auto") -> Scene:
         field_state = {k[len("field."):]: v for k, v in state.items() if k.startswith("field.")}
         scene.field.load_state_dict(field_state)
         occ = meta.get("occupancy", {})
-        scene.grid.restore(state["occupancy.density"], float(occ.get("threshold") or config.sampling.occupancy_threshold))
+        density = _occupancy_density(state, scene.grid.resolution, weights_path)
+        scene.grid.restore(density, float(occ.get("threshold") or config.sampling.occupancy_threshold))
     except (KeyError, RuntimeError, TypeError, ValueError) as error:
         raise VistaError(f"{directory}: scene files are inconsistent ({error})") from error
     scene.step = step
@@ -155,6 +156,19 @@ def load_scene(directory: Path, backend: str = "auto") -> Scene:
     scene.folder = directory
     scene.field.eval()
     return scene
+
+
+def _occupancy_density(state: dict[str, torch.Tensor], resolution: int, weights_path: Path) -> torch.Tensor:
+    """The saved occupancy grid, if it has exactly resolution^3 finite cells (the config's grid_resolution)."""
+    density = state.get("occupancy.density")
+    if density is None:
+        raise VistaError(f"{weights_path}: no occupancy grid ('occupancy.density') in the weights file")
+    if density.numel() != resolution**3:
+        raise VistaError(f"{weights_path}: the occupancy grid has {density.numel()} cells, but the scene's "
+                         f"grid_resolution {resolution} needs {resolution**3}")
+    if not density.is_floating_point() or not bool(torch.isfinite(density).all()):
+        raise VistaError(f"{weights_path}: the occupancy grid holds NaN, infinity or non-numbers")
+    return density
 
 
 def _without_retired_keys(recorded: object) -> object:
