@@ -8,9 +8,11 @@ k1, k2, p1, p2 (k3, k4) distortion), images as uint8, a train / held-out split a
 
 from __future__ import annotations
 
+import hashlib
 import math
+import posixpath
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 import torch
@@ -35,6 +37,9 @@ class PosedImages:
     scene_from_world: torch.Tensor  # [4, 4]
     background: tuple[float, float, float]
     source: str
+    content_hash: str = ""
+    """`dataset_hash` of the files this was read from: a scene records it, so that `vista eval` can tell when the
+    photos changed since training."""
 
     @property
     def has_alpha(self) -> bool:
@@ -85,37 +90,83 @@ def _matrix(frame: dict, where: str) -> np.ndarray:
     return m[:3, :4]
 
 
-def _read_image(path: Path, where: str) -> np.ndarray:
+def _read_image(path: Path, where: str, root: Path) -> np.ndarray:
+    if not path.resolve().is_relative_to(root.resolve()):
+        return _read_linked_image(path, where)
     if not path.is_file():
         raise VistaError(f"{path}: image listed in {where} is missing")
     try:
-        with Image.open(path) as image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise VistaError(f"{path}: {image.width}x{image.height} is larger than {MAX_IMAGE_PIXELS:,} pixels")
-            image.load()
-            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-                # 16-bit photos: scale by the bit depth, not by each image's own maximum, which would give
-                # every photo of a capture a different exposure
-                array = np.clip(np.asarray(image, dtype=np.float64) / 257.0, 0, 255).round().astype(np.uint8)
-                return np.repeat(array[..., None], 3, axis=-1)
-            if image.mode == "F":  # float images carry no range: [0, 1] is kept, larger ranges are scaled down
-                array = np.asarray(image, dtype=np.float64)
-                array = (array / max(array.max(), 1) * 255).clip(0, 255).astype(np.uint8)
-                return np.repeat(array[..., None], 3, axis=-1)
-            image = image.convert("RGBA" if "A" in image.mode or image.mode == "P" and "transparency" in image.info
-                                  else "RGB")
-            return np.asarray(image)
+        return _decode_image(path)
     except Image.DecompressionBombError as error:  # Pillow refuses huge headers before Vista can look
         raise VistaError(f"{path}: image is larger than {MAX_IMAGE_PIXELS:,} pixels ({error})") from error
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise VistaError(f"{path}: not a readable image ({error})") from error
 
 
+def _read_linked_image(path: Path, where: str) -> np.ndarray:
+    """An image the dataset reaches through its own symlink: read it, but a failure says only that it cannot be
+    read, never whether the file outside the dataset exists (no existence oracle)."""
+    try:
+        return _decode_image(path)
+    except VistaError:
+        raise
+    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise VistaError(f"{path}: image listed in {where} cannot be read (a link out of the dataset folder to a "
+                         "file that is missing, unreadable or not an image)") from error
+
+
+def _decode_image(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        if image.width * image.height > MAX_IMAGE_PIXELS:
+            raise VistaError(f"{path}: {image.width}x{image.height} is larger than {MAX_IMAGE_PIXELS:,} pixels")
+        image.load()
+        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            # 16-bit photos: scale by the bit depth, not by each image's own maximum, which would give
+            # every photo of a capture a different exposure
+            array = np.clip(np.asarray(image, dtype=np.float64) / 257.0, 0, 255).round().astype(np.uint8)
+            return np.repeat(array[..., None], 3, axis=-1)
+        if image.mode == "F":  # float images carry no range: [0, 1] is kept, larger ranges are scaled down
+            array = np.asarray(image, dtype=np.float64)
+            array = (array / max(array.max(), 1) * 255).clip(0, 255).astype(np.uint8)
+            return np.repeat(array[..., None], 3, axis=-1)
+        image = image.convert("RGBA" if "A" in image.mode or image.mode == "P" and "transparency" in image.info
+                              else "RGB")
+        return np.asarray(image)
+
+
 def _resolve_image_path(root: Path, file_path: str, where: str) -> Path:
-    candidate = (root / file_path).resolve()
+    """The image a frame's `file_path` names. Absolute paths and relative ones that climb out of the dataset folder
+    are refused before anything is looked up, so the message cannot tell whether such a file exists. The check is
+    lexical: a symlink the user put inside the dataset folder still works."""
+    if not file_path.strip():
+        raise VistaError(f"{where}: 'file_path' is empty")
+    climbs = posixpath.normpath(file_path.replace("\\", "/")).split("/")[0] == ".."
+    if ("\0" in file_path or PurePosixPath(file_path).is_absolute()
+            or PureWindowsPath(file_path).is_absolute() or PureWindowsPath(file_path).drive or climbs):
+        raise VistaError(f"{where}: 'file_path' {file_path!r} is not inside the dataset folder; image paths must be "
+                         "relative to the folder of the transforms file and stay inside it")
+    candidate = (root / posixpath.normpath(file_path)).resolve()
     if not candidate.suffix:
         candidate = candidate.with_suffix(".png")
     return candidate
+
+
+def dataset_hash(transforms_files: list[Path], images: list[Path], root: Path) -> str:
+    """sha256 over the transforms files' bytes and, sorted by path inside the dataset, each image's path, size and
+    sha256. Sound (any changed byte, rename, added or removed photo or changed split changes it; mtimes, which a
+    copy changes, do not) and cheap next to decoding the images, which reads them anyway."""
+    digest = hashlib.sha256(b"vista-dataset-1\0")
+    for path in transforms_files:
+        data = path.read_bytes()
+        digest.update(f"{path.name}\0{len(data)}\0".encode())
+        digest.update(data)
+    resolved_root = root.resolve()
+    named = sorted((p.relative_to(resolved_root).as_posix() if p.is_relative_to(resolved_root) else p.name, p)
+                   for p in images)
+    for name, path in named:
+        data = path.read_bytes()
+        digest.update(f"{name}\0{len(data)}\0{hashlib.sha256(data).hexdigest()}\0".encode())
+    return digest.hexdigest()
 
 
 def _stack_images(images: list[np.ndarray], paths: list[Path]) -> torch.Tensor:
@@ -133,7 +184,7 @@ def _stack_images(images: list[np.ndarray], paths: list[Path]) -> torch.Tensor:
 
 
 def _load_blender(root: Path) -> PosedImages:
-    matrices, images, paths, names, split = [], [], [], [], []
+    matrices, images, paths, names, split, transforms_files = [], [], [], [], [], []
     focal_x = None
     for split_name in ("train", "test"):
         transforms_path = root / f"transforms_{split_name}.json"
@@ -142,6 +193,7 @@ def _load_blender(root: Path) -> PosedImages:
                 continue
             raise VistaError(f"{transforms_path}: not found")
         data = read_json(transforms_path, "transforms file")
+        transforms_files.append(transforms_path)
         if not isinstance(data, dict) or "frames" not in data or "camera_angle_x" not in data:
             raise VistaError(f"{transforms_path}: needs 'camera_angle_x' and 'frames' (Blender format)")
         angle = data["camera_angle_x"]
@@ -156,7 +208,7 @@ def _load_blender(root: Path) -> PosedImages:
                 raise VistaError(f"{where}: missing 'file_path'")
             matrices.append(_matrix(frame, where))
             image_path = _resolve_image_path(root, frame["file_path"], where)
-            images.append(_read_image(image_path, str(transforms_path)))
+            images.append(_read_image(image_path, str(transforms_path), root))
             paths.append(image_path)
             names.append(image_path.relative_to(root.resolve()).as_posix() if image_path.is_relative_to(root.resolve())
                          else image_path.name)
@@ -172,7 +224,8 @@ def _load_blender(root: Path) -> PosedImages:
     # NeRF-synthetic objects lie inside [-1.5, 1.5]^3: that box becomes the field's [-1, 1]^3.
     scene_from_world = torch.eye(4)
     scene_from_world[:3, :3] /= 1.5
-    return PosedImages(cameras, stacked, names, train, heldout, "object", scene_from_world, (1.0, 1.0, 1.0), str(root))
+    return PosedImages(cameras, stacked, names, train, heldout, "object", scene_from_world, (1.0, 1.0, 1.0), str(root),
+                       dataset_hash(transforms_files, paths, root))
 
 
 _INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h")
@@ -209,7 +262,7 @@ def _load_transforms(root: Path, heldout_every: int) -> PosedImages:
             raise VistaError(f"{where}: missing focal length 'fl_x'")
         values["fl_y"] = values["fl_y"] or values["fl_x"]
         image_path = _resolve_image_path(root, frame["file_path"], where)
-        image = _read_image(image_path, str(transforms_path))
+        image = _read_image(image_path, str(transforms_path), root)
         h, w = image.shape[:2]
         if values["w"] is not None and (round(values["w"]), round(values["h"] or h)) != (w, h):
             raise VistaError(f"{image_path}: image is {w}x{h} but {transforms_path} says "
@@ -231,7 +284,7 @@ def _load_transforms(root: Path, heldout_every: int) -> PosedImages:
     heldout = list(range(0, n, heldout_every)) if n >= 2 * heldout_every else []
     train = [i for i in range(n) if i not in heldout]
     return PosedImages(cameras, stacked, names, train, heldout, "unbounded", normalize_unbounded(cameras),
-                       (0.0, 0.0, 0.0), str(root))
+                       (0.0, 0.0, 0.0), str(root), dataset_hash([transforms_path], paths, root))
 
 
 def focus_point(cameras: Cameras) -> torch.Tensor:

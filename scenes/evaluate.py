@@ -7,6 +7,7 @@ on RGB composited over the scene's background (white for Blender scenes).
 from __future__ import annotations
 
 import math
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,23 @@ def side_by_side(render: torch.Tensor, reference: torch.Tensor) -> np.ndarray:
     return np.concatenate([to_uint8(render), to_uint8(reference), to_uint8(error)], axis=1)
 
 
+SHOWN_NAMES = 3
+"""How many offending view names a message lists before "and N more"."""
+
+
+def refuse_training_views(scene: Scene, data: PosedImages, indices: list[int]) -> None:
+    """A view the scene was trained on is no held-out view: scoring it would report memorisation as quality
+    (`vista eval --data OTHER`, or a dataset whose split was reordered since training). Names are compared after
+    normalising './' and 'a/../'."""
+    trained = {posixpath.normpath(name) for name in scene.capture_names}
+    seen = [data.names[i] for i in indices if posixpath.normpath(data.names[i]) in trained]
+    if seen:
+        shown = ", ".join(seen[:SHOWN_NAMES]) + (f" and {len(seen) - SHOWN_NAMES} more" if len(seen) > SHOWN_NAMES
+                                                  else "")
+        raise VistaError(f"{data.source}: {len(seen)} of its {len(indices)} held-out views were training views of "
+                         f"this scene ({shown}); evaluate on views the scene was not trained on")
+
+
 def evaluate_scene(scene: Scene, data: PosedImages, out_dir: Path | None = None,
                    indices: list[int] | None = None, show_progress: bool = False) -> Metrics:
     """Render the held-out views (or `indices`), compare with the photos, optionally save side-by-sides."""
@@ -77,6 +95,7 @@ def evaluate_scene(scene: Scene, data: PosedImages, out_dir: Path | None = None,
     indices = data.heldout_indices if indices is None else indices
     if not indices:
         raise VistaError(f"{data.source}: no held-out views to evaluate on")
+    refuse_training_views(scene, data, indices)
     renderable = scene.renderable()
     metrics = Metrics()
     for i in tqdm(indices, disable=not show_progress, desc="eval", unit="view"):

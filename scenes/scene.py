@@ -49,6 +49,10 @@ class Scene:
     folder: Path | None = None
     """The folder this scene was last loaded from or saved to (None until it is saved); render recipes name it
     by its content hash, so the scene in memory must be as saved there."""
+    data_hash: str | None = None
+    """`scenes.data.dataset_hash` of the dataset it was trained on (None: a scene from before it was recorded)."""
+    heldout_names: list[str] | None = None
+    """The dataset's held-out views when it was trained (None: not recorded)."""
 
     def renderable(self) -> Renderable:
         """The scene as a `render.representation.SceneRepresentation`: what rendering, training and path fitting
@@ -87,6 +91,8 @@ def scene_metadata(scene: Scene) -> dict:
         # pinhole: the capture serves path presets and coverage, which ignore lens distortion
         "capture": {"names": scene.capture_names, **scene.capture.pinhole().to_dict()},
         "metrics": scene.metrics,
+        **({} if scene.data_hash is None else {"data_hash": scene.data_hash}),
+        **({} if scene.heldout_names is None else {"heldout_names": scene.heldout_names}),
     }
 
 
@@ -153,6 +159,7 @@ def load_scene(directory: Path, backend: str = "auto") -> Scene:
         raise VistaError(f"{directory}: scene files are inconsistent ({error})") from error
     scene.step = step
     scene.metrics = meta.get("metrics", {})
+    scene.data_hash, scene.heldout_names = _recorded_dataset(meta, meta_path)
     scene.folder = directory
     scene.field.eval()
     return scene
@@ -175,3 +182,14 @@ def _without_retired_keys(recorded: object) -> object:
     if not isinstance(recorded, dict):
         return recorded  # config_from_dict names the problem
     return {k: v for k, v in recorded.items() if k not in RETIRED_CONFIG_KEYS}
+
+
+def _recorded_dataset(meta: dict, meta_path: Path) -> tuple[str | None, list[str] | None]:
+    """The optional 'data_hash' and 'heldout_names' keys (older scene files have neither)."""
+    data_hash, heldout = meta.get("data_hash"), meta.get("heldout_names")
+    if data_hash is not None and not (isinstance(data_hash, str) and len(data_hash) == 64
+                                      and all(c in "0123456789abcdef" for c in data_hash)):
+        raise VistaError(f"{meta_path}: 'data_hash' must be a sha256 hex digest")
+    if heldout is not None and not (isinstance(heldout, list) and all(isinstance(n, str) for n in heldout)):
+        raise VistaError(f"{meta_path}: 'heldout_names' must be a list of file names")
+    return data_hash, heldout

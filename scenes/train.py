@@ -176,8 +176,11 @@ def train_scene(data: PosedImages, out_dir: Path, config: TrainConfig, *, minute
 def _new_scene_for(data: PosedImages, config: TrainConfig) -> Scene:
     backend = resolve_backend(config.backend)
     capture = data.cameras[data.train_indices]
-    return new_scene(config, backend, data.kind, data.scene_from_world, data.background, capture,
-                     [data.names[i] for i in data.train_indices], data.source)
+    scene = new_scene(config, backend, data.kind, data.scene_from_world, data.background, capture,
+                      [data.names[i] for i in data.train_indices], data.source)
+    scene.data_hash = data.content_hash or None  # recorded so that `vista eval` can tell stale photos
+    scene.heldout_names = [data.names[i] for i in data.heldout_indices]
+    return scene
 
 
 def _write_run_info(out_dir: Path, data: PosedImages, config: TrainConfig) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -65,6 +66,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
     with TerminalProgress() as progress:
         result = evaluate(EvalRequest(args.scene, args.data, args.out), progress)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

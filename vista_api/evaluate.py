@@ -6,10 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vista_core.errors import VistaError
 from vista_core.progress import ProgressCallback, report
 
 if TYPE_CHECKING:
+    from scenes.data import PosedImages
     from scenes.evaluate import Metrics
+    from scenes.scene import Scene
 
 STAGE_EVALUATING = "evaluating held-out views"
 
@@ -35,6 +38,8 @@ class EvalResult:
     metrics: Metrics
     """Per-view PSNR/SSIM and their means (`.table()` for a Markdown table)."""
     images_dir: Path
+    warnings: tuple[str, ...] = ()
+    """One line each, e.g. that the photos changed since the scene was trained."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"mean_psnr": self.metrics.mean_psnr, "mean_ssim": self.metrics.mean_ssim,
@@ -44,20 +49,48 @@ class EvalResult:
 def evaluate(request: EvalRequest, progress: ProgressCallback | None = None) -> EvalResult:
     """Render every held-out view, compare it with its photo, save the side-by-sides. One event per view."""
     from scenes.data import load_posed_images
-    from scenes.evaluate import Metrics, evaluate_scene
+    from scenes.evaluate import Metrics, evaluate_scene, refuse_training_views
     from scenes.scene import load_scene
 
     scene = load_scene(request.scene_dir)
-    data = load_posed_images(request.data_dir or Path(scene.data_source))
+    data = load_posed_images(request.data_dir or dataset_of(scene))
     indices = data.heldout_indices
+    if indices:
+        refuse_training_views(scene, data, indices)  # before any image is written
+    warnings = stale_data_warnings(scene, data, request.data_dir)
     if not indices or progress is None:
-        return EvalResult(evaluate_scene(scene, data, request.images_dir), request.images_dir)
+        return EvalResult(evaluate_scene(scene, data, request.images_dir), request.images_dir, warnings)
     metrics = Metrics()
     report(progress, STAGE_EVALUATING, 0, len(indices))
     for done, index in enumerate(indices, 1):  # one view at a time, so the user sees it advance
         metrics.views += evaluate_scene(scene, data, request.images_dir, indices=[index]).views
         report(progress, STAGE_EVALUATING, done, len(indices))
-    return EvalResult(metrics, request.images_dir)
+    return EvalResult(metrics, request.images_dir, warnings)
+
+
+def dataset_of(scene: Scene) -> Path:
+    """The dataset folder a scene records as its `data_source` (followed when no --data is given): it must be a
+    folder holding a transforms file. One message for missing, not a folder and not a dataset, so that a scene.json
+    cannot be used to probe which paths exist."""
+    from scenes.scene import SCENE_FILE
+
+    recorded = Path(scene.data_source) if scene.data_source else None
+    where = scene.folder / SCENE_FILE if scene.folder is not None else Path(SCENE_FILE)
+    if recorded is None or not recorded.is_dir() or not (
+            (recorded / "transforms_train.json").is_file() or (recorded / "transforms.json").is_file()):
+        raise VistaError(f"{where}: the dataset it records ('data_source' {scene.data_source!r}) is not found or "
+                         "is not a dataset folder; pass the dataset with --data")
+    return recorded
+
+
+def stale_data_warnings(scene: Scene, data: PosedImages, data_dir: Path | None) -> tuple[str, ...]:
+    """A warning when the scene's own dataset changed since training (its recorded hash differs). A dataset given
+    with --data that is another folder is another dataset, not a stale one; old scenes record no hash."""
+    same_folder = data_dir is None or Path(data.source).resolve() == Path(scene.data_source).resolve()
+    if scene.data_hash is None or not same_folder or data.content_hash == scene.data_hash:
+        return ()
+    return (f"{data.source}: the photos or poses changed since this scene was trained (dataset hash "
+            f"{scene.data_hash[:12]} then, {data.content_hash[:12]} now); the scores may not be of held-out views",)
 
 
 @dataclass(frozen=True)
