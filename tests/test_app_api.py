@@ -106,7 +106,7 @@ def test_vista_app_listens_locally_unless_told_and_warns_when_shared(tmp_path, m
     import vista
 
     calls = []
-    monkeypatch.setattr(app, "launch_app", lambda root, host, port: calls.append((Path(root), host, port)))
+    monkeypatch.setattr(app, "launch_app", lambda root, host, port, **kw: calls.append((Path(root), host, port)))
     assert vista.main(["app", "--workspace", str(tmp_path)]) == 0
     assert calls[-1] == (tmp_path, "127.0.0.1", 7860)
     assert "warning" not in caplog.text
