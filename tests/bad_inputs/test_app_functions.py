@@ -244,11 +244,15 @@ def _zip_claiming_a_huge_member(archive: Path, photos_in: list[Path], claimed: i
     assert zipfile.ZipFile(archive).getinfo("junk.bin").file_size == claimed
 
 
-def test_a_zip_with_a_4gb_junk_member_keeps_its_photos_and_skips_the_junk_unread(session, tmp_path):
+def test_a_zip_with_a_4gb_junk_member_keeps_its_photos_and_skips_the_junk_unread(session, tmp_path, monkeypatch):
     _, workspace = session
     archive = tmp_path / "capture.zip"
     _zip_claiming_a_huge_member(archive, _photos(tmp_path / "src", 3))
+    opened, open_member = [], zipfile.ZipFile.open
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, member, *a, **k: opened.append(
+        getattr(member, "filename", member)) or open_member(self, member, *a, **k))
     message = photos.add_photos(workspace, [str(archive)])
+    assert "junk.bin" not in opened and len(opened) == 3  # never decompressed
     assert "3 photos" in message or "of 3" in message, message
     kept = sorted(p.name for p in (workspace / "photos").rglob("*") if p.is_file())
     assert kept == ["IMG_0001.jpg", "IMG_0002.jpg", "IMG_0003.jpg"]
