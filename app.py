@@ -2,9 +2,10 @@
 
 Wiring only. Each step is a plain module in vista_studio (photos, build, path, refine, render) whose
 functions take the session's folder and return a message; vista_studio.views says what every component
-shows. `gr.State` holds only the session's workspace folder; everything else lives in files in that folder
-(vista_studio.workspace), so a browser refresh finds the session again (the folder's token is kept in the
-browser's localStorage) and long jobs keep running in a background thread, one heavy job at a time.
+shows. Every event finds its session's folder on the server from Gradio's session hash (vista_studio.session), never
+from a value the client sends; everything lives in files in that folder (vista_studio.workspace), so a browser
+refresh finds the session again (the browser keeps an opaque key in localStorage that the server looks up) and
+long jobs keep running in a background thread, one heavy job at a time.
 
 This is the only module that imports gradio. Start it with `vista app` or `python app.py`.
 """
@@ -14,9 +15,7 @@ from __future__ import annotations
 import functools
 import html
 import logging
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,10 @@ from typing import Any
 import gradio as gr
 
 from vista_core.errors import VistaError
-from vista_studio import build, path, photos, refine, session, views
+from vista_studio import build, path, photos, published, refine, session, views
 from vista_studio import render as render_step
 from vista_studio import workspace as wsp
+from vista_studio.limits import LIMITS
 
 log = logging.getLogger("vista.app")
 
@@ -60,6 +60,19 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def uploaded(fn: Callable) -> Callable:
+    """`fn(workspace, files, ...)`, then the upload's temporary files in Gradio's cache deleted (copied by then)."""
+
+    @functools.wraps(fn)
+    def run(workspace: Path, files, *args):
+        try:
+            return fn(workspace, files, *args)
+        finally:
+            photos.discard_uploads(files, Path(gr.utils.get_upload_folder()))
+
+    return run
+
+
 def request_hash(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None)
 
@@ -68,11 +81,14 @@ class Studio:
     """The studio's components by name (each section adds its own; the names are vista_studio.views'), and
     the translation from the steps' plain values to Gradio events and updates."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, publisher: published.Publisher | None = None):
         self.root = root
+        self.publisher = publisher  # set when the root lies outside the cwd and the temp dir
 
-    def updates(self, values: dict[str, Any]) -> dict:
-        """A view (component name -> value) as Gradio updates."""
+    def updates(self, values: dict[str, Any], workspace: Path | None = None) -> dict:
+        """A view (component name -> value) as Gradio updates; the session's files made returnable."""
+        if self.publisher is not None and workspace is not None:
+            values = self.publisher.values(workspace, values)
         return {getattr(self, name): gr.update(interactive=value.on) if isinstance(value, views.Enabled) else value
                 for name, value in values.items()}
 
@@ -84,27 +100,27 @@ class Studio:
         """What every action returns: its message, then the views."""
         return [self.notice, *self.outputs(*views.VIEW)]
 
-    def workspace(self, request: gr.Request | None, ws_value: str | None) -> Path:
-        return session.session_folder(self.root, ws_value, request_hash(request))
+    def workspace(self, request: gr.Request | None) -> Path:
+        return session.session_folder(self.root, request_hash(request))
 
     def action(self, fn: Callable, photos: bool = False, path: bool = False, outputs: bool = False) -> Callable:
         """An event handler: run `fn(workspace, *inputs)`, show its message, refresh the views."""
 
         @user_errors
-        def run(request: gr.Request, ws_value, *args):
-            workspace = self.workspace(request, ws_value)
+        def run(request: gr.Request, *args):
+            workspace = self.workspace(request)
             message = fn(workspace, *args)
-            return self.updates({"notice": message, **views.studio_view(workspace, photos, path, outputs)})
+            return self.updates({"notice": message, **views.studio_view(workspace, photos, path, outputs)}, workspace)
 
         return run
 
-    def query(self, fn: Callable) -> Callable:
-        """An event handler returning (the workspace, `fn(workspace, *inputs)`) and no view refresh."""
+    def query(self, fn: Callable, output: str = "job_json") -> Callable:
+        """An event handler returning `fn(workspace, *inputs)` as the value of `output`, and no view refresh."""
 
         @user_errors
-        def run(request: gr.Request, ws_value, *args):
-            workspace = self.workspace(request, ws_value)
-            return str(workspace), fn(workspace, *args)
+        def run(request: gr.Request, *args):
+            workspace = self.workspace(request)
+            return self.updates({output: fn(workspace, *args)}, workspace)[getattr(self, output)]
 
         return run
 
@@ -114,8 +130,8 @@ class Studio:
 # wired once all sections exist; each wire_* function sits right under the section it belongs to.
 
 def header(ui: Studio) -> None:
-    ui.ws = gr.State(None)  # the session's workspace folder (a string), nothing heavier
-    ui.token = gr.BrowserState(None, storage_key="vista-workspace", secret=session.browser_secret(ui.root))
+    # the browser's opaque session key (vista_studio.session); the server maps it to a folder on page load
+    ui.token = gr.BrowserState(None, storage_key="vista-session", secret=session.browser_secret(ui.root))
     ui.seen = gr.State({})  # what the poller last showed (job update time and status, preview mtime)
     gr.Markdown("# Vista studio\nPhotos → scene → camera path → establishing shot. "
                 "Work top to bottom; each step unlocks the next.")
@@ -144,17 +160,17 @@ def photos_section(ui: Studio) -> None:
 
 
 def wire_photos(ui: Studio) -> None:
-    ui.sample_btn.click(ui.action(photos.use_sample, photos=True, path=True), [ui.ws], ui.view,
+    ui.sample_btn.click(ui.action(photos.use_sample, photos=True, path=True), [], ui.view,
                         api_name="use_sample")
     ui.folder_btn.click(ui.action(functools.partial(photos.load_folder, ui.root), photos=True, path=True),
-                        [ui.ws, ui.folder_box], ui.view, api_name="load_folder")
-    ui.check_btn.click(ui.action(photos.add_photos, photos=True, path=True), [ui.ws, ui.upload], ui.view,
+                        [ui.folder_box], ui.view, api_name="load_folder")
+    ui.check_btn.click(ui.action(uploaded(photos.add_photos), photos=True, path=True), [ui.upload], ui.view,
                        api_name="add_photos")
 
-    def on_gallery_select(request: gr.Request, ws_value, evt: gr.SelectData):
-        return ui.action(lambda w: photos.toggle_photo(w, int(evt.index)), photos=True)(request, ws_value)
+    def on_gallery_select(request: gr.Request, evt: gr.SelectData):
+        return ui.action(lambda w: photos.toggle_photo(w, int(evt.index)), photos=True)(request)
 
-    ui.gallery.select(on_gallery_select, [ui.ws], ui.view, api_visibility="private")
+    ui.gallery.select(on_gallery_select, [], ui.view, api_visibility="private")
 
 
 def build_section(ui: Studio) -> None:
@@ -176,9 +192,9 @@ def build_section(ui: Studio) -> None:
 
 
 def wire_build(ui: Studio) -> None:
-    ui.build_btn.click(ui.action(build.start_build), [ui.ws, ui.preset, ui.minutes, ui.seed], ui.view,
+    ui.build_btn.click(ui.action(build.start_build), [ui.preset, ui.minutes, ui.seed], ui.view,
                        api_name="build")
-    ui.cancel_btn.click(ui.action(session.cancel_current), [ui.ws], ui.view, api_name="cancel")
+    ui.cancel_btn.click(ui.action(session.cancel_current), [], ui.view, api_name="cancel")
 
 
 def path_section(ui: Studio) -> None:
@@ -224,28 +240,28 @@ def path_section(ui: Studio) -> None:
 
 
 def wire_path(ui: Studio) -> None:
-    def on_map_select(request: gr.Request, ws_value, height, seconds, evt: gr.SelectData):
+    def on_map_select(request: gr.Request, height, seconds, evt: gr.SelectData):
         x, y = evt.index
         click = ui.action(lambda w: path.add_keyframe_at_pixel(w, x, y, height, seconds), path=True)
-        return click(request, ws_value)
+        return click(request)
 
-    ui.map_img.select(on_map_select, [ui.ws, ui.click_height, ui.path_seconds], ui.view, api_visibility="private")
+    ui.map_img.select(on_map_select, [ui.click_height, ui.path_seconds], ui.view, api_visibility="private")
     ui.click_btn.click(ui.action(path.add_keyframe_at_pixel, path=True),
-                       [ui.ws, ui.click_x, ui.click_y, ui.click_height, ui.path_seconds], ui.view,
+                       [ui.click_x, ui.click_y, ui.click_height, ui.path_seconds], ui.view,
                        api_name="add_keyframe_pixel")
-    ui.apply_btn.click(ui.action(path.apply_table, path=True), [ui.ws, ui.keys, ui.path_seconds, ui.loop], ui.view,
+    ui.apply_btn.click(ui.action(path.apply_table, path=True), [ui.keys, ui.path_seconds, ui.loop], ui.view,
                        api_name="update_path")
-    ui.clear_btn.click(ui.action(path.clear_path, path=True), [ui.ws], ui.view, api_name="clear_path")
+    ui.clear_btn.click(ui.action(path.clear_path, path=True), [], ui.view, api_name="clear_path")
     ui.preset_btn.click(ui.action(path.apply_preset, path=True),
-                        [ui.ws, ui.preset_dd, ui.path_seconds, ui.p_distance, ui.p_elevation, ui.p_sweep], ui.view,
+                        [ui.preset_dd, ui.path_seconds, ui.p_distance, ui.p_elevation, ui.p_sweep], ui.view,
                         api_name="apply_preset")
-    ui.import_file.upload(ui.action(path.import_path, path=True), [ui.ws, ui.import_file], ui.view,
+    ui.import_file.upload(ui.action(uploaded(path.import_path), path=True), [ui.import_file], ui.view,
                           api_name="import_path")
-    ui.export_btn.click(ui.query(path.export_path), [ui.ws, ui.r_width, ui.r_height], [ui.ws, ui.export_file],
+    ui.export_btn.click(ui.query(path.export_path), [ui.r_width, ui.r_height], [ui.export_file],
                         api_name="export_path")
-    ui.preview_btn.click(ui.action(render_step.start_preview_clip), [ui.ws, ui.r_width, ui.r_height, ui.r_fps],
+    ui.preview_btn.click(ui.action(render_step.start_preview_clip), [ui.r_width, ui.r_height, ui.r_fps],
                          ui.view, api_name="preview_clip")
-    ui.coverage_btn.click(ui.action(path.start_coverage), [ui.ws, ui.r_width, ui.r_height], ui.view,
+    ui.coverage_btn.click(ui.action(path.start_coverage), [ui.r_width, ui.r_height], ui.view,
                           api_name="check_coverage")
 
 
@@ -269,9 +285,9 @@ def refine_section(ui: Studio) -> None:
 
 def wire_refine(ui: Studio) -> None:
     ui.refine_btn.click(ui.action(functools.partial(refine.start_refine, ui.root)),
-                        [ui.ws, ui.tier, ui.model_dir, ui.refine_steps, ui.prior_steps], ui.view, api_name="refine")
-    ui.refine_cancel.click(ui.action(session.cancel_current), [ui.ws], ui.view, api_visibility="private")
-    ui.original_btn.click(ui.action(refine.use_original, path=True), [ui.ws], ui.view, api_name="use_original")
+                        [ui.tier, ui.model_dir, ui.refine_steps, ui.prior_steps], ui.view, api_name="refine")
+    ui.refine_cancel.click(ui.action(session.cancel_current), [], ui.view, api_visibility="private")
+    ui.original_btn.click(ui.action(refine.use_original, path=True), [], ui.view, api_name="use_original")
 
 
 def render_section(ui: Studio) -> None:
@@ -295,8 +311,8 @@ def render_section(ui: Studio) -> None:
 
 def wire_render(ui: Studio) -> None:
     ui.render_btn.click(ui.action(render_step.start_final_render),
-                        [ui.ws, ui.r_width, ui.r_height, ui.r_fps, ui.r_quality], ui.view, api_name="render")
-    ui.render_cancel.click(ui.action(session.cancel_current), [ui.ws], ui.view, api_visibility="private")
+                        [ui.r_width, ui.r_height, ui.r_fps, ui.r_quality], ui.view, api_name="render")
+    ui.render_cancel.click(ui.action(session.cancel_current), [], ui.view, api_visibility="private")
 
 
 def details_section(ui: Studio) -> None:
@@ -309,29 +325,32 @@ def details_section(ui: Studio) -> None:
 
 def wire_details(ui: Studio, demo: gr.Blocks) -> None:
     """The details box, the poller that keeps the progress views current, and the page load."""
-    ui.status_btn.click(ui.query(lambda w: views.job_summary(wsp.read_job(w))), [ui.ws], [ui.ws, ui.job_json],
+    ui.status_btn.click(ui.query(lambda w: views.job_summary(wsp.read_job(w))), [], [ui.job_json],
                         api_name="job_status")
-    ui.outputs_btn.click(ui.action(lambda w: "", photos=True, path=True, outputs=True), [ui.ws], ui.view,
+    ui.outputs_btn.click(ui.action(lambda w: "", photos=True, path=True, outputs=True), [], ui.view,
                          api_name="refresh")
     progress = ui.outputs(*views.PROGRESS)
 
-    def poll(ws_value, seen):
-        return ui.updates(views.poll_view(ui.root, ws_value, seen))
+    def poll(request: gr.Request, seen):
+        workspace = session.known_folder(request_hash(request))
+        return ui.updates(views.poll_view(workspace, seen), workspace)
 
-    ui.timer.tick(poll, [ui.ws, ui.seen], [*progress, *ui.outputs(*views.VIEW)], concurrency_limit=None,
+    ui.timer.tick(poll, [ui.seen], [*progress, *ui.outputs(*views.VIEW)], concurrency_limit=None,
                   show_progress="hidden", api_visibility="private")
 
-    def on_load(stored_token):
-        return ui.updates(views.load_view(ui.root, stored_token))
+    def on_load(request: gr.Request, stored_key):
+        update = views.load_view(ui.root, stored_key, request_hash(request))
+        return ui.updates(update, session.known_folder(request_hash(request)))
 
     demo.load(user_errors(on_load), [ui.token], [*ui.outputs(*views.LOAD), *progress, *ui.outputs(*views.VIEW)],
               api_visibility="private")
 
 
 def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
-    """The studio as a gr.Blocks (not launched)."""
+    """The studio as a gr.Blocks (not launched). The root is never an allowed path of the web server: when it lies
+    outside the cwd and the temp dir, the files a view shows are published (vista_studio.published) first."""
     root = wsp.workspace_root(root)
-    ui = Studio(root)
+    ui = Studio(root, None if published.servable_without_help(root) else published.Publisher(root))
     with gr.Blocks(title="Vista studio") as demo:
         for section in (header, photos_section, build_section, path_section, refine_section, render_section,
                         details_section):
@@ -345,18 +364,17 @@ def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
 # --- launching ------------------------------------------------------------------------------------
 
 def launch_app(root: Path = DEFAULT_WORKSPACE, host: str = "127.0.0.1", port: int | None = None,
-               block: bool = True, quiet: bool = False) -> gr.Blocks:
-    """Build, queue (one event at a time; heavy jobs run one at a time in the background) and launch."""
+               block: bool = True, quiet: bool = False,
+               session_ttl_hours: float = LIMITS.session_ttl_hours) -> gr.Blocks:
+    """Build, queue (one event at a time; heavy jobs run one at a time in the background) and launch; sessions
+    idle for longer than `session_ttl_hours` are deleted now and every hour."""
     root = wsp.workspace_root(root)
+    session.start_cleaner(root, session_ttl_hours)
     demo = build_app(root)
     demo.queue(default_concurrency_limit=1)
-    # Files the app returns are copied into Gradio's cache; they must come from the cwd, the temp dir or
-    # an allowed path. Only a root elsewhere is added (Gradio serves allowed paths to anyone who knows a
-    # file's full path, which for session files includes their unguessable token).
-    allowed = [] if any(root.is_relative_to(Path(p).resolve()) for p in (os.getcwd(), tempfile.gettempdir())) \
-        else [str(root)]
+    # allowed_paths stays empty: Gradio serves allowed paths to anyone who names a file in them
     demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=quiet,
-                max_file_size=wsp.MAX_UPLOAD_BYTES, allowed_paths=allowed, css=CSS, show_error=True)
+                max_file_size=wsp.MAX_UPLOAD_BYTES, allowed_paths=[], css=CSS, show_error=True)
     return demo
 
 

@@ -5,7 +5,8 @@ every member is checked before anything is written: no absolute paths, no `..`, 
 other special files, no more than `max_files` members, and the bytes actually decompressed (not
 the sizes the archive claims, which a zip bomb lies about) are capped at `max_total_bytes`.
 Files are streamed to a temporary folder inside the target and moved into place only when the
-whole archive passed, so a refused archive leaves the target as it was.
+whole archive passed, so a refused archive leaves the target as it was. A caller may keep only some
+members (`keep`, e.g. photos): the others are skipped unread, whatever size they claim.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from vista_core.errors import VistaError
@@ -47,8 +49,12 @@ def _member_path(info: zipfile.ZipInfo, archive: Path) -> PurePosixPath | None:
 
 
 def extract_zip(archive: Path, target: Path, max_files: int = MAX_FILES,
-                max_total_bytes: int = MAX_TOTAL_BYTES) -> list[Path]:
+                max_total_bytes: int = MAX_TOTAL_BYTES,
+                keep: Callable[[PurePosixPath], bool] | None = None) -> list[Path]:
     """Extract `archive` into `target` (created if needed) and return the extracted files, sorted.
+
+    Only members for which `keep(relative path)` is true are extracted (all when `keep` is None); the
+    others are still checked for unsafe names but never decompressed.
 
     Raises VistaError for an unreadable archive or any unsafe member; nothing is written outside
     `target`, and on refusal nothing new is left inside it either.
@@ -63,7 +69,7 @@ def extract_zip(archive: Path, target: Path, max_files: int = MAX_FILES,
         if len(infos) > max_files:
             raise VistaError(f"{archive}: holds {len(infos)} entries, more than the limit of {max_files}")
         members = [(info, _member_path(info, archive)) for info in infos]
-        members = [(info, rel) for info, rel in members if rel is not None]
+        members = [(info, rel) for info, rel in members if rel is not None and (keep is None or keep(rel))]
         seen: set[str] = set()
         for _, rel in members:
             key = rel.as_posix().lower()

@@ -101,12 +101,71 @@ def test_job_state_survives_in_the_folder_and_reports_errors(tmp_path):
     assert wsp.wait_job(folder, timeout_s=30).status == "cancelled"
 
 
+def test_another_sessions_folder_name_or_key_is_refused(tmp_path):
+    """Only the opaque key a browser was given finds its folder again; the folder's name (it shows in recipes and
+    job results), its path or a key derived from it opens a new, empty session."""
+    import hashlib
+
+    root = wsp.workspace_root(tmp_path / "root")
+    theirs, their_key = session.restore_session(root, None, "their-page")
+    (theirs / "secret.txt").write_text("theirs")
+    assert session.restore_session(root, their_key, "their-reload") == (theirs, their_key)  # a reload
+    assert session.session_folder(root, "their-reload") == theirs
+    for forged in (theirs.name, str(theirs), f"sessions/{theirs.name}", hashlib.sha256(their_key.encode()).hexdigest(),
+                   their_key[:-1] + ("A" if their_key[-1] != "A" else "B")):
+        mine, key = session.restore_session(root, forged, "my-page")
+        assert mine != theirs and not (mine / "secret.txt").exists() and key != their_key
+        assert session.session_folder(root, "my-page") == mine  # my events reach my folder only
+    assert session.session_folder(root, "a-new-client") not in (theirs, mine)
+    with pytest.raises(VistaError, match="studio's own folder"):
+        wsp.confine_path(root, mine, ".studio/keys", "folder")
+
+
+def test_the_workspace_root_is_never_an_allowed_path(tmp_path, monkeypatch):
+    """Not even when it lies outside the cwd and the temp dir: the files a view shows are published one by one."""
+    app = pytest.importorskip("app")
+    import gradio as gr
+
+    from vista_studio import published
+
+    launched = {}
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: launched.update(kwargs))
+    monkeypatch.setattr(published, "servable_without_help", lambda root: False)
+    root = tmp_path / "root"
+    demo = app.launch_app(root, block=False, quiet=True, session_ttl_hours=1)
+    assert launched["allowed_paths"] == []
+    demo.close()
+    workspace = wsp.new_workspace(root)
+    (workspace / "shot.mp4").write_bytes(b"video")
+    publisher = published.Publisher(root, tmp_path / "out")
+    shown = publisher.values(workspace, {"video": str(workspace / "shot.mp4"), "notice": str(workspace / "shot.mp4"),
+                                         "gallery": [(str(workspace / "shot.mp4"), "caption")]})
+    assert Path(shown["video"]).read_bytes() == b"video" and not Path(shown["video"]).is_relative_to(root)
+    assert shown["gallery"][0] == (shown["video"], "caption")
+    assert shown["notice"] == str(workspace / "shot.mp4")  # not a file component: left as it is
+
+
+def test_idle_sessions_are_deleted_with_their_keys(tmp_path):
+    import os
+
+    root = wsp.workspace_root(tmp_path / "root")
+    old, old_key = session.restore_session(root, None, "old-page")
+    fresh, fresh_key = session.restore_session(root, None, "fresh-page")
+    long_ago = time.time() - 73 * 3600
+    os.utime(old, (long_ago, long_ago))
+    deleted = session.clean_idle_sessions(root, ttl_hours=72)
+    assert deleted == [old.name] and not old.exists() and fresh.is_dir()
+    assert session.known_folder("old-page") is None
+    assert session.restore_session(root, old_key, "old-again")[0] != old  # its key found nothing
+    assert session.restore_session(root, fresh_key, "fresh-again")[0] == fresh
+
+
 def test_vista_app_listens_locally_unless_told_and_warns_when_shared(tmp_path, monkeypatch, caplog):
     import app
     import vista
 
     calls = []
-    monkeypatch.setattr(app, "launch_app", lambda root, host, port: calls.append((Path(root), host, port)))
+    monkeypatch.setattr(app, "launch_app", lambda root, host, port, **kw: calls.append((Path(root), host, port)))
     assert vista.main(["app", "--workspace", str(tmp_path)]) == 0
     assert calls[-1] == (tmp_path, "127.0.0.1", 7860)
     assert "warning" not in caplog.text
@@ -114,6 +173,7 @@ def test_vista_app_listens_locally_unless_told_and_warns_when_shared(tmp_path, m
     assert calls[-1] == (tmp_path, "0.0.0.0", 8000)
     assert "anyone who can reach this machine" in caplog.text
     assert vista.main(["app", "--port", "70000"]) == 2  # a readable error, not a traceback
+    assert vista.main(["app", "--session-ttl-hours", "0", "--workspace", str(tmp_path)]) == 2
 
 
 # --- the app through gradio_client ----------------------------------------------------------------

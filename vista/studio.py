@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="listen on all interfaces (0.0.0.0) so other machines on the network can connect")
     app.add_argument("--workspace", type=Path, default=Path("outputs/app"),
                      help="folder for the sessions' files; typed paths are confined to it (default outputs/app)")
+    app.add_argument("--session-ttl-hours", type=float, default=72.0,
+                     help="delete session folders idle for longer than this, at startup and every hour (default 72)")
     app.set_defaults(handler=run_app)
 
 
@@ -35,6 +37,8 @@ def run_app(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise VistaError(f"--port {args.port} is not a TCP port (1-65535)")
+    if not args.session_ttl_hours > 0:
+        raise VistaError(f"--session-ttl-hours {args.session_ttl_hours} must be a positive number of hours")
     host = listen_address(args.host, args.share_lan)
     if host != LOCAL_HOST:
         log.warning("warning: the studio listens on %s: anyone who can reach this machine on port %d can use it, "
@@ -42,5 +46,5 @@ def run_app(args: argparse.Namespace) -> int:
                     args.workspace)
     import app  # gradio is imported only when the studio starts
 
-    app.launch_app(args.workspace, host, args.port)
+    app.launch_app(args.workspace, host, args.port, session_ttl_hours=args.session_ttl_hours)
     return 0

@@ -7,7 +7,9 @@
     refine      step 4: guidance along the path into a new scene folder (vista_api.refine)
     render      step 5 and the quick preview clip (vista_api.render)
     views       what every component shows after an action, a timer tick or a page load
-    session     which session folder an event belongs to; guards every step shares
+    session     which session folder an event belongs to (server-side), idle-session cleaning; shared guards
+    limits      the studio's caps (StudioLimits): job sizes, disk quota, queue, uploads
+    published   the files a view shows, returnable without serving the workspace root
     workspace   session folders, path confinement, upload limits, background jobs
     fields      widget values (blank, NaN, text) as typed values
     images      small PNG renders (live preview, before/after)

@@ -23,6 +23,7 @@ from vista_api.train import (
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_bytes
 from vista_core.progress import Cancelled, ProgressEvent
+from vista_studio import limits
 from vista_studio import workspace as wsp
 from vista_studio.fields import number
 from vista_studio.images import PREVIEW_SIDE_PX, png_bytes
@@ -35,7 +36,10 @@ NO_PHOTOS = "no photos yet: pick the sample scene, upload photos or load a folde
 
 
 def start_build(workspace: Path, preset: str, minutes: float | None, seed: float | None) -> str:
-    minutes = number(minutes, "time budget (minutes)", 0, 10_000, optional=True) or None
+    minutes = number(minutes, "time budget (minutes)", 0, 1e9, optional=True) or None
+    if minutes is not None and minutes > limits.LIMITS.max_build_minutes:
+        raise VistaError(f"time budget: {minutes:,g} minutes is more than the studio allows per build "
+                         f"({limits.LIMITS.max_build_minutes:g} minutes)")
     seed = int(number(seed, "seed", 0, 2**31 - 1, optional=True) or 0)
     session = wsp.read_session(workspace)
     if not session.get("data") and not session.get("photos"):

@@ -9,13 +9,14 @@ from __future__ import annotations
 import io
 import os
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from PIL import Image as PILImage
 
 from vista_api.evaluate import describe_scene
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_bytes, atomic_write_json, read_json
+from vista_studio import limits
 from vista_studio import workspace as wsp
 from vista_studio.session import require_idle
 
@@ -74,30 +75,70 @@ def add_photos(workspace: Path, files: list[str] | None) -> str:
 
 def stage_upload(paths: list[Path], workspace: Path) -> Path:
     """The upload's photos unpacked into a staging folder, so that a refused upload leaves the previous one as
-    it was; the staging folder is removed when the upload is refused."""
+    it was; the staging folder is removed when the upload is refused. The caps hold for the whole upload (all
+    its zips and photos together), and zips give only their photos and the pose files the studio reads."""
     from scenes.preflight import list_photos
     from scenes.safezip import extract_zip
 
+    limits.check_quota(workspace, adding=sum(Path(p).stat().st_size for p in paths))
     staging = workspace / "photos.new"
     shutil.rmtree(staging, ignore_errors=True)
+    cap = budget = limits.LIMITS.max_unpacked_bytes
     try:
         uploads = wsp.copy_uploads(paths, workspace / "uploads")
         for upload in uploads:
             if upload.suffix.lower() == ".zip":
-                extract_zip(upload, staging / upload.stem)
+                files = extract_zip(upload, staging / upload.stem, max_total_bytes=budget, keep=studio_member)
             else:
                 staging.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(upload, staging / upload.name)
+                files = [staging / upload.name]
+            budget -= sum(f.stat().st_size for f in files)
+            if budget < 0:
+                raise VistaError(f"upload: its zips and photos hold more than {limits.gigabytes(cap)} in all")
         names = list_photos(staging) if staging.is_dir() else []
         if not names:
             raise VistaError("upload: no photos (.jpg, .png, ...) in it")
         wsp.check_upload(names)  # a zip may hold more photos than the limit
+        # the new photos replace the old ones
+        limits.check_quota(workspace, adding=-limits.folder_bytes(workspace / "photos"))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     finally:
         shutil.rmtree(workspace / "uploads", ignore_errors=True)
     return staging
+
+
+POSE_FILES = frozenset({"transforms.json", "transforms_train.json", "transforms_val.json", "transforms_test.json",
+                        "cameras.txt", "images.txt", "points3D.txt", "cameras.bin", "images.bin", "points3D.bin"})
+"""The files besides photos that an uploaded zip may give (the posed-dataset formats the studio reads)."""
+
+
+def studio_member(rel: PurePosixPath) -> bool:
+    """Whether a zip member is kept: a photo or a pose file, not hidden (macOS `._` files, `__MACOSX`)."""
+    from scenes.preflight import PHOTO_SUFFIXES
+
+    if any(part.startswith(".") or part == "__MACOSX" for part in rel.parts):
+        return False
+    return rel.suffix.lower() in PHOTO_SUFFIXES or rel.name in POSE_FILES
+
+
+def discard_uploads(files: list[str] | str | None, cache: Path) -> None:
+    """Delete an upload's temporary files (and their emptied folders) from the web server's upload cache `cache`;
+    files elsewhere are left alone."""
+    cache = Path(cache).resolve()
+    for name in [files] if isinstance(files, str) else files or []:
+        path = Path(name).resolve()
+        if path.is_relative_to(cache) and path != cache and path.is_file():
+            path.unlink(missing_ok=True)
+            for folder in path.parents:
+                if folder == cache or not folder.is_relative_to(cache):
+                    break
+                try:
+                    folder.rmdir()
+                except OSError:  # not empty
+                    break
 
 
 def make_thumbnails(folder: Path, names: list[str], out: Path) -> None:

@@ -13,6 +13,7 @@ from vista_core.files import atomic_write_bytes
 from vista_core.progress import ProgressEvent
 from vista_studio import workspace as wsp
 from vista_studio.images import PREVIEW_SIDE_PX, png_bytes
+from vista_studio.limits import check_steps
 from vista_studio.path import PATH_DIR, read_path
 from vista_studio.session import require, require_idle
 
@@ -30,7 +31,8 @@ def start_refine(root: Path, workspace: Path, tier: str, model_dir: str, steps, 
     session = wsp.read_session(workspace)
     scene_dir = require(session, "scene", "no scene yet: build one (step 2) or load a scene folder (step 1)")
     request = RefineRequest(scene_dir, new_refined_folder(workspace), path=workspace / PATH_DIR / REFINE_PATH,
-                            tier=tier, model_dir=folder, steps=int(steps or 0), prior_steps=int(prior_steps or 0))
+                            tier=tier, model_dir=folder, steps=check_steps(int(steps or 0), "guided training steps"),
+                            prior_steps=check_steps(int(prior_steps or 0), "prior training steps"))
     if read_path(workspace) is None:
         raise VistaError(NO_PATH)
     wsp.start_job(workspace, "refine", lambda job: refine_work(job, workspace, request))

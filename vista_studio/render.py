@@ -19,6 +19,7 @@ from vista_core.errors import VistaError
 from vista_core.progress import ProgressEvent
 from vista_studio import workspace as wsp
 from vista_studio.fields import check_size, number
+from vista_studio.limits import check_render
 from vista_studio.path import read_path
 from vista_studio.session import require
 
@@ -38,8 +39,10 @@ def start_render(workspace: Path, width, height, fps, quality: str, preview: boo
         fps = min(fps, PREVIEW_CLIP_FPS)
     session = wsp.read_session(workspace)
     require(session, "scene", "no scene yet: build one (step 2) or load a scene folder (step 1)")
-    if read_path(workspace) is None:
+    path = read_path(workspace)
+    if path is None:
         raise VistaError(NO_PATH)
+    check_render(w, h, dataclasses.replace(path, fps=float(fps)).n_frames)
     wsp.start_job(workspace, "preview" if preview else "render",
                   lambda job: render_work(job, workspace, w, h, fps, quality, preview))
     return f"{'Preview clip' if preview else 'Render'} started ({w} × {h}, {fps:g} fps)."

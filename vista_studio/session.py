@@ -1,55 +1,157 @@
-"""Which session folder an event belongs to, and the guards every step shares.
+"""Which session folder an event belongs to, how long idle sessions are kept, and the guards every step shares.
 
-A browser keeps its folder's token (vista_studio.workspace) in localStorage and sends the folder back as the
-`gr.State` value; API clients (gradio_client) never run the page-load event, so their Gradio session hash is
-mapped to a folder here instead. Plain Python: app.py passes in the state value and the session hash.
+Sessions are mapped on the server, never from a folder name a client sends:
+- each Gradio session (one page view, or one gradio_client) is mapped to its folder here, by the session hash
+  Gradio gives the event (`session_folder`); its first action without a folder gets a new one;
+- a browser keeps an opaque random key in localStorage (app.py's BrowserState). On page load the server looks
+  the key up in `ROOT/.studio/keys/` (files named by the key's SHA-256, holding the folder's name) and maps the
+  page's session hash to that folder (`restore_session`); an unknown key, a forged one or a folder name gets a
+  new session and a new key. The key appears in no path, file or message, so knowing a folder's name (it shows in
+  recipes and job results) opens nothing.
+Sessions idle longer than the TTL are deleted (`clean_idle_sessions`). Plain Python: app.py passes in the stored
+key and the session hash.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import re
 import secrets
+import shutil
+import threading
+import time
 from pathlib import Path
 
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_text
 from vista_studio import workspace as wsp
 
-_SESSION_WORKSPACES: dict[str, str] = {}
-"""Gradio session hash -> workspace token, for clients that never ran the page-load event (API clients):
-their first action's state update may be lost to an error, and they must not get a new folder each time."""
+log = logging.getLogger(__name__)
+
+KEYS = "keys"
+_KEY = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_BY_HASH: dict[str, Path] = {}
+"""Gradio session hash -> the session's folder (this process only; a page load maps it again)."""
+_LOCK = threading.Lock()
 
 
-def session_folder(root: Path, ws: str | None, session_hash: str | None = None) -> Path:
-    """The session's workspace named by the state value, or the one this Gradio session already has, or a
-    new one (first action of a session)."""
-    if ws:
-        folder = wsp.open_workspace(root, Path(ws).name)
-        if folder is not None and Path(ws).resolve() == folder:
-            return folder
-    folder = wsp.open_workspace(root, _SESSION_WORKSPACES.get(session_hash or ""))
-    if folder is None:
-        folder = wsp.new_workspace(root)
-        if session_hash:
-            _SESSION_WORKSPACES[session_hash] = folder.name
+def _keys_dir(root: Path) -> Path:
+    return wsp.workspace_root(root) / wsp.STUDIO / KEYS
+
+
+def _key_file(root: Path, key: str) -> Path:
+    return _keys_dir(root) / hashlib.sha256(key.encode()).hexdigest()
+
+
+def touch(folder: Path) -> Path:
+    """Mark the session as used now (its folder's time is what the idle cleaning reads)."""
+    try:
+        os.utime(folder)
+    except OSError:
+        pass
     return folder
 
 
-def restore_session(root: Path, token: str | None) -> Path:
-    """On page load: the folder named by the browser's stored token, or a new one."""
-    return wsp.open_workspace(root, token) or wsp.new_workspace(root)
+def session_folder(root: Path, session_hash: str | None) -> Path:
+    """The folder of this Gradio session, or a new one (its first action)."""
+    with _LOCK:
+        folder = known_folder(session_hash)
+        if folder is None:
+            folder = wsp.new_workspace(root)
+            if session_hash:
+                _BY_HASH[session_hash] = folder
+    return touch(folder)
+
+
+def known_folder(session_hash: str | None) -> Path | None:
+    """The folder this Gradio session has, None if it has none yet (or it was cleaned)."""
+    folder = _BY_HASH.get(session_hash or "")
+    return folder if folder is not None and folder.is_dir() else None
+
+
+def restore_session(root: Path, key: str | None, session_hash: str | None) -> tuple[Path, str]:
+    """On page load: the folder the browser's key was given, or a new folder and key; the page's session hash is
+    mapped to it. Returns (folder, the key the browser keeps)."""
+    folder = None
+    if isinstance(key, str) and _KEY.match(key) and _key_file(root, key).is_file():
+        folder = wsp.open_workspace(root, _key_file(root, key).read_text().strip())
+    if folder is None:
+        folder, key = wsp.new_workspace(root), secrets.token_urlsafe(32)
+        atomic_write_text(_key_file(root, key), folder.name)
+    if session_hash:
+        with _LOCK:
+            _BY_HASH[session_hash] = folder
+    return touch(folder), key
 
 
 def browser_secret(root: Path) -> str:
-    """The key that signs the token kept in the browser, made once per workspace root (it survives restarts,
-    so a reload after a restart still finds its session)."""
+    """The key BrowserState encrypts the stored value with, made once per workspace root so that a reload after
+    a restart still finds its session. Gradio sends it to every browser: it protects nothing (the stored value is
+    an opaque key the server looks up, see above)."""
     secret_file = root / ".browser-secret"
     if not secret_file.is_file():
         atomic_write_text(secret_file, secrets.token_urlsafe(24))
     return secret_file.read_text().strip()
 
 
+def clean_idle_sessions(root: Path, ttl_hours: float, now: float | None = None) -> list[str]:
+    """Delete the session folders not used for `ttl_hours` (a running job keeps its folder), their browsers'
+    keys and their mappings; returns the deleted folders' names."""
+    root = wsp.workspace_root(root)
+    now = time.time() if now is None else now
+    sessions = root / wsp.SESSIONS
+    deleted = []
+    for folder in sorted(sessions.iterdir()) if sessions.is_dir() else []:
+        state = wsp.read_job(folder) if wsp.open_workspace(root, folder.name) is not None else None
+        try:
+            idle_s = now - folder.stat().st_mtime
+        except OSError:
+            continue
+        if folder.name.startswith(".") or idle_s <= ttl_hours * 3600 or (state is not None and state.active):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        deleted.append(folder.name)
+    if deleted:
+        _forget(root, set(deleted))
+        log.info("deleted %d session folders idle for more than %g hours", len(deleted), ttl_hours)
+    return deleted
+
+
+def _forget(root: Path, names: set[str]) -> None:
+    keys = _keys_dir(root)
+    for key_file in keys.iterdir() if keys.is_dir() else []:
+        try:
+            if key_file.read_text().strip() in names:
+                key_file.unlink()
+        except OSError:
+            continue
+    with _LOCK:
+        for session_hash, folder in list(_BY_HASH.items()):
+            if folder.name in names:
+                del _BY_HASH[session_hash]
+
+
+def start_cleaner(root: Path, ttl_hours: float, every_s: float = 3600.0) -> threading.Event:
+    """Clean idle sessions now and then every `every_s` seconds in a daemon thread; set the event to stop it."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while True:
+            try:
+                clean_idle_sessions(root, ttl_hours)
+            except Exception:  # a cleaning that failed must not stop the next one
+                log.exception("cleaning idle sessions failed")
+            if stop.wait(every_s):
+                return
+
+    threading.Thread(target=loop, name="vista-session-cleaner", daemon=True).start()
+    return stop
+
+
 def session_line(workspace: Path) -> str:
-    return f"<small>Session workspace `{workspace.name[:8]}…` (kept across page reloads in this browser)</small>"
+    return "<small>Session workspace (kept across page reloads in this browser)</small>"
 
 
 def require_idle(workspace: Path, action: str) -> None:

@@ -19,9 +19,9 @@ from vista_studio.build import PREVIEW_FILE
 from vista_studio.path import KEYS_FILE, PATH_DIR, path_table, read_path
 from vista_studio.path_views import path_views
 from vista_studio.photos import photo_gallery
-from vista_studio.session import restore_session, session_folder, session_line
+from vista_studio.session import restore_session, session_line
 
-VIEW = ("ws", "session_md", "build_md", "build_btn", "apply_btn", "clear_btn", "preset_btn", "preview_btn",
+VIEW = ("session_md", "build_md", "build_btn", "apply_btn", "clear_btn", "preset_btn", "preview_btn",
         "coverage_btn", "export_btn", "render_btn", "refine_btn", "gallery", "keys", "map_img", "path_md", "model3d",
         "preview_video", "refine_gallery", "video", "downloads", "provenance_md")
 """What every action refreshes, in the order of its outputs (gradio_client callers index into that tuple)."""
@@ -29,7 +29,7 @@ PROGRESS = ("build_progress", "psnr_plot", "preview_img", "preview_progress", "r
             "render_progress", "job_json", "seen")
 """What the timer refreshes while a job runs."""
 LOAD = ("token", "preset", "minutes", "seed", "sample_btn", "folder_btn", "check_btn")
-"""What only the page load sets: the browser's token, the build settings, the step-1 buttons."""
+"""What only the page load sets: the browser's session key, the build settings, the step-1 buttons."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def studio_view(workspace: Path, photos: bool = False, path: bool = False, outpu
     has_scene = bool(session.get("scene")) and not busy
     has_path = has_scene and (workspace / PATH_DIR / KEYS_FILE).is_file()
     update: dict[str, Any] = {
-        "ws": str(workspace), "session_md": session_line(workspace), "build_md": build_summary(session),
+        "session_md": session_line(workspace), "build_md": build_summary(session),
         "build_btn": Enabled(bool(session.get("data") or session.get("photos")) and not busy),
         **{name: Enabled(has_scene) for name in ("apply_btn", "clear_btn", "preset_btn")},
         **{name: Enabled(has_path) for name in ("preview_btn", "coverage_btn", "export_btn", "render_btn",
@@ -165,12 +165,12 @@ def progress_views(state: wsp.JobState | None) -> dict[str, Any]:
             "refine_progress": progress_html(state, ("refine",)), "render_progress": progress_html(state, ("render",))}
 
 
-def poll_view(root: Path, ws: str | None, seen: dict) -> dict[str, Any]:
+def poll_view(workspace: Path | None, seen: dict) -> dict[str, Any]:
     """Timer tick: refresh the progress views when job.json changed; everything when a job ended. `seen` is
-    what the last tick showed (job update time and status, preview mtime)."""
-    if not ws:
+    what the last tick showed (job update time and status, preview mtime); `workspace` is None while the page's
+    session has no folder yet."""
+    if workspace is None:
         return {"seen": seen}
-    workspace = session_folder(root, ws)
     state = wsp.read_job(workspace)
     preview_path = workspace / PREVIEW_FILE
     preview_mtime = preview_path.stat().st_mtime if preview_path.is_file() else None
@@ -187,13 +187,13 @@ def poll_view(root: Path, ws: str | None, seen: dict) -> dict[str, Any]:
     return update
 
 
-def load_view(root: Path, token: str | None) -> dict[str, Any]:
-    """Page load: the browser's session found again (or a new one), every view, the running job's progress and
-    the settings its build ran with; the step-1 buttons wake up only now (a click before the load would be
-    undone by the load's older view of the session)."""
-    workspace = restore_session(root, token)
+def load_view(root: Path, key: str | None, session_hash: str | None = None) -> dict[str, Any]:
+    """Page load: the browser's session found again by its stored key (or a new one, with a new key), every view,
+    the running job's progress and the settings its build ran with; the step-1 buttons wake up only now (a click
+    before the load would be undone by the load's older view of the session)."""
+    workspace, key = restore_session(root, key, session_hash)
     update = studio_view(workspace, photos=True, path=True, outputs=True)
-    update["token"] = wsp.workspace_token(workspace)
+    update["token"] = key
     update.update({name: Enabled(True) for name in ("sample_btn", "folder_btn", "check_btn")})
     update.update(progress_views(wsp.read_job(workspace)))
     if (workspace / PREVIEW_FILE).is_file():

@@ -29,15 +29,16 @@ from typing import Any
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_json, read_json
 from vista_core.progress import Cancelled
+from vista_studio import limits
 
 SESSIONS = "sessions"
 JOB_FILE = "job.json"
 SESSION_FILE = "session.json"
 _TOKEN = re.compile(r"^[0-9a-f]{32}$")
-MAX_PHOTOS = 500
-"""Most photos one upload may hold (structure from motion is meant for 20-300)."""
-MAX_UPLOAD_BYTES = 2 * 1024**3
-"""Most bytes one upload may hold in total (also the per-file limit given to the web server)."""
+STUDIO = ".studio"
+"""The server's own files under the root (the browsers' session keys); no typed path reaches them."""
+MAX_PHOTOS = limits.LIMITS.max_upload_photos
+MAX_UPLOAD_BYTES = limits.LIMITS.max_upload_bytes
 HISTORY_POINTS = 600
 """Most (step, loss, PSNR) points kept in job.json for the plot; older ones are thinned out."""
 
@@ -96,6 +97,8 @@ def confine_path(root: Path, workspace: Path, text: str, what: str = "path") -> 
         raise VistaError(f"{what}: {text!r} cannot be resolved ({error})") from error
     if not resolved.is_relative_to(root):
         raise VistaError(f"{what}: {text!r} is outside the workspace {root}; the app only reads and writes there")
+    if resolved.is_relative_to(root / STUDIO):
+        raise VistaError(f"{what}: {text!r} is the studio's own folder; the app does not read it")
     sessions = root / SESSIONS
     if resolved.is_relative_to(sessions) and not resolved.is_relative_to(workspace):
         raise VistaError(f"{what}: {text!r} belongs to another session's workspace")
@@ -266,6 +269,10 @@ def start_job(workspace: Path, kind: str, work: Callable[[Job], dict | None]) ->
         running = _JOBS.get(key)
         if running is not None and running.state.active:
             raise VistaError(f"a {running.state.kind} job is already running in this session; wait or cancel it")
+        active = sum(job.state.active for job in _JOBS.values())
+        if active > limits.LIMITS.max_waiting_jobs:  # one runs, the others wait for the machine
+            raise VistaError(f"the studio is busy: {active} jobs are running or waiting; try again in a few minutes")
+        limits.check_quota(workspace)
         job = Job(workspace, kind)
         _JOBS[key] = job
 
