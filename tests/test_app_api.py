@@ -205,7 +205,8 @@ OUT = {"notice": 0, "gallery": 3, "keys": 4, "map": 5, "notes": 6, "glb": 7, "do
 
 
 def session_dirs(root: Path) -> set[Path]:
-    return {p for p in (root / wsp.SESSIONS).iterdir() if p.is_dir()}
+    folder = root / wsp.SESSIONS
+    return {p for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
 
 
 def test_uploaded_photos_get_a_verdict_each_and_bad_zips_a_message(studio, tmp_path):
