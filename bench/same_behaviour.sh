@@ -8,7 +8,7 @@
 # and the sha256 of the weights, the camera path and the MP4, and whether the recipes' per-frame hashes agree.
 set -euo pipefail
 OLD=$(realpath "$1"); NEW=$(realpath "$2"); OUT=${3:-bench/out/same-behaviour}
-PY=$(realpath .venv/bin/python)
+PY=$(pwd)/.venv/bin/python  # not realpath: that would resolve the venv link to the bare interpreter
 DATA=$(realpath "$(dirname "$0")/../../shared/data/lego-100")
 mkdir -p "$OUT"; OUT=$(realpath "$OUT")
 run() {  # checkout, out, vista args...
