@@ -88,6 +88,30 @@ def test_cancelled_training_keeps_its_checkpoint_and_resumes(tmp_path):
     assert resumed.step == 6 and resumed.heldout is None
 
 
+def test_a_cancelled_run_is_resumed_only_on_the_photos_it_trained_on(tmp_path):
+    """The studio's Build resumes a cancelled run; after a photo changed in the same folder it must train again."""
+    import numpy as np
+    from PIL import Image
+
+    from vista_api.train import TrainRequest, continues_checkpoint, load_dataset, train
+
+    data = copy_lego(tmp_path / "lego")
+    request = TrainRequest(data, tmp_path / "scene", preset="test", steps=6, evaluate=False)
+
+    def cancel_at_step_2(event: ProgressEvent) -> None:
+        if event.stage == "training" and event.done == 2:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        train(request, cancel_at_step_2)
+    assert continues_checkpoint(request, load_dataset(request))
+    photo = next((data / "train").glob("*.png"))
+    pixels = np.array(Image.open(photo))
+    pixels[0, 0, 0] ^= 1  # one bit of one training photo
+    Image.fromarray(pixels).save(photo)
+    assert not continues_checkpoint(request, load_dataset(request))
+
+
 @pytest.mark.slow
 def test_training_through_the_api_learns_the_lego(tmp_path):
     from vista_api.train import TrainRequest, train

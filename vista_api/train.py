@@ -100,12 +100,17 @@ def train(request: TrainRequest, progress: ProgressCallback | None = None) -> Tr
     (done/total steps, loss/psnr/rays_per_s metrics, the live Scene as snapshot), then the evaluation.
     If `progress` raises Cancelled, the checkpoint of the last step is kept (a `resume=True` request continues
     it) and Cancelled propagates."""
+    config = request.config()
+    return train_on(load_dataset(request, progress), request, progress, config)
+
+
+def load_dataset(request: TrainRequest, progress: ProgressCallback | None = None) -> PosedImages:
+    """The request's posed photos, and a line describing them (an event with total 0)."""
     from scenes.data import load_posed_images
 
-    config = request.config()
     data = load_posed_images(request.data_dir)
     report(progress, describe_data(data))
-    return train_on(data, request, progress, config)
+    return data
 
 
 def train_on(data: PosedImages, request: TrainRequest, progress: ProgressCallback | None = None,
@@ -135,9 +140,11 @@ def measure_heldout(scene: Scene, data: PosedImages, progress: ProgressCallback 
     return HeldOut(metrics.mean_psnr, metrics.mean_ssim, len(metrics.views))
 
 
-def continues_checkpoint(request: TrainRequest) -> bool:
+def continues_checkpoint(request: TrainRequest, data: PosedImages | None = None) -> bool:
     """Whether `out_dir` holds checkpoints of a run on the same dataset with the same preset and seed, so that
-    a cancelled run can be resumed (`resume=True`) rather than started again."""
+    a cancelled run can be resumed (`resume=True`) rather than started again. Given the loaded `data`, its photos
+    must also be the ones that run trained on (content hash): after photos were added, excluded or changed in the
+    same folder, the answer is no, and the scene is trained again instead of resumed stale."""
     from scenes.train import CHECKPOINTS, read_run_info
 
     if not (request.out_dir / CHECKPOINTS).is_dir():
@@ -148,5 +155,6 @@ def continues_checkpoint(request: TrainRequest) -> bool:
         return False
     # the dataset's `source` as scenes.data.load_posed_images records it: the folder, or a transforms file's folder
     source = request.data_dir.parent if request.data_dir.is_file() else request.data_dir
+    same_photos = data is None or info.get("data_hash") == data.content_hash
     return info.get("data") == str(source) and info.get("preset") == request.preset and \
-        info.get("seed") == request.seed
+        info.get("seed") == request.seed and same_photos

@@ -18,7 +18,8 @@ from vista_api.train import (
     STAGE_TRAINING,
     TrainRequest,
     continues_checkpoint,
-    train,
+    load_dataset,
+    train_on,
 )
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_bytes
@@ -63,11 +64,13 @@ def build_work(job: wsp.Job, workspace: Path, request: TrainRequest) -> dict:
         wsp.update_session(workspace, data=str(request.data_dir), poses=result["poses"])
         job.check_cancelled()
     # 2. train: Build again after Cancel continues the same run (same data, preset, seed); anything else starts over
-    resume = continues_checkpoint(request)
+    # (and the same photos: after an upload or an excluded photo, the scene is trained again, never resumed stale)
     job.update(stage="loading posed photos", force=True)
     reporter = TrainingReporter(job, workspace, request.preset)
+    data = load_dataset(request, reporter)
+    resume = continues_checkpoint(request, data)
     try:
-        trained = train(dataclasses.replace(request, resume=resume, overwrite=not resume), reporter)
+        trained = train_on(data, dataclasses.replace(request, resume=resume, overwrite=not resume), reporter)
     except Cancelled:
         reporter.finish()  # the preview shows where the kept checkpoint is
         raise
