@@ -141,16 +141,26 @@ def test_paths_coverage_previews_and_video_take_a_second_representation(tmp_path
     assert probe_video(tmp_path / "ball.mp4").frames == len(frames) == len(result.frames)
 
 
-def test_the_nerf_occupancy_query_agrees_with_the_path_fitter():
+def test_the_nerf_occupancy_query_reads_its_grid_and_is_empty_outside_the_box():
+    """`Renderable.occupied` (what the path fitter now asks) against the grid, cell by cell, worked out here."""
     from render.path_presets import occupancy_query
     from tests.support.guidance import tiny_scene
 
     scene = tiny_scene()
     generator = torch.Generator().manual_seed(0)
-    scene.grid.occupied = torch.rand(scene.grid.resolution**3, generator=generator) < 0.3
+    res = scene.grid.resolution
+    scene.grid.occupied = torch.rand(res**3, generator=generator) < 0.3
     renderable = scene.renderable()
-    world = (torch.rand(5000, 3, generator=generator) - 0.5) * 3.0  # inside and outside the box
-    assert np.array_equal(renderable.occupied(world).numpy(), occupancy_query(renderable)(world.numpy()))
+    points = (torch.rand(5000, 3, generator=generator) - 0.5) * 3.0  # scene coordinates, inside and outside the box
+    inside = (points.abs() <= 1.0).all(dim=-1)
+    cell = ((points.clamp(-1, 1) + 1) / 2 * res).long().clamp(0, res - 1)
+    expected = scene.grid.occupied.reshape(res, res, res)[cell[:, 0], cell[:, 1], cell[:, 2]] & inside
+    got = renderable.occupied(points)
+    assert got[~inside].sum() == 0 and 0.2 < got[inside].float().mean() < 0.4
+    assert (got == expected).float().mean() > 0.99  # cell-boundary rounding aside
+    world = points @ torch.linalg.inv(scene.scene_from_world[:3, :3]).T  # the same points in world coordinates
+    world = world - (torch.linalg.inv(scene.scene_from_world[:3, :3]) @ scene.scene_from_world[:3, 3])
+    assert (occupancy_query(renderable)(world.numpy()) == got.numpy()).mean() > 0.99
     assert set(renderable.state()) == {f"field.{k}" for k in scene.field.state_dict()} | {"occupancy.density"}
 
 
