@@ -30,8 +30,8 @@ _KR, _KB = 0.2126, 0.0722  # BT.709 luma weights (HD video; the stream is tagged
 def rgb_to_yuv420(rgb: np.ndarray) -> np.ndarray:
     """uint8 RGB [H, W, 3] (even H, W) -> yuv420p planes stacked as [3H/2, W] uint8, BT.709 limited range.
 
-    Chroma is the plain 2x2 mean, i.e. the Haar approximation band imwatermark's dwtDct writes into; letting
-    swscale subsample instead erased the watermark in our tests."""
+    Chroma is the plain 2x2 mean (the Haar approximation band): predictable, and exact on flat colour. Vista's
+    watermark lives in luma (render.watermark), which is not subsampled."""
     h, w = rgb.shape[:2]
     r, g, b = (rgb[..., i].astype(np.float32) for i in range(3))
     y = _KR * r + (1 - _KR - _KB) * g + _KB * b

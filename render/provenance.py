@@ -3,15 +3,11 @@
 Four independent labels, each checked by `verify_video`, which grades them (`VerifyReport.verdict`, strongest
 first: signed, signed (untrusted signer), watermarked, invalid manifest, tagged only, unlabelled):
 - MP4 metadata tags (title, comment "synthetic render", software + version), written by the muxer.
-- An invisible watermark in every frame: the DWT-DCT scheme Stable Diffusion XL uses, from the
-  `invisible-watermark` package (`imwatermark`), carrying Vista's own 48-bit message.
+- An invisible watermark in every frame carrying Vista's own 48-bit message: a spread-spectrum luma pattern
+  (`render.watermark`), which survives H.264, re-encoding, rescaling and centred crops (bench/WATERMARK.md).
 - An optional visible "synthetic render" corner label (Pillow).
 - A C2PA manifest (`c2pa-python`) with digitalSourceType trainedAlgorithmicMedia, signed with the
   user's certificate and key, applied to the finished MP4 as the very last step.
-
-imwatermark's dwtDct hides bits in the U (chroma) plane, so two things decide whether it survives H.264:
-clipping (on white backgrounds half the chroma shift is clipped away in RGB; `embed_watermark` keeps the
-chroma exactly and moves luma instead) and chroma subsampling (see `render.encode.rgb_to_yuv420`).
 """
 
 from __future__ import annotations
@@ -26,17 +22,19 @@ from pathlib import Path
 import numpy as np
 
 from render.encode import probe_video, read_frames
+from render.watermark import (  # noqa: F401 - re-exported: the labels live here
+    WATERMARK_BITS,
+    WATERMARK_MAX_BIT_ERRORS,
+    embed_watermark,
+    has_watermark,
+    watermark_bit_errors,
+    watermark_fits,
+)
 from vista_core.errors import VistaError
 
 SYNTHETIC_COMMENT = "synthetic render"
 LABEL_TEXT = "synthetic render"
-# Vista's own 48-bit message (the bytes "VISTA1"); SDXL embeds a different 48-bit message the same way.
-WATERMARK_BITS = [int(b) for b in np.unpackbits(np.frombuffer(b"VISTA1", dtype=np.uint8))]
-WATERMARK_METHOD = "dwtDct"
-WATERMARK_MIN_PIXELS = 256 * 256  # imwatermark refuses smaller images
-WATERMARK_MAX_BIT_ERRORS = 4  # a random 48-bit string has <= 4 errors with probability ~1e-9
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
-_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # BT.601, as OpenCV's BGR<->YUV
 
 
 def vista_version() -> str:
@@ -55,55 +53,6 @@ def video_metadata(title: str) -> dict[str, str]:
         "software": software,
         "description": f"Synthetic render of a neural radiance field by {software}; not a camera recording.",
     }
-
-
-def watermark_fits(width: int, height: int) -> bool:
-    return width * height >= WATERMARK_MIN_PIXELS
-
-
-def _fit_luma_into_gamut(rgb: np.ndarray) -> np.ndarray:
-    """Float RGB [H, W, 3] -> uint8, keeping each pixel's chroma and moving only its luma into [0, 255].
-
-    Adding t to R, G and B adds t to Y and leaves U and V unchanged, so the chroma watermark survives where
-    plain clipping (e.g. on a white background) would erase it."""
-    luma = rgb @ _LUMA_WEIGHTS
-    chroma = rgb - luma[..., None]
-    low = (-chroma).max(axis=-1)
-    high = (255.0 - chroma).min(axis=-1)
-    luma = np.clip(luma, low, np.maximum(high, low))
-    return np.clip(np.round(chroma + luma[..., None]), 0, 255).astype(np.uint8)
-
-
-def embed_watermark(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB [H, W, 3] -> the same frame carrying WATERMARK_BITS (imwatermark dwtDct, as SDXL)."""
-    from imwatermark import WatermarkEncoder
-
-    height, width = rgb.shape[:2]
-    if not watermark_fits(width, height):
-        raise VistaError(f"a {width}x{height} frame is too small for the invisible watermark (needs >= 256x256 "
-                         "pixels); render larger or pass --no-watermark")
-    encoder = WatermarkEncoder()
-    encoder.set_watermark("bits", WATERMARK_BITS)
-    # float input: imwatermark's uint8 path rounds the YUV planes and loses bits
-    bgr = np.ascontiguousarray(rgb[:, :, ::-1], dtype=np.float32)
-    marked = encoder.encode(bgr, WATERMARK_METHOD)
-    return _fit_luma_into_gamut(marked[:, :, ::-1])
-
-
-def watermark_bit_errors(rgb: np.ndarray) -> int:
-    """How many of the 48 watermark bits decode wrong in a uint8 RGB frame (0 = perfect)."""
-    from imwatermark import WatermarkDecoder
-
-    height, width = rgb.shape[:2]
-    if not watermark_fits(width, height):
-        return len(WATERMARK_BITS)
-    decoder = WatermarkDecoder("bits", len(WATERMARK_BITS))
-    bits = decoder.decode(np.ascontiguousarray(rgb[:, :, ::-1], dtype=np.float32), WATERMARK_METHOD)
-    return int(np.sum(np.asarray(bits, dtype=np.uint8) != np.asarray(WATERMARK_BITS, dtype=np.uint8)))
-
-
-def has_watermark(rgb: np.ndarray) -> bool:
-    return watermark_bit_errors(rgb) <= WATERMARK_MAX_BIT_ERRORS
 
 
 def add_label(rgb: np.ndarray, text: str = LABEL_TEXT) -> np.ndarray:
