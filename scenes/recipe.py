@@ -10,12 +10,19 @@ The recipe is written right after its video is renamed into place and before the
 (render.video.render_video's `record`). A kill between the two leaves the new video beside the previous
 recipe; the recipe records each MP4's SHA-256 (and the frame count), so `render_from_recipe` refuses a recipe
 that does not describe the video beside it instead of reproducing a shot that is no longer there.
+
+A recipe is a user file, so the paths in it are confined (issue #23): they are written relative to the recipe's
+folder, and on reading each must resolve (symlinks followed) inside a root, by default the recipe's own folder
+(or a workspace root the caller passes). A scene folder outside it needs an explicit `scene_dir` (`vista render SCENE --recipe R`);
+an output outside it refuses the recipe. The refusal names only the recipe and the recorded text, and it comes
+before any look at the file system there, so a recipe cannot probe whether a file outside exists.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,7 +75,8 @@ def recipe_path_for(video: Path) -> Path:
 
 @dataclass
 class Recipe:
-    scene_dir: Path
+    scene_recorded: str
+    """The scene folder as the recipe records it (relative to its folder); `scene_folder` confines it."""
     scene_hash: str
     path_source: str
     cameras: Cameras
@@ -83,22 +91,49 @@ class Recipe:
     versions: dict[str, str]
     video_sha256: dict[str, str] = field(default_factory=dict)
     """SHA-256 of each MP4 as written ("video", "depth", "opacity"); empty in recipes of older versions."""
+    source: Path = Path(".")
+    """The recipe file."""
+    root: Path = Path(".")
+    """Where its paths may point: the recipe's folder unless the reader gave a root."""
+
+    def scene_folder(self) -> Path:
+        """The recorded scene folder, refused (VistaError) unless inside `root`."""
+        return _confined(self.scene_recorded, self.source, self.root, "scene folder")
+
+
+def _relative_to(path: Path | str, base: Path) -> str:
+    """`path` relative to the recipe's folder `base` (with `..` if need be), so a folder moved whole still works."""
+    return os.path.relpath(Path(path).resolve(), Path(base).resolve())
+
+
+def _confined(recorded: str, recipe_path: Path, root: Path, what: str) -> Path:
+    """A path recorded in a recipe, resolved from the recipe's folder; refused unless inside `root`.
+
+    Checked on the text and the resolved path only (no exists/is_file before it), and the message is the same
+    whether or not something is there: a recipe must not tell its reader what exists outside."""
+    if not isinstance(recorded, str) or not recorded or "\0" in recorded:
+        raise VistaError(f"{recipe_path}: {what} {recorded!r} is not a path")
+    resolved = (Path(recipe_path).parent / recorded).resolve()
+    if not resolved.is_relative_to(Path(root).resolve()):
+        hint = "; name the scene folder to render it again: vista render SCENE --recipe ..." if what == "scene folder" else ""
+        raise VistaError(f"{recipe_path}: its {what} {recorded!r} is outside {root}, where a recipe may point{hint}")
+    return resolved
 
 
 def build_recipe(scene_dir: Path, scene_hash: str, path_source: str, cameras: Cameras, config: VideoConfig,
-                 seed: int, result: VideoResult) -> dict:
+                 seed: int, result: VideoResult, base: Path) -> dict:
+    """The recipe's JSON; `base` is the folder it is written to (its paths are relative to it)."""
     return {
         "format": RECIPE_FORMAT,
         "schema_version": RECIPE_VERSION,
-        "scene": {"dir": str(Path(scene_dir).resolve()), "content_hash": scene_hash},
+        "scene": {"dir": _relative_to(scene_dir, base), "content_hash": scene_hash},
         "path": {"source": path_source, "cameras": cameras.to_dict()},
         "frames": result.frames,
         "render": config_to_dict(config),
         "seed": seed,
-        "outputs": {"video": str(Path(result.video).resolve()),
-                    "png_dir": result.extra_outputs.get("png_dir"),
-                    "depth_video": result.extra_outputs.get("depth_video"),
-                    "opacity_video": result.extra_outputs.get("opacity_video"),
+        "outputs": {"video": _relative_to(result.video, base),
+                    **{key: _relative_to(result.extra_outputs[key], base) if result.extra_outputs.get(key) else None
+                       for key in ("png_dir", "depth_video", "opacity_video")},
                     "c2pa_signed": result.signed,
                     "sha256": result.video_sha256},
         "result": {"frame_sha256": result.frame_sha256, "flicker": result.flicker.to_dict(),
@@ -108,8 +143,10 @@ def build_recipe(scene_dir: Path, scene_hash: str, path_source: str, cameras: Ca
     }
 
 
-def read_recipe(path: Path) -> Recipe:
+def read_recipe(path: Path, root: Path | None = None) -> Recipe:
+    """Read and check a recipe; its output paths must lie inside `root` (default: the recipe's folder)."""
     path = Path(path)
+    root = Path(root) if root is not None else path.resolve().parent
     data = read_json(path, "render recipe")
     where = str(path)
     if not isinstance(data, dict) or data.get("format") != RECIPE_FORMAT:
@@ -128,17 +165,18 @@ def read_recipe(path: Path) -> Recipe:
         cameras = Cameras.from_dict(camera_data, f"{where}: path")
 
         def optional(key: str) -> Path | None:
-            return Path(outputs[key]) if outputs.get(key) else None
+            return _confined(outputs[key], path, root, key.replace("_", " ")) if outputs.get(key) else None
 
         return Recipe(
-            scene_dir=Path(data["scene"]["dir"]), scene_hash=str(data["scene"]["content_hash"]),
+            scene_recorded=data["scene"]["dir"], scene_hash=str(data["scene"]["content_hash"]),
             path_source=str(data["path"].get("source", "")), cameras=cameras, frames=frames,
             config=config_from_dict(VideoConfig, data["render"], f"{where}: render"), seed=int(data["seed"]),
-            video=Path(outputs["video"]), png_dir=optional("png_dir"), depth_video=optional("depth_video"),
+            video=_confined(outputs["video"], path, root, "video"), png_dir=optional("png_dir"), depth_video=optional("depth_video"),
             opacity_video=optional("opacity_video"),
             frame_sha256=[str(h) for h in data.get("result", {}).get("frame_sha256", [])],
             versions={str(k): str(v) for k, v in data.get("versions", {}).items()},
             video_sha256={str(k): str(v) for k, v in (outputs.get("sha256") or {}).items()},
+            source=path, root=root,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise VistaError(f"{where}: recipe is malformed ({error!r})") from error
@@ -191,7 +229,8 @@ def render_shot(scene: Scene, cameras: Cameras, out: Path, config: VideoConfig,
 
     def record(result: VideoResult) -> None:  # right after the video's rename, before the frame cache goes
         remove_orphans(recipe_file)  # a recipe half-written by a killed run
-        write_recipe(recipe_file, build_recipe(scene_dir, scene_hash, path_source, cameras, config, seed, result))
+        recipe = build_recipe(scene_dir, scene_hash, path_source, cameras, config, seed, result, recipe_file.parent)
+        write_recipe(recipe_file, recipe)
 
     result = render_video(scene.renderable(), cameras, out, config, outputs, frames=frames, cache_key=scene_hash,
                           title=f"Vista render of {scene_dir.name}", show_progress=show_progress,
@@ -209,16 +248,17 @@ class Reproduction:
 
 def render_from_recipe(recipe_path: Path, out: Path | None = None, scene_dir: Path | None = None, *,
                        show_progress: bool = True, sign_cert: Path | None = None, sign_key: Path | None = None,
-                       progress: ProgressCallback | None = None) -> Reproduction:
+                       progress: ProgressCallback | None = None, root: Path | None = None) -> Reproduction:
     """Render a recipe again (default output: `<video>.rerender.mp4` beside the original, never over it) and
-    compare every frame's hash with the recorded one."""
-    recipe = read_recipe(recipe_path)
+    compare every frame's hash with the recorded one. The recipe's paths must lie inside `root` (default: its
+    folder); `scene_dir`, the caller's own choice, replaces the recorded scene folder."""
+    recipe = read_recipe(recipe_path, root)
     check_recipe_describes_videos(recipe, Path(recipe_path))
     if out is None:
         out = recipe.video.with_name(recipe.video.stem + ".rerender.mp4")
     if Path(out).resolve() == recipe.video.resolve():
         raise VistaError(f"{out}: is the recipe's own video; choose another --out so the original is kept")
-    scene_dir = Path(scene_dir or recipe.scene_dir)
+    scene_dir = Path(scene_dir) if scene_dir is not None else recipe.scene_folder()
     require_scene_hash(scene_dir, recipe.scene_hash)  # before loading: a changed scene is refused as such
     result, recipe_file = render_shot(
         load_scene(scene_dir), recipe.cameras, Path(out), recipe.config,

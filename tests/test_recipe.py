@@ -78,7 +78,11 @@ def test_render_writes_video_and_recipe_and_the_recipe_rerenders_bit_identical_f
     assert {"torch", "numpy", "av", "vista", "python"} <= set(raw["versions"])
 
     again = tmp_path / "again.mp4"
-    assert main(["render", "--recipe", str(recipe_file), "--out", str(again), "--no-progress"]) == 0
+    # the scene folder lies outside the recipe's folder: the recipe alone may not point there, the command line may
+    assert main(["render", "--recipe", str(recipe_file), "--out", str(again), "--no-progress"]) == 2
+    assert "outside" in capsys.readouterr().err and not again.exists()
+    assert main(["render", str(scene_dir), "--recipe", str(recipe_file), "--out", str(again),
+                 "--no-progress"]) == 0
     assert "all 3 frames are bit-identical" in capsys.readouterr().out
     assert read_recipe(recipe_path_for(again)).frame_sha256 == recipe.frame_sha256
     assert all(np.array_equal(a, b) for a, b in zip(read_frames(out), read_frames(again)))

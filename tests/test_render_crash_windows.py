@@ -194,7 +194,8 @@ def test_a_recipe_beside_a_newer_video_is_refused_by_render_recipe(scene_dir, tm
     raw["frames"] = [0, 1, 2]
     recipe_file.write_text(json.dumps(raw))
     out.rename(tmp_path / "moved.mp4")
-    assert main(["render", "--recipe", str(recipe_file), "--no-progress"]) == 0
+    # (the scene folder is outside the recipe's folder, so it is named on the command line: scenes/recipe.py confines paths)
+    assert main(["render", str(scene_dir), "--recipe", str(recipe_file), "--no-progress"]) == 0
     assert "all 3 frames are bit-identical" in capsys.readouterr().out
 
 
