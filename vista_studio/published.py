@@ -4,16 +4,23 @@ Gradio returns a file only from the cwd, the temp dir or its `allowed_paths`, an
 anyone who asks for a file by name. The root is never an allowed path: when it lies elsewhere, each file a view
 shows is linked (or copied) into a private temporary folder first, per session, and Gradio copies it from there
 into its cache as usual. The views name them in FILE_VIEWS; nothing here imports gradio.
+
+A published copy is a hard link when it can be, which keeps the file's bytes alive after the session folder is
+gone: so a session's copies are deleted when idle cleaning deletes the session (vista_studio.session), and a
+publisher's own temporary folder when the server exits.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from vista_studio import session as studio_session
 
 FILE_VIEWS = ("gallery", "map_img", "model3d", "preview_video", "refine_gallery", "video", "downloads",
               "preview_img", "export_file")
@@ -32,6 +39,9 @@ class Publisher:
         self.root = Path(root).resolve()
         self.out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="vista-studio-"))
         self.out.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if out is None:  # our own temp folder: nothing in it outlives the server
+            atexit.register(shutil.rmtree, self.out, ignore_errors=True)
+        studio_session.on_session_deleted(self.forget)
 
     def values(self, workspace: Path, values: dict[str, Any]) -> dict[str, Any]:
         return {name: self.value(workspace, value) if name in FILE_VIEWS else value for name, value in values.items()}
@@ -71,5 +81,6 @@ class Publisher:
         return str(target)
 
     def forget(self, workspace: Path) -> None:
+        """Delete every copy published for the session `workspace`."""
         session = hashlib.sha256(str(Path(workspace).resolve()).encode()).hexdigest()[:24]
         shutil.rmtree(self.out / session, ignore_errors=True)

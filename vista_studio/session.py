@@ -8,7 +8,8 @@ Sessions are mapped on the server, never from a folder name a client sends:
   page's session hash to that folder (`restore_session`); an unknown key, a forged one or a folder name gets a
   new session and a new key. The key appears in no path, file or message, so knowing a folder's name (it shows in
   recipes and job results) opens nothing.
-Sessions idle longer than the TTL are deleted (`clean_idle_sessions`). Plain Python: app.py passes in the stored
+Sessions idle longer than the TTL are deleted (`clean_idle_sessions`), and with them whatever was registered
+with `on_session_deleted` (the copies published for the session's views: vista_studio.published). Plain Python: app.py passes in the stored
 key and the session hash.
 """
 
@@ -22,6 +23,8 @@ import secrets
 import shutil
 import threading
 import time
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 from vista_core.errors import VistaError
@@ -35,6 +38,27 @@ _KEY = re.compile(r"^[A-Za-z0-9_-]{43}$")
 _BY_HASH: dict[str, Path] = {}
 """Gradio session hash -> the session's folder (this process only; a page load maps it again)."""
 _LOCK = threading.Lock()
+_ON_DELETE: list[weakref.WeakMethod] = []
+"""Bound methods called with each session folder idle cleaning deletes (weakly held: a closed studio's go)."""
+
+
+def on_session_deleted(callback: Callable[[Path], None]) -> None:
+    """Have idle cleaning call `callback(folder)` (a bound method) for each session folder it deletes."""
+    with _LOCK:
+        _ON_DELETE[:] = [ref for ref in _ON_DELETE if ref() is not None]
+        _ON_DELETE.append(weakref.WeakMethod(callback))
+
+
+def _deleted(folder: Path) -> None:
+    with _LOCK:
+        callbacks = [ref() for ref in _ON_DELETE]
+    for callback in callbacks:
+        if callback is None:
+            continue
+        try:
+            callback(folder)
+        except Exception:  # one failed clean-up must not keep the others from running
+            log.exception("cleaning up after session %s failed", folder.name)
 
 
 def _keys_dir(root: Path) -> Path:
@@ -112,6 +136,7 @@ def clean_idle_sessions(root: Path, ttl_hours: float, now: float | None = None) 
         if folder.name.startswith(".") or idle_s <= ttl_hours * 3600 or (state is not None and state.active):
             continue
         shutil.rmtree(folder, ignore_errors=True)
+        _deleted(folder)
         deleted.append(folder.name)
     if deleted:
         _forget(root, set(deleted))
