@@ -112,7 +112,7 @@ def embed_watermark(rgb: np.ndarray) -> np.ndarray:
     height, width = rgb.shape[:2]
     if not watermark_fits(width, height):
         raise VistaError(f"a {width}x{height} frame is too small for the invisible watermark (needs >= 256x256 "
-                         "pixels); render larger or pass --no-watermark")
+                         f"pixels and >= {GRID} on each side); render larger or pass --no-watermark")
     signs, bit_of_cell = _chips()
     polarity = 2 * np.asarray(WATERMARK_BITS, dtype=np.float32) - 1
     masking = _masking(rgb)

@@ -122,6 +122,22 @@ def test_watermark_decodes_after_h264_on_real_captures_at_720p_and_1080p(tmp_pat
     assert min(psnr(m, f) for m, f in zip(marked, frames)) > 40
 
 
+def test_watermark_survives_rescaling_and_centred_crops_but_not_an_off_centre_crop():
+    """The lattice is relative to the frame (render.watermark): a rescaled copy decodes, centred crops are searched
+    for, and an off-centre crop is out of reach (as bench/WATERMARK.md reports)."""
+    from PIL import Image
+
+    photo = sorted((shared_dataset("skull-66") / "images").glob("*.jpg"))[10]
+    marked = Image.fromarray(embed_watermark(_capture_frame(photo, 1280, 720)))
+    half = marked.resize((640, 360), Image.BOX)
+    w, h = marked.size
+    centre = marked.crop((w // 20, h // 20, w - w // 20, h - h // 20))
+    corner = marked.crop((0, 0, w * 9 // 10, h * 9 // 10))
+    assert watermark_bit_errors(np.asarray(half)) == 0
+    assert watermark_bit_errors(np.asarray(centre)) == 0
+    assert not has_watermark(np.asarray(corner))
+
+
 def test_metadata_tags_say_synthetic_render(watermarked_video):
     info = probe_video(watermarked_video[0])
     assert info.metadata["comment"] == "synthetic render"
