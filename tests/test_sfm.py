@@ -13,6 +13,7 @@ import vista
 from scenes.colmap import import_colmap
 from scenes.data import load_posed_images
 from scenes.sfm import REPORT_FILE, _largest_gap, choose_matcher, compare_poses, estimate_poses
+from scenes.sfm_order import capture_order
 from tests.conftest import shared_dataset
 from vista_core.errors import VistaError
 from vista_core.files import read_json
@@ -98,9 +99,11 @@ def test_too_few_and_identical_photos_fail_clearly(tmp_path, capsys):
 
 
 def test_matcher_choice_and_gap_suggestion():
-    assert choose_matcher([f"{i}.jpg" for i in range(50)], "auto") == "exhaustive"
-    assert choose_matcher([f"{i:04d}.jpg" for i in range(300)], "auto") == "sequential"
-    assert choose_matcher([f"{i}.jpg" for i in range(300)], "exhaustive") == "exhaustive"
+    assert choose_matcher(capture_order([f"{i}.jpg" for i in range(50)], {}), "auto") == "sequential"
+    assert choose_matcher(capture_order([f"{c}{d}.jpg" for c in "abcde" for d in "xyz"], {}), "auto") == "exhaustive"
+    assert choose_matcher(capture_order([f"{c}{d}{e}.jpg" for c in "abcdefgh" for d in "abcdefgh" for e in "xy"], {}),
+                          "auto") == "sequential"  # no order, but too many photos for all pairs
+    assert choose_matcher(capture_order([f"{i}.jpg" for i in range(300)], {}), "exhaustive") == "exhaustive"
     order = [f"{i}.jpg" for i in range(10)]
     assert _largest_gap(order, {"0.jpg", "1.jpg", "2.jpg", "6.jpg", "7.jpg", "9.jpg"}) == ("2.jpg", "6.jpg")
     assert _largest_gap(order, set(order)) is None
