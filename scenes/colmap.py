@@ -97,9 +97,17 @@ def map_incrementally(database: Path, images: Path, sparse_dir: Path, seed: int)
     return pycolmap.incremental_mapping(database, images, sparse_dir, options=_mapper_options(pycolmap, seed))
 
 
-def map_globally(database: Path, images: Path, sparse_dir: Path, seed: int) -> dict:
-    """COLMAP's global mapper (GLOMAP: rotation averaging, then global positioning, then bundle adjustment)."""
+def map_globally(database: Path, images: Path, sparse_dir: Path, seed: int, intrinsics_from=None) -> dict:
+    """COLMAP's global mapper (GLOMAP: rotation averaging, then global positioning, then bundle adjustment).
+
+    GLOMAP needs focal-length priors ("Global mapping failed" on the symmetric can without EXIF): with
+    `intrinsics_from` (a reconstruction of this database) its refined cameras become the priors."""
     pycolmap = _pycolmap()
+    if intrinsics_from is not None:
+        with pycolmap.Database.open(database) as db:
+            for camera in intrinsics_from.cameras.values():
+                camera.has_prior_focal_length = True
+                db.update_camera(camera)
     options = pycolmap.GlobalPipelineOptions()
     options.random_seed = seed
     options.mapper.random_seed = seed

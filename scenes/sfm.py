@@ -263,17 +263,19 @@ def _map_and_check(database: Path, images: Path, work: Path, order: CaptureOrder
                    seed: int, say: Callable[[str], None]):
     """Incremental mapping, checked; the global mapper too when the result looks wrong or incomplete."""
     candidates = []
-    for mapper, run in (("incremental", map_incrementally), ("global", map_globally)):
+    for mapper in ("incremental", "global"):
         if candidates and candidates[0].trusted >= GLOBAL_MAPPER_BELOW * report.considered:
             break
         say(f"{mapper} mapping")
         t0 = time.perf_counter()
         try:
-            models = run(database, images, work / f"sparse-{mapper}", seed)
+            models = (map_incrementally(database, images, work / "sparse-incremental", seed) if mapper == "incremental"
+                      else map_globally(database, images, work / "sparse-global", seed,
+                                        candidates[0].reconstruction if candidates else None))
         except Exception as error:  # noqa: BLE001 - a failing second mapper must not lose the first's result
-            if not candidates:
+            if mapper == "incremental":
                 raise
-            log.warning("the %s mapper failed (%s); keeping the incremental result", mapper, error)
+            log.warning("the global mapper failed (%s); keeping the incremental result", error)
             models = {}
         report.seconds[f"mapping ({mapper})"] = time.perf_counter() - t0
         if mapper == "incremental":

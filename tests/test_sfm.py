@@ -129,3 +129,32 @@ def test_out_folder_never_destroys_user_files(tmp_path):
     for _ in range(2):
         with pytest.raises(VistaError, match="at least 3"):
             estimate_poses(photos, tmp_path / "ours")
+
+
+@pytest.mark.slow
+def test_mixed_orientations_and_crops_are_all_registered(tmp_path):
+    """12 fox photos: 4 turned landscape (rotated 90 deg), 3 centre-cropped, 5 as taken: one camera per shape."""
+    fox = shared_dataset("fox-small")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    chosen = sorted((fox / "images").iterdir())[0:48:4]
+    for i, path in enumerate(chosen):
+        with Image.open(path) as image:
+            if i % 3 == 1:
+                image = image.transpose(Image.Transpose.ROTATE_90)  # 480x270 landscape
+            elif i % 3 == 2 and i < 9:
+                image = image.crop((15, 40, 255, 440))  # 240x400, still centred
+            image.save(photos / path.name, quality=95)
+    report = estimate_poses(photos, tmp_path / "out", progress=lambda event: None)
+    assert report.registered == 12 and report.cameras == 3
+    transforms = read_json(tmp_path / "out" / "transforms.json")
+    sizes = {f["file_path"].split("/")[-1]: (f["w"], f["h"]) for f in transforms["frames"]}
+    assert sorted(set(sizes.values())) == [(240, 400), (270, 480), (480, 270)]
+    focal = {size: [f["fl_x"] for f in transforms["frames"] if (f["w"], f["h"]) == size] for size in set(sizes.values())}
+    reference = read_json(fox / "transforms.json")["fl_x"]
+    for values in focal.values():  # one lens: every camera finds the reference focal length
+        assert all(v == pytest.approx(reference, rel=0.05) for v in values)
+    errors = compare_poses(transforms, read_json(fox / "transforms.json"), robust=False)
+    assert errors.median_position_fraction < 0.02  # the camera centres do not care about the turn
+    upright = [n for n in errors.names if sizes[n] == (270, 480)]
+    assert max(r for n, r in zip(errors.names, errors.rotation_deg) if n in upright) < 2.0
