@@ -42,7 +42,8 @@ def test_poses_register_the_photos_accurately(fox_run, capsys):
     fox, names, out, code = fox_run
     assert code == 0
     report = read_json(out / REPORT_FILE)
-    assert report["registered"] >= 14 and report["matcher"] == "exhaustive"
+    assert report["registered"] >= 14 and report["matcher"] == "sequential" and report["order"] == "file numbers"
+    assert report["suspicious"] == 0 and report["pairs_checked"] > 20
     assert report["mean_reprojection_error_px"] < 1.0 and report["points"] > 500
     errors = compare_poses(read_json(out / "transforms.json"), read_json(fox / "transforms.json"))
     assert len(errors.names) == report["registered"]
