@@ -115,9 +115,11 @@ def _check_trajectory(centres: dict[str, np.ndarray], strong: dict[tuple[str, st
             side = 1 - side
         sides.append(side)
     counts = np.bincount(sides, minlength=2)
-    if not check.jumps or counts[1] == counts[0]:
+    if not check.jumps:
         return
-    minority = int(np.argmin(counts))
+    # a tie (an orbit folded exactly in half) keeps the placement of the first photo: each half is consistent
+    # in itself, so either is a correct model of its part of the capture; the other is reported
+    minority = 1 if counts[1] <= counts[0] else 0
     for name, s in zip(names, sides):
         if s == minority:
             check.suspicious.setdefault(name, "placed apart from its neighbours in capture order (a jump in the "

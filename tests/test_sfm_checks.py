@@ -103,6 +103,13 @@ def test_run_on_the_wrong_side_is_suspicious():
     assert set(check.suspicious) == set(names[14:22])
     assert check.jumps == [(names[13], names[14]), (names[21], names[22])]
     assert check.pairs_disagreeing == 2 * 6  # pairs across each boundary: 3 + 2 + 1 with a window of 3
+    # folded exactly in half: the half with the first photo is kept, the other reported
+    half = dict(poses)
+    for name in names[12:36]:
+        rotation, centre = poses[name]
+        half[name] = (rotation @ flip.T, flip @ centre)
+    folded = check_poses({n: c for n, (_, c) in half.items()}, _agreement(half, poses, near), names)
+    assert set(folded.suspicious) == set(names[12:36])
     # without the capture order the run agrees with itself: at most the photos at its ends stand out
     unordered = check_poses({n: c for n, (_, c) in wrong.items()}, agreement, None)
     assert set(unordered.suspicious) <= set(names[11:25])
