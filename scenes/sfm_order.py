@@ -6,8 +6,8 @@ see the same part of the subject from nearby; photos far apart in it may only lo
 of a symmetric object), which is how exhaustive matching placed a third of a 71-frame capture on the
 wrong side. So an ordered capture is matched sequentially: every photo with its next
 `SEQUENTIAL_WINDOW` photos, plus loop-closure candidates among keyframes (all pairs for up to
-`ALL_PAIRS_MAX_PHOTOS` photos, where it is cheap). The loop-closure pairs are then kept only if their
-relative rotation agrees with the chain of neighbouring pairs (`scenes.sfm_graph.inconsistent_pairs`).
+`ALL_PAIRS_MAX_PHOTOS` photos, where it is cheap). The loop-closure pairs are then kept only if a model
+mapped from the neighbouring pairs alone agrees with their matches (`scenes.sfm_graph`).
 Without an order every pair is matched (COLMAP's exhaustive matching), as before.
 """
 
@@ -66,9 +66,3 @@ def candidate_pairs(order: CaptureOrder, kind: str) -> list[tuple[str, str]]:
         keyframes = sorted({min(n - 1, math.floor(k * step)) for k in range(LOOP_KEYFRAMES)})
     pairs |= {(a, b) for i, a in enumerate(keyframes) for b in keyframes[i + 1:]}
     return [(names[i], names[j]) for i, j in sorted(pairs)]
-
-
-def is_loop_pair(order: CaptureOrder, a: str, b: str) -> bool:
-    """A pair of photos further apart in capture order than the sequential window (a loop-closure candidate)."""
-    index = {name: i for i, name in enumerate(order.names)}
-    return abs(index[a] - index[b]) > SEQUENTIAL_WINDOW
