@@ -47,7 +47,7 @@ class PhotoVerdict:
     height: int = 0
     sharpness: float = 0.0  # variance of the Laplacian at a common size
     focal_px_prior: float | None = None  # EXIF 35 mm-equivalent focal length, in working-resolution pixels
-    taken_at: str = ""  # EXIF capture time ('YYYY:MM:DD HH:MM:SS[.sub]'), '' when the photo has none
+    taken_at: str = ""  # EXIF camera and capture time ('Make Model @ YYYY:MM:DD HH:MM:SS[.sub]'), or '' without one
     working_name: str | None = None  # file name in the working image folder
     working_width: int = 0  # size of the working copy (the source size bounded by max_size)
     working_height: int = 0
@@ -121,16 +121,21 @@ def _to_rgb8(image: Image.Image, notes: list[str]) -> Image.Image:
 
 
 def _capture_time(image: Image.Image) -> str:
-    """EXIF DateTimeOriginal (0x9003) + SubSecTimeOriginal (0x9291) as 'YYYY:MM:DD HH:MM:SS.sss', or ''.
+    """'<camera make model> @ <DateTimeOriginal>.<SubSecTimeOriginal>' from EXIF, or '' without a time.
 
-    The string sorts in time order; `scenes.sfm` uses it to find the capture order of photos."""
+    Sorts in time order within one camera; `scenes.sfm_order` orders a capture by it only when every photo
+    has one from the same camera (internet photos of a landmark have times, but no common capture)."""
     try:
-        exif = image.getexif().get_ifd(0x8769)
+        base = image.getexif()
+        exif = base.get_ifd(0x8769)
         taken = str(exif.get(0x9003) or "").strip("\x00 ")
         sub = str(exif.get(0x9291) or "").strip("\x00 ")
+        camera = " ".join(str(base.get(tag) or "").strip("\x00 ") for tag in (0x010F, 0x0110)).strip()
     except Exception:  # noqa: BLE001 - malformed EXIF only costs the capture order
         return ""
-    return f"{taken}.{sub}" if taken and sub.isdigit() else taken
+    if not taken:
+        return ""
+    return (f"{camera} @ {taken}.{sub}" if sub.isdigit() else f"{camera} @ {taken}").strip()
 
 
 def read_photo(path: Path, notes: list[str]) -> tuple[Image.Image, float | None, str]:

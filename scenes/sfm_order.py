@@ -38,15 +38,17 @@ def capture_order(names: list[str], taken_at: dict[str, str]) -> CaptureOrder:
     """Numbered names of one sequence first (frames of a video), else distinct EXIF capture times, else none.
 
     Numbers win over times: a burst's photos can share a second, a video's frames carry no EXIF at all.
-    `names` are the working names (`scenes.preflight`), `taken_at` their EXIF times ('' when missing)."""
+    `names` are the working names (`scenes.preflight`), `taken_at` their EXIF 'camera @ time' ('' when
+    missing); times from different cameras (internet photos of a landmark) are no capture order."""
     numbered = [_NUMBERED.match(name.rsplit(".", 1)[0]) for name in names]
     if len(names) >= 3 and all(numbered):
         stems = Counter((m.group(1), m.group(3)) for m in numbered)
         numbers = [int(m.group(2)) for m in numbered]
         if len(stems) == 1 and len(set(numbers)) == len(numbers):
             return CaptureOrder([n for _, n in sorted(zip(numbers, names))], "file numbers")
-    times = [taken_at.get(name, "") for name in names]
-    if len(names) >= 3 and all(times) and len(set(times)) == len(times):
+    times = [taken_at.get(name, "") for name in names]  # 'camera @ time' (scenes.preflight)
+    one_camera = len({t.partition("@")[0].strip() for t in times}) == 1
+    if len(names) >= 3 and all(times) and one_camera and len(set(times)) == len(times):
         return CaptureOrder([n for _, n in sorted(zip(times, names))], "EXIF capture time")
     return CaptureOrder(sorted(names), "")
 

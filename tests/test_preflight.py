@@ -129,7 +129,7 @@ def test_dslr_focal_length_and_capture_time(tmp_path, photos):
     v = verdicts["dslr.jpg"]
     sensor_mm = 4272 / 4720.44 * 25.4
     assert v.focal_px_prior == pytest.approx(55 / sensor_mm * 160, rel=1e-3)  # ~2.4x the image width
-    assert v.taken_at == "2018:05:26 23:30:59.22" and verdicts["00.jpg"].taken_at == ""
+    assert v.taken_at == "@ 2018:05:26 23:30:59.22" and verdicts["00.jpg"].taken_at == ""  # no camera tags here
 
 
 def test_resize_to_working_resolution_and_small_photos(tmp_path, photos):

@@ -53,13 +53,17 @@ def _agreement(poses, true_poses, pairs, symmetric=()):
 def test_capture_order_from_numbers_or_exif_times():
     order = capture_order(["IMG_10.jpg", "IMG_9.jpg", "IMG_100.jpg"], {})
     assert order.names == ["IMG_9.jpg", "IMG_10.jpg", "IMG_100.jpg"] and order.source == "file numbers"
-    times = {"b.jpg": "2024:01:01 10:00:01", "a.jpg": "2024:01:01 10:00:02", "c.jpg": "2024:01:01 09:59:59"}
+    times = {"b.jpg": "Canon T3 @ 2024:01:01 10:00:01", "a.jpg": "Canon T3 @ 2024:01:01 10:00:02",
+             "c.jpg": "Canon T3 @ 2024:01:01 09:59:59"}
     order = capture_order(["a.jpg", "b.jpg", "c.jpg"], times)
     assert order.names == ["c.jpg", "b.jpg", "a.jpg"] and order.source == "EXIF capture time"
+    assert capture_order(["a.jpg", "b.jpg", "c.jpg"], {k: v[9:] for k, v in times.items()}).ordered  # no model tag
+    # times from different cameras: photos of a landmark by different people, no capture order
+    assert not capture_order(["a.jpg", "b.jpg", "c.jpg"], {**times, "c.jpg": "Apple iPhone 12 @ 2024:01:01"}).ordered
     # different stems, no times (internet photos): no order
     assert not capture_order(["louvre.jpg", "pyramid_2.jpg", "IMG_1.jpg"], {}).ordered
     # shared times (a burst within one second) are no order either
-    assert not capture_order(["x.jpg", "y.jpg", "z.jpg"], {n: "2024:01:01 10:00:00" for n in "xyz"}).ordered
+    assert not capture_order(["x.jpg", "y.jpg", "z.jpg"], {f"{n}.jpg": "Canon T3 @ 2024:01:01 10:00:00" for n in "xyz"}).ordered
 
 
 def test_candidate_pairs_are_neighbours_plus_keyframe_loops():
