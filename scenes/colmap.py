@@ -41,14 +41,12 @@ class CameraGroup:
     focal_prior_px: float | None
 
 
-def camera_model_for(group: CameraGroup) -> str:
-    """COLMAP's default SIMPLE_RADIAL (one focal length, one distortion term) for every camera.
-
-    OPENCV's four distortion terms and two focal lengths, refined from the first pair of photos, ran away on
-    skull-66 (a 55 mm lens on APS-C, k2 = 85 after the initial bundle adjustment) and only 3 of 66 photos
-    registered; SIMPLE_RADIAL registered 62. Phone and DSLR lenses at working resolution are described well by
-    one radial term, and a camera owned by a single photo cannot constrain more."""
-    return "SIMPLE_RADIAL"
+# COLMAP's default SIMPLE_RADIAL (one focal length, one distortion term) for every camera. OPENCV's four
+# distortion terms and two focal lengths, refined from the first pair of photos, ran away on skull-66 (a 55 mm
+# lens on APS-C: k2 = 85 after the first bundle adjustment) and 3 of 66 photos registered; SIMPLE_RADIAL gave
+# 42 + 16 + 5 photos in three models (one model of 62 with the registration thresholds of `_mapper_options`).
+# Lenses at working resolution are described well by one radial term, and a one-photo camera constrains no more.
+CAMERA_MODEL = "SIMPLE_RADIAL"
 
 
 def extract_features(database: Path, images: Path, groups: list[CameraGroup], max_size: int) -> None:
@@ -58,7 +56,7 @@ def extract_features(database: Path, images: Path, groups: list[CameraGroup], ma
     extraction.max_image_size = max_size
     for group in groups:
         reader = pycolmap.ImageReaderOptions()
-        reader.camera_model = camera_model_for(group)
+        reader.camera_model = CAMERA_MODEL
         if group.focal_prior_px:
             w, h = group.size
             # manual parameters mark the focal length as a prior for the mapper (as COLMAP's EXIF reader does)
