@@ -1,7 +1,7 @@
 """COLMAP through pycolmap: the only module that imports pycolmap.
 
-pycolmap bundles COLMAP, so feature extraction, matching, incremental mapping and reading model folders
-(cameras/images/points3D as .bin or .txt) run in-process. `scenes.sfm` orders these steps into
+pycolmap bundles COLMAP, so feature extraction, matching of chosen pairs, incremental and global (GLOMAP)
+mapping and reading model folders (cameras/images/points3D as .bin or .txt) run in-process. `scenes.sfm` orders these steps into
 `vista poses`; `import_colmap` turns a COLMAP model folder into a dataset (`vista import`), written by
 `scenes.imports` in nerfstudio's format.
 """
@@ -20,7 +20,6 @@ from vista_core.errors import VistaError
 
 log = logging.getLogger("vista.sfm")
 
-SEQUENTIAL_OVERLAP = 20  # neighbours matched on each side in sequential mode (COLMAP's default is 10)
 
 
 def _pycolmap():
@@ -33,41 +32,158 @@ def _pycolmap():
     return pycolmap
 
 
-def extract_features(database: Path, images: Path, names: list[str], size: tuple[int, int],
-                      focal_prior_px: float | None, max_size: int) -> None:
+@dataclass(frozen=True)
+class CameraGroup:
+    """Photos that share one COLMAP camera: the same working size and the same EXIF focal prior."""
+
+    names: tuple[str, ...]
+    size: tuple[int, int]  # (width, height)
+    focal_prior_px: float | None
+
+
+# COLMAP's default SIMPLE_RADIAL (one focal length, one distortion term) for every camera. OPENCV's four
+# distortion terms and two focal lengths, refined from the first pair of photos, ran away on skull-66 (a 55 mm
+# lens on APS-C: k2 = 85 after the first bundle adjustment) and 3 of 66 photos registered; SIMPLE_RADIAL gave
+# 42 + 16 + 5 photos in three models (one model of 62 with the registration thresholds of `_mapper_options`).
+# Lenses at working resolution are described well by one radial term, and a one-photo camera constrains no more.
+CAMERA_MODEL = "SIMPLE_RADIAL"
+
+
+def extract_features(database: Path, images: Path, groups: list[CameraGroup], max_size: int) -> None:
+    """SIFT features (COLMAP) for every photo, one camera per group (`CameraMode.SINGLE` per call)."""
     pycolmap = _pycolmap()
-    reader = pycolmap.ImageReaderOptions()
-    reader.camera_model = "OPENCV"
-    if focal_prior_px:
-        w, h = size
-        # manual parameters mark the focal length as a prior for the mapper (as COLMAP's EXIF reader does)
-        reader.camera_params = f"{focal_prior_px},{focal_prior_px},{w / 2},{h / 2},0,0,0,0"
     extraction = pycolmap.FeatureExtractionOptions()
     extraction.max_image_size = max_size
-    pycolmap.extract_features(database, images, image_names=names, camera_mode=pycolmap.CameraMode.SINGLE,
-                              reader_options=reader, extraction_options=extraction)
+    for group in groups:
+        reader = pycolmap.ImageReaderOptions()
+        reader.camera_model = CAMERA_MODEL
+        if group.focal_prior_px:
+            w, h = group.size
+            # manual parameters mark the focal length as a prior for the mapper (as COLMAP's EXIF reader does)
+            reader.camera_params = f"{group.focal_prior_px},{w / 2},{h / 2},0"
+        pycolmap.extract_features(database, images, image_names=list(group.names),
+                                  camera_mode=pycolmap.CameraMode.SINGLE, reader_options=reader,
+                                  extraction_options=extraction)
 
 
-def match_pairs(database: Path, kind: str) -> None:
+def match_pairs(database: Path, pairs: list[tuple[str, str]], work: Path) -> None:
+    """Match and geometrically verify the given photo pairs (COLMAP's imported-pairs matcher)."""
     pycolmap = _pycolmap()
-    if kind == "exhaustive":
-        pycolmap.match_exhaustive(database)
-    elif kind == "sequential":
-        pairing = pycolmap.SequentialPairingOptions()
-        pairing.overlap = SEQUENTIAL_OVERLAP
-        pairing.quadratic_overlap = True
-        pycolmap.match_sequential(database, pairing_options=pairing)
-    else:
-        raise VistaError(f"unknown matcher {kind!r}: use auto, sequential or exhaustive")
+    pair_file = work / "pairs.txt"
+    pair_file.write_text("".join(f"{a} {b}\n" for a, b in pairs))
+    pairing = pycolmap.ImportedPairingOptions()
+    pairing.match_list_path = pair_file
+    pycolmap.match_image_pairs(database, pairing_options=pairing)
+
+
+def _mapper_options(pycolmap, seed: int):
+    options = pycolmap.IncrementalPipelineOptions()
+    options.random_seed = seed
+    options.ba_refine_principal_point = False
+    # COLMAP registers a photo from >= 30 2D-3D inliers and starts from a pair with >= 100; skull-66 (a smooth,
+    # flash-lit subject, 1,000-3,000 SIFT features per photo) links its views with 30-70 matches, so it split
+    # into three models (42 + 16 + 5 photos). Half the thresholds joined 62 of 64 photos into one model; wrong
+    # registrations this lets through are what the view-graph checks after mapping are for.
+    options.mapper.abs_pose_min_num_inliers = 15
+    options.mapper.init_min_num_inliers = 50
+    return options
 
 
 def map_incrementally(database: Path, images: Path, sparse_dir: Path, seed: int) -> dict:
     pycolmap = _pycolmap()
-    options = pycolmap.IncrementalPipelineOptions()
-    options.random_seed = seed
-    options.ba_refine_principal_point = False
     sparse_dir.mkdir(parents=True, exist_ok=True)
-    return pycolmap.incremental_mapping(database, images, sparse_dir, options=options)
+    return pycolmap.incremental_mapping(database, images, sparse_dir, options=_mapper_options(pycolmap, seed))
+
+
+def map_globally(database: Path, images: Path, sparse_dir: Path, seed: int, intrinsics_from=None) -> dict:
+    """COLMAP's global mapper (GLOMAP: rotation averaging, then global positioning, then bundle adjustment).
+
+    GLOMAP needs focal-length priors ("Global mapping failed" on the symmetric can without EXIF): with
+    `intrinsics_from` (a reconstruction of this database) its refined cameras become the priors."""
+    pycolmap = _pycolmap()
+    if intrinsics_from is not None:
+        with pycolmap.Database.open(database) as db:
+            for camera in intrinsics_from.cameras.values():
+                camera.has_prior_focal_length = True
+                db.update_camera(camera)
+    options = pycolmap.GlobalPipelineOptions()
+    options.random_seed = seed
+    options.mapper.random_seed = seed
+    options.mapper.global_positioning.use_gpu = False  # CPU-only build: say so instead of warning at run time
+    options.mapper.bundle_adjustment.ceres.use_gpu = False
+    sparse_dir.mkdir(parents=True, exist_ok=True)
+    return pycolmap.global_mapping(database, images, sparse_dir, options=options)
+
+
+def verified_pairs(database: Path) -> dict[tuple[str, str], object]:
+    """Verified photo pairs (a, b) -> their pycolmap.TwoViewGeometry (inlier matches, configuration)."""
+    pycolmap = _pycolmap()
+    with pycolmap.Database.open(database) as db:
+        names = {int(im.image_id): im.name for im in db.read_all_images()}
+        pair_ids, geometries = db.read_two_view_geometries()
+    out = {}
+    for pair_id, geometry in zip(pair_ids, geometries):
+        a, b = pycolmap.pair_id_to_image_pair(pair_id)
+        if a in names and b in names and len(geometry.inlier_matches):
+            out[(names[a], names[b])] = geometry
+    return out
+
+
+def forget_pairs(database: Path, pairs) -> None:
+    """Delete pairs' verified geometry so the mapper does not use them (their raw matches stay)."""
+    pycolmap = _pycolmap()
+    with pycolmap.Database.open(database) as db:
+        ids = {im.name: int(im.image_id) for im in db.read_all_images()}
+        for a, b in pairs:
+            db.delete_two_view_geometry(ids[a], ids[b])
+
+
+def restore_pairs(database: Path, geometries: dict) -> None:
+    """Write back verified geometries `forget_pairs` deleted (from `verified_pairs`)."""
+    pycolmap = _pycolmap()
+    with pycolmap.Database.open(database) as db:
+        ids = {im.name: int(im.image_id) for im in db.read_all_images()}
+        for (a, b), geometry in geometries.items():
+            db.write_two_view_geometry(ids[a], ids[b], geometry)
+
+
+def mapped_pair_agreement(reconstruction, database: Path, geometries: dict) -> dict[tuple[str, str], tuple[int, float]]:
+    """For pairs whose photos are both registered: (inlier matches, fraction of them on the epipolar lines of
+    the mapped relative pose), see `scenes.sfm_graph.epipolar_agreement`."""
+    from scenes.sfm_graph import epipolar_agreement
+
+    pycolmap = _pycolmap()
+    views = {}
+    for image_id in reconstruction.reg_image_ids():
+        image = reconstruction.image(image_id)
+        views[image.name] = (image_id, np.asarray(image.cam_from_world().matrix(), np.float64), image.camera)
+    out = {}
+    with pycolmap.Database.open(database) as db:
+        ids = {im.name: int(im.image_id) for im in db.read_all_images()}
+        keypoints: dict[str, np.ndarray] = {}
+        for (a, b), geometry in geometries.items():
+            if a not in views or b not in views:
+                continue
+            for name in (a, b):
+                if name not in keypoints:
+                    keypoints[name] = np.asarray(db.read_keypoints(ids[name])[:, :2], np.float64)
+            matches = np.asarray(geometry.inlier_matches)
+            (_, pose_a, camera_a), (_, pose_b, camera_b) = views[a], views[b]
+            rays_a = camera_a.cam_from_img(keypoints[a][matches[:, 0]])
+            rays_b = camera_b.cam_from_img(keypoints[b][matches[:, 1]])
+            focal = 0.5 * (camera_a.mean_focal_length() + camera_b.mean_focal_length())
+            out[(a, b)] = (len(matches), epipolar_agreement(pose_a, pose_b, rays_a, rays_b, focal))
+    return out
+
+
+def camera_centres(reconstruction) -> dict[str, np.ndarray]:
+    """Registered photo -> camera centre [3] in the reconstruction's world."""
+    out = {}
+    for image_id in reconstruction.reg_image_ids():
+        image = reconstruction.image(image_id)
+        pose = np.asarray(image.cam_from_world().matrix(), np.float64)
+        out[image.name] = -pose[:, :3].T @ pose[:, 3]
+    return out
 
 
 def sparse_model_from_reconstruction(reconstruction, where: str) -> SparseModel:

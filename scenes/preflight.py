@@ -2,14 +2,14 @@
 
 Each photo gets a verdict — used, or excluded with a reason a user can act on — and the photos that
 pass are written upright (EXIF orientation applied by Pillow's `ImageOps.exif_transpose`), 8-bit RGB,
-at one working resolution, ready for COLMAP and the trainer.
+at most `max_size` pixels on the long side, ready for COLMAP and the trainer. Photos of different
+sizes, orientations and cameras are all kept (structure from motion gives each size its own camera).
 
 Checks, in order: readable (Pillow opens and fully decodes it: a text file named .jpg, a truncated
-JPEG and an HEIC without a decoder are refused here), big enough, one orientation and aspect ratio
-for the capture (the trainer needs one image size), not blurred relative to the rest of the capture
+JPEG and an HEIC without a decoder are refused here), big enough, not blurred relative to the rest of the capture
 (variance of the Laplacian, scipy.ndimage), not a near-duplicate of an earlier photo (a DCT
-perceptual hash, scipy.fft, confirmed by a pixel difference). The EXIF 35 mm-equivalent focal length,
-when present, becomes the focal-length prior for COLMAP.
+perceptual hash, scipy.fft, confirmed by a pixel difference). The EXIF 35 mm-equivalent focal length
+(or the focal length and focal-plane resolution DSLRs write) becomes the focal-length prior for COLMAP.
 """
 
 from __future__ import annotations
@@ -47,17 +47,20 @@ class PhotoVerdict:
     height: int = 0
     sharpness: float = 0.0  # variance of the Laplacian at a common size
     focal_px_prior: float | None = None  # EXIF 35 mm-equivalent focal length, in working-resolution pixels
+    taken_at: str = ""  # EXIF camera and capture time ('Make Model @ YYYY:MM:DD HH:MM:SS[.sub]'), or '' without one
     working_name: str | None = None  # file name in the working image folder
+    working_width: int = 0  # size of the working copy (the source size bounded by max_size)
+    working_height: int = 0
     notes: list[str] = field(default_factory=list)  # conversions done (16-bit, orientation, ...)
 
 
 @dataclass
 class Preflight:
-    """Verdicts for every photo; the used ones are written to `image_dir` at `working_size`."""
+    """Verdicts for every photo; the used ones are written to `image_dir`, each at its own working size."""
 
     verdicts: list[PhotoVerdict]
     image_dir: Path
-    working_size: tuple[int, int]  # (width, height)
+    working_size: tuple[int, int]  # (width, height) of most used photos; each verdict has its own
 
     @property
     def used(self) -> list[PhotoVerdict]:
@@ -78,18 +81,28 @@ def list_photos(folder: Path) -> list[Path]:
 
 
 def _focal_35mm(image: Image.Image) -> float | None:
-    """EXIF FocalLengthIn35mmFilm (0xA405) in mm, or FocalLength scaled by the sensor's crop factor."""
+    """The 35 mm-equivalent focal length (mm) from EXIF, or None.
+
+    FocalLengthIn35mmFilm (0xA405) when the camera wrote it (phones do); otherwise FocalLength (0x920A)
+    scaled by the sensor size that FocalPlaneXResolution (0xA20E, pixels per unit 0xA210) and the sensor's
+    pixel count (PixelX/YDimension 0xA002/0xA003, else the file's size) give: most DSLRs write only these,
+    and a 55 mm lens on an APS-C sensor is an ~86 mm equivalent, not 55."""
     try:
         exif = image.getexif().get_ifd(0x8769)  # the Exif sub-IFD holds the focal-length tags
-    except Exception:  # noqa: BLE001 - malformed EXIF is common and only costs the prior
-        return None
-    value = exif.get(0xA405)
-    try:
+        value = exif.get(0xA405)
         if value and float(value) > 0:
             return float(value)
-    except (TypeError, ValueError):
+        focal_mm, per_unit = float(exif.get(0x920A) or 0), float(exif.get(0xA20E) or 0)
+        unit_mm = {2: 25.4, 3: 10.0, 4: 1.0}.get(int(exif.get(0xA210) or 2))  # inch (the default), cm, mm
+        if focal_mm <= 0 or per_unit <= 0 or unit_mm is None:
+            return None
+        pixels = max(int(exif.get(0xA002) or 0), int(exif.get(0xA003) or 0)) or max(image.size)
+        sensor_long_mm = pixels / per_unit * unit_mm
+        # the 35 mm frame is 36 mm along its long side (COLMAP's convention as well)
+        equivalent = focal_mm * 36.0 / sensor_long_mm
+        return equivalent if math.isfinite(equivalent) and 5.0 < equivalent < 2000.0 else None
+    except Exception:  # noqa: BLE001 - malformed EXIF is common and only costs the prior
         return None
-    return None
 
 
 def _to_rgb8(image: Image.Image, notes: list[str]) -> Image.Image:
@@ -107,8 +120,29 @@ def _to_rgb8(image: Image.Image, notes: list[str]) -> Image.Image:
     return image
 
 
-def read_photo(path: Path, notes: list[str]) -> tuple[Image.Image, float | None]:
-    """Open, fully decode and orient one photo. Raises VistaError with the reason it is unusable."""
+def _capture_time(image: Image.Image) -> str:
+    """'<camera make model> @ <DateTimeOriginal>.<SubSecTimeOriginal>' from EXIF, or '' without a time.
+
+    Sorts in time order within one camera; `scenes.sfm_order` orders a capture by it only when every photo
+    has one from the same camera (internet photos of a landmark have times, but no common capture)."""
+    try:
+        base = image.getexif()
+        exif = base.get_ifd(0x8769)
+        taken = str(exif.get(0x9003) or "").strip("\x00 ")
+        sub = str(exif.get(0x9291) or "").strip("\x00 ")
+        camera = " ".join(str(base.get(tag) or "").strip("\x00 ") for tag in (0x010F, 0x0110)).strip()
+    except Exception:  # noqa: BLE001 - malformed EXIF only costs the capture order
+        return ""
+    if not taken:
+        return ""
+    return (f"{camera} @ {taken}.{sub}" if sub.isdigit() else f"{camera} @ {taken}").strip()
+
+
+def read_photo(path: Path, notes: list[str]) -> tuple[Image.Image, float | None, str]:
+    """Open, fully decode and orient one photo. Raises VistaError with the reason it is unusable.
+
+    Returns the upright 8-bit RGB image, its EXIF 35 mm-equivalent focal length (or None) and EXIF
+    capture time (or '')."""
     suffix = path.suffix.lower()
     try:
         with Image.open(path) as image:
@@ -116,10 +150,11 @@ def read_photo(path: Path, notes: list[str]) -> tuple[Image.Image, float | None]
                 raise VistaError(f"{image.width}x{image.height} is larger than {MAX_SOURCE_PIXELS:,} pixels")
             image.load()  # decodes everything: truncated files fail here, not later in COLMAP
             focal_35 = _focal_35mm(image)
+            taken = _capture_time(image)
             upright = ImageOps.exif_transpose(image)
             if upright is not image and (upright.size != image.size or image.getexif().get(0x0112, 1) != 1):
                 notes.append("rotated upright from EXIF orientation")
-            return _to_rgb8(upright, notes), focal_35
+            return _to_rgb8(upright, notes), focal_35, taken
     except VistaError:
         raise
     except UnidentifiedImageError as error:
@@ -197,10 +232,11 @@ def preflight_photos(folder: Path, image_dir: Path, max_size: int = DEFAULT_MAX_
     if not paths:
         raise VistaError(f"{folder}: no photo files ({', '.join(PHOTO_SUFFIXES)}) found")
     survey = _survey_photos(folder, paths, image_dir, max_size)  # 1. decode, orient, measure, write
-    _exclude_other_shapes(survey)  # 2. one shape for the capture: the trainer stacks images of one size
-    _exclude_blurred(survey)  # 3. blur relative to the capture
-    _exclude_near_duplicates(survey)  # 4. a tripod burst, or the same photo re-saved
-    working = _finish_working_copies(survey, image_dir, max_size)  # 5. one working size
+    # photos of other sizes and orientations are kept: each size gets its own COLMAP camera (scenes.sfm)
+    # and its own intrinsics in transforms.json, as COLMAP and nerfstudio handle one camera per photo
+    _exclude_blurred(survey)  # 2. blur relative to the capture
+    _exclude_near_duplicates(survey)  # 3. a tripod burst, or the same photo re-saved
+    working = _finish_working_copies(survey, image_dir, max_size)  # 4. keep the used photos' copies
     return Preflight(survey.verdicts, image_dir, working)
 
 
@@ -223,7 +259,7 @@ def _survey_photos(folder: Path, paths: list[Path], image_dir: Path, max_size: i
             continue
         digests[digest] = i
         try:
-            image, focal = read_photo(path, verdict.notes)
+            image, focal, verdict.taken_at = read_photo(path, verdict.notes)
         except VistaError as error:
             verdict.reason = str(error)
             continue
@@ -242,24 +278,6 @@ def _survey_photos(folder: Path, paths: list[Path], image_dir: Path, max_size: i
                            _jpeg_bytes(image if image.size == bounded else image.resize(bounded, Image.LANCZOS)))
         del image
     return survey
-
-
-def _exclude_other_shapes(survey: _Survey) -> None:
-    sizes, verdicts = survey.sizes, survey.verdicts
-    shapes = Counter(_aspect_key(sizes[i]) for i in sizes)
-    if not shapes:
-        return
-    main_shape, _ = shapes.most_common(1)[0]
-    for i in list(sizes):
-        if _aspect_key(sizes[i]) != main_shape:
-            w, h = sizes[i]
-            orientation = "portrait" if h > w else "landscape"
-            majority = "portrait" if main_shape < 1 else "landscape"
-            verdicts[i].reason = (f"{orientation} {w}x{h} among {majority} photos of another shape "
-                                  "(one shape per capture; rotate or crop it to match)"
-                                  if orientation != majority else
-                                  f"aspect ratio {w}x{h} differs from the rest of the capture")
-            del sizes[i]
 
 
 def _exclude_blurred(survey: _Survey) -> None:
@@ -290,30 +308,25 @@ def _exclude_near_duplicates(survey: _Survey) -> None:
 
 
 def _finish_working_copies(survey: _Survey, image_dir: Path, max_size: int) -> tuple[int, int]:
-    """The commonest source size among kept photos, bounded by max_size; drop the excluded photos' copies."""
+    """Drop the excluded photos' copies; record each used photo's working size and focal prior.
+
+    Returns the commonest working size (the capture's main camera). Every photo keeps its own size,
+    bounded by max_size: a portrait among landscapes or a photo from another camera is used as it is."""
     sizes = survey.sizes
-    working = _working_size(*Counter(sizes.values()).most_common(1)[0][0], max_size) if sizes else (0, 0)
+    working = Counter(_working_size(*s, max_size) for s in sizes.values()).most_common(1)[0][0] if sizes else (0, 0)
     for i, verdict in enumerate(survey.verdicts):
         if verdict.working_name is None:
             continue
-        path = image_dir / verdict.working_name
         if i not in sizes:
-            path.unlink(missing_ok=True)
+            (image_dir / verdict.working_name).unlink(missing_ok=True)
             verdict.working_name = None
             continue
-        with Image.open(path) as written:
-            if written.size != working:  # same shape, other resolution: bring it to the capture's size
-                atomic_write_bytes(path, _jpeg_bytes(written.convert("RGB").resize(working, Image.LANCZOS)))
+        verdict.working_width, verdict.working_height = _working_size(*sizes[i], max_size)
         if i in survey.focal_35:
             # COLMAP's convention: the 35 mm frame is 36 mm wide along the image's long side
-            verdict.focal_px_prior = survey.focal_35[i] / 36.0 * max(working)
+            verdict.focal_px_prior = survey.focal_35[i] / 36.0 * max(verdict.working_width, verdict.working_height)
         verdict.used = True
     return working
-
-
-def _aspect_key(size: tuple[int, int]) -> float:
-    # rounded so 4032x3024 and 4000x3000 count as one shape
-    return round(size[0] / size[1], 2)
 
 
 def _near_duplicate(hash_a: np.ndarray, hash_b: np.ndarray, gray_a: np.ndarray, gray_b: np.ndarray) -> bool:

@@ -1,17 +1,22 @@
-"""Photos -> camera poses with structure from motion in-process: the only module that imports pycolmap.
+"""Photos -> camera poses with structure from motion in-process (COLMAP through pycolmap, `scenes.colmap`).
 
-pycolmap bundles COLMAP, so SIFT extraction, matching, geometric verification and incremental
-mapping run on the CPU without a separately installed binary. `estimate_poses` is, step by step:
+`estimate_poses` is, step by step:
 
 1. the photos (a folder, or a zip extracted with `scenes.safezip`) pass the pre-flight check
-   (`scenes.preflight`): upright, 8-bit, one working size, blurred and duplicate photos excluded;
-2. COLMAP extracts SIFT features with one shared OPENCV camera (the EXIF focal length, when the photos
-   carry one, is its prior), then matches pairs: all of them for small sets, neighbours in name order
-   for long ordered sequences (video frames);
-3. incremental mapping; of the models it returns, the one with the most registered photos is kept;
-4. the model becomes `transforms.json` + `sparse_pc.ply` (`scenes.imports`, nerfstudio's conventions)
-   and `sfm_report.json`, which says for every photo whether it was used and, if not, why, and for the
-   capture the registered fraction, mean reprojection error, number of points and one suggestion.
+   (`scenes.preflight`): upright, 8-bit, at most `max_size` pixels, blurred and duplicate photos excluded;
+   photos of other sizes, orientations and cameras are kept;
+2. the capture order, if the photos have one (numbered frames, EXIF capture times: `scenes.sfm_order`);
+3. COLMAP extracts SIFT features, one camera per group of photos with the same size and EXIF focal length
+   (the focal length is the camera's prior), then matches pairs: for an ordered capture its neighbours plus
+   loop-closure candidates, whose relative rotations must agree with the chain of neighbours around every
+   cycle (`scenes.sfm_graph`); without an order, all pairs;
+4. incremental mapping (the largest model is kept), then the checks of `scenes.sfm_graph`: every strongly
+   matched pair's two-view rotation against the mapped poses and, for ordered captures, jumps in the
+   trajectory. When photos look misplaced or under 90% registered, COLMAP's global mapper (GLOMAP) runs too
+   and the result with more trusted photos is kept. Suspicious photos are reported and left out;
+5. the model becomes `transforms.json` (per-photo intrinsics when photos differ, as nerfstudio writes them) +
+   `sparse_pc.ply` (`scenes.imports`) and `sfm_report.json` (`scenes.sfm_report`): for every photo whether it
+   was used and, if not, why; for the capture the registered fraction, the checks and one suggestion.
 """
 
 from __future__ import annotations
@@ -19,93 +24,62 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-
 from scenes.colmap import (
-    MatchStats,
+    CameraGroup,
+    camera_centres,
     extract_features,
+    forget_pairs,
+    map_globally,
     map_incrementally,
+    mapped_pair_agreement,
     match_pairs,
     match_stats,
+    restore_pairs,
     sparse_model_from_reconstruction,
+    verified_pairs,
 )
 from scenes.imports import write_posed_dataset
 from scenes.preflight import DEFAULT_MAX_SIZE_PX, Preflight, preflight_photos, summarize_exclusions
+from scenes.sfm_accuracy import PoseErrors, compare_poses
+from scenes.sfm_graph import PoseCheck, check_poses, contradicted_pairs, is_loop_pair
+from scenes.sfm_order import ALL_PAIRS_MAX_PHOTOS, CaptureOrder, candidate_pairs, capture_order
+from scenes.sfm_report import (
+    MIN_PHOTOS,
+    REPORT_FILE,
+    PhotoResult,
+    SfmReport,
+    _largest_gap,
+    _report_json,
+    _suggestion,
+    _why_not_registered,
+)
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_json
 from vista_core.progress import ProgressCallback, ProgressEvent
 
+__all__ = ["REPORT_FILE", "PhotoResult", "PoseErrors", "SfmReport", "_largest_gap", "choose_matcher",
+           "compare_poses", "estimate_poses"]
+
 log = logging.getLogger(__name__)
 
 Matcher = Literal["auto", "sequential", "exhaustive"]
-MIN_PHOTOS = 3
-EXHAUSTIVE_MAX_PHOTOS = 100  # 4,950 pairs: about ten minutes of matching on two cores
-MIN_FEATURES = 100  # fewer SIFT features than this: textureless, dark or very blurred
-MIN_INLIERS = 15  # COLMAP's mapper ignores image pairs with fewer verified matches (min_num_matches)
-REPORT_FILE = "sfm_report.json"
+GLOBAL_MAPPER_BELOW = 0.9  # run the global mapper too when fewer of the considered photos are trusted
 
 
-@dataclass
-class PhotoResult:
-    """One photo's outcome; `status` is 'registered' or 'excluded' (pre-flight) or 'not registered'."""
-
-    name: str
-    status: str
-    reason: str = ""
-    working_name: str | None = None
-    features: int = 0
-    best_inliers: int = 0  # most verified matches with any other photo
-    points: int = 0  # 3D points it observes (registered photos)
-
-
-@dataclass
-class SfmReport:
-    photos: list[PhotoResult]
-    matcher: str = ""
-    registered: int = 0
-    considered: int = 0  # photos that passed the pre-flight check
-    registered_fraction: float = 0.0  # of all photos given
-    mean_reprojection_error_px: float = 0.0
-    points: int = 0
-    models: list[int] = field(default_factory=list)  # registered photos per model COLMAP produced
-    suggestion: str = ""
-    seconds: dict[str, float] = field(default_factory=dict)
-    working_size: tuple[int, int] = (0, 0)
-    focal_prior_px: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.registered >= MIN_PHOTOS
-
-    def table(self) -> str:
-        """A plain-text table: one row per photo, then the capture's summary."""
-        width = max([len(p.name) for p in self.photos] + [5])
-        lines = [f"{'photo':<{width}}  {'status':<15} {'feat':>5} {'inl':>5} {'pts':>5}  reason"]
-        for p in self.photos:
-            lines.append(f"{p.name:<{width}}  {p.status:<15} {p.features:>5} {p.best_inliers:>5} {p.points:>5}  "
-                         f"{p.reason}")
-        lines.append(f"registered {self.registered}/{len(self.photos)} photos ({self.registered_fraction:.0%}), "
-                     f"mean reprojection error {self.mean_reprojection_error_px:.2f} px, {self.points} points, "
-                     f"matcher {self.matcher}, {sum(self.seconds.values()):.0f} s")
-        if self.suggestion:
-            lines.append(f"suggestion: {self.suggestion}")
-        return "\n".join(lines)
-
-
-def choose_matcher(names: list[str], matcher: Matcher) -> str:
-    """Exhaustive for sets COLMAP can match all-pairs in minutes; sequential for longer captures.
-
-    Without a vocabulary tree (a download) sequential matching is the only scalable choice; it needs
-    the name order to follow the capture order, as it does for video frames and phone photo numbering.
-    """
+def choose_matcher(order: CaptureOrder, matcher: Matcher) -> str:
+    """'auto': sequential (neighbours + checked loop closures) for an ordered capture; else exhaustive up to
+    ALL_PAIRS_MAX_PHOTOS photos, and sequential in name order beyond (no vocabulary tree offline)."""
     if matcher != "auto":
         return matcher
-    return "exhaustive" if len(names) <= EXHAUSTIVE_MAX_PHOTOS else "sequential"
+    if order.ordered or len(order.names) > ALL_PAIRS_MAX_PHOTOS:
+        return "sequential"
+    return "exhaustive"
 
 
 _MARKER = ".made-by-vista-poses"
@@ -151,68 +125,6 @@ def _collect_photos(source: Path, out_dir: Path) -> Path:
     return source
 
 
-def _why_not_registered(name: str, stats: MatchStats, registered: set[str]) -> str:
-    n_features = stats.features.get(name, 0)
-    if n_features < MIN_FEATURES:
-        return f"too few features ({n_features}): textureless, dark or blurred"
-    best = stats.best_inliers.get(name, 0)
-    if best < MIN_INLIERS:
-        return f"too few matches (best {best} with any photo): it does not overlap the others"
-    with_model = max((c for other, c in stats.partners[name].items() if other in registered), default=0)
-    if with_model < MIN_INLIERS:
-        return (f"matches only photos outside the kept model (best {with_model} with it): "
-                "a separate group that could not be joined")
-    return f"matched (best {best}) but no consistent pose: too little parallax or repeated patterns"
-
-
-def _suggestion(report: SfmReport, order: list[str], registered: set[str]) -> str:
-    """One actionable sentence for a capture that failed or registered under 90% of its photos."""
-    n = len(report.photos)
-    excluded = [p for p in report.photos if p.status == "excluded"]
-    blurred = sum(p.reason.startswith("blurred") for p in excluded)
-    duplicates = sum("duplicate" in p.reason for p in excluded)
-    unreadable = len(excluded) - blurred - duplicates
-    if n < MIN_PHOTOS:
-        return f"only {n} photo(s): take 20 or more, moving around the subject between shots"
-    if report.considered < MIN_PHOTOS:
-        worst = max((duplicates, "the photos are (near-)identical: move the camera between shots"),
-                    (blurred, "the photos are too blurry: hold still or use more light"),
-                    (unreadable, "most files are not usable photos: see the reasons per photo"))
-        return worst[1]
-    if report.registered_fraction >= 0.9:
-        return ""
-    if blurred > 0.2 * n:
-        return "the photos are too blurry: hold still or use more light, then retry"
-    if report.registered < MIN_PHOTOS:
-        return ("no photos could be posed together: they need strong overlap (every part of the scene in 3+ "
-                "photos, about 10-20 degrees apart) and a textured subject; try --matcher exhaustive")
-    gap = _largest_gap(order, registered)
-    if gap and report.matcher == "sequential":
-        return (f"add photos between {gap[0]} and {gap[1]}, or retry with --matcher exhaustive if the names "
-                "are not in capture order")
-    if gap:
-        return f"add photos between {gap[0]} and {gap[1]} (the photos in between did not connect)"
-    return "add more overlapping photos of the parts that were not registered"
-
-
-def _largest_gap(order: list[str], registered: set[str]) -> tuple[str, str] | None:
-    """The longest run of unregistered photos (in name order) and the registered photos around it."""
-    best, start = (0, None), None
-    for i, name in enumerate(order + [None]):
-        if name is not None and name not in registered:
-            start = i if start is None else start
-        elif start is not None:
-            if i - start > best[0]:
-                best = (i - start, (start, i))
-            start = None
-    if best[1] is None:
-        return None
-    lo, hi = best[1]
-    before = order[lo - 1] if lo > 0 else order[lo]
-    after = order[hi] if hi < len(order) else order[hi - 1]
-    return before, after
-
-
 def estimate_poses(source: Path, out_dir: Path, matcher: Matcher = "auto", max_size: int = DEFAULT_MAX_SIZE_PX,
                    seed: int = 0, progress: ProgressCallback | None = None) -> SfmReport:
     """Photos (folder or zip) -> `out_dir` with images/, transforms.json, sparse_pc.ply and sfm_report.json.
@@ -232,33 +144,33 @@ def estimate_poses(source: Path, out_dir: Path, matcher: Matcher = "auto", max_s
     preflight, report = _preflight(source, out_dir, max_size, say)
     names = [v.working_name for v in preflight.used]
     if len(names) < MIN_PHOTOS:
-        return _fail(report, preflight, out_dir, [], set(), f"{len(names)} usable photo(s); structure from motion "
-                                                            f"needs at least {MIN_PHOTOS}")
-    # 2. features and matches (a fresh database each run, so retries with other settings start clean)
+        return _fail(report, out_dir, [], set(), f"{len(names)} usable photo(s); structure from motion "
+                                                 f"needs at least {MIN_PHOTOS}")
+    # 2. capture order; 3. features and matches (a fresh database each run, so retries start clean)
+    order = capture_order(names, {v.working_name: v.taken_at for v in preflight.used})
+    report.order = order.source
+    report.matcher = choose_matcher(order, matcher)
     work = _fresh_dir(out_dir / "colmap")
     database = work / "database.db"
-    report.matcher = choose_matcher(names, matcher)
-    _features_and_matches(database, out_dir / "images", names, preflight, report, max_size, say)
-    # 3. incremental mapping; keep the largest model
-    say("incremental mapping")
-    t0 = time.perf_counter()
-    models = map_incrementally(database, out_dir / "images", work / "sparse", seed)
-    report.seconds["mapping"] = time.perf_counter() - t0
+    _features_and_matches(database, out_dir / "images", order, preflight, report, max_size, say)
+    pairs = _checked_pairs(database, out_dir / "images", work, order, report, seed, say)
+    # 4. mapping and checks
     stats = match_stats(database)
     by_name = {p.working_name: p for p in report.photos if p.working_name}
     for name, photo in by_name.items():
         photo.features = stats.features.get(name, 0)
         photo.best_inliers = stats.best_inliers.get(name, 0)
-    report.models = sorted((int(m.num_reg_images()) for m in models.values()), reverse=True)
-    if not models:
-        return _fail(report, preflight, out_dir, names, set(), "COLMAP could not initialise a reconstruction "
-                                                               "from any pair of photos")
-    model, registered = _keep_largest(models, work, report, by_name, stats)
+    result = _map_and_check(database, out_dir / "images", work, order, pairs, report, seed, say)
+    if result is None:
+        return _fail(report, out_dir, order.names, set(), "COLMAP could not initialise a reconstruction "
+                                                          "from any pair of photos")
+    reconstruction, check = result
+    model, registered = _keep(reconstruction, check, work, report, by_name, stats)
     if len(registered) < MIN_PHOTOS:
-        return _fail(report, preflight, out_dir, names, registered, f"only {len(registered)} photos registered")
-    # 4. the dataset the trainer reads
+        return _fail(report, out_dir, order.names, registered, f"only {len(registered)} photos registered")
+    # 5. the dataset the trainer reads
     write_posed_dataset(model, out_dir)
-    report.suggestion = _suggestion(report, names, registered)
+    report.suggestion = _suggestion(report, order.names, registered)
     atomic_write_json(out_dir / REPORT_FILE, _report_json(report))
     return report
 
@@ -276,103 +188,140 @@ def _preflight(source: Path, out_dir: Path, max_size: int, say: Callable[[str], 
     seconds = {"preflight": time.perf_counter() - t0}
     say(summarize_exclusions(preflight))
     report = SfmReport([PhotoResult(v.name, "excluded" if not v.used else "not registered", v.reason,
-                                    v.working_name) for v in preflight.verdicts],
+                                    v.working_name, width=v.working_width, height=v.working_height)
+                        for v in preflight.verdicts],
                        considered=len(preflight.used), seconds=seconds, working_size=preflight.working_size)
     report.focal_prior_px = focal_prior(preflight)
     return preflight, report
 
 
-def _features_and_matches(database: Path, image_dir: Path, names: list[str], preflight, report: SfmReport,
-                          max_size: int, say: Callable[[str], None]) -> None:
-    say(f"extracting features from {len(names)} photos at {preflight.working_size[0]}x{preflight.working_size[1]}"
-        + (f" (EXIF focal length prior {report.focal_prior_px:.0f} px)" if report.focal_prior_px else ""))
+def camera_groups(preflight: Preflight) -> list[CameraGroup]:
+    """Photos with the same working size and EXIF focal length share a COLMAP camera; the rest get their own."""
+    groups: dict[tuple, list[str]] = {}
+    for v in preflight.used:
+        focal = round(v.focal_px_prior, 1) if v.focal_px_prior else None
+        groups.setdefault((v.working_width, v.working_height, focal), []).append(v.working_name)
+    return [CameraGroup(tuple(names), (w, h), focal) for (w, h, focal), names in groups.items()]
+
+
+def _features_and_matches(database: Path, image_dir: Path, order: CaptureOrder, preflight: Preflight,
+                          report: SfmReport, max_size: int, say: Callable[[str], None]) -> None:
+    groups = camera_groups(preflight)
+    report.cameras = len(groups)
+    sizes = Counter(g.size for g in groups for _ in g.names)
+    say(f"extracting features from {len(order.names)} photos ({len(groups)} camera(s), mostly "
+        f"{sizes.most_common(1)[0][0][0]}x{sizes.most_common(1)[0][0][1]})"
+        + (f", EXIF focal length prior {report.focal_prior_px:.0f} px" if report.focal_prior_px else ""))
     t0 = time.perf_counter()
-    extract_features(database, image_dir, names, preflight.working_size, report.focal_prior_px, max_size)
+    extract_features(database, image_dir, groups, max_size)
     report.seconds["features"] = time.perf_counter() - t0
-    say(f"matching ({report.matcher})")
+    pairs = candidate_pairs(order, report.matcher)
+    say(f"matching {len(pairs)} pairs ({report.matcher}"
+        + (f", capture order from {order.source})" if order.ordered and report.matcher == "sequential" else ")"))
     t0 = time.perf_counter()
-    match_pairs(database, report.matcher)
+    match_pairs(database, pairs, database.parent)
     report.seconds["matching"] = time.perf_counter() - t0
 
 
-def _keep_largest(models: dict, work: Path, report: SfmReport, by_name: dict, stats):
-    """Write the largest reconstruction to `work/model` and record per photo whether (and why not) it registered."""
-    largest = max(models.values(), key=lambda m: (m.num_reg_images(), m.num_points3D()))
+def _checked_pairs(database: Path, images: Path, work: Path, order: CaptureOrder, report: SfmReport, seed: int,
+                   say: Callable[[str], None]) -> dict:
+    """Verified pairs; in sequential mode, loop-closure pairs that a model mapped from neighbouring pairs only
+    contradicts (`scenes.sfm_graph`) are dropped from the database before the final mapping."""
+    pairs = verified_pairs(database)
+    index = {name: i for i, name in enumerate(order.names)}
+    loops = {pair: g for pair, g in pairs.items() if is_loop_pair(index, *pair)}
+    if report.matcher == "sequential" and loops:
+        say(f"checking {len(loops)} loop-closure pairs against a model mapped from neighbouring photos")
+        t0 = time.perf_counter()
+        forget_pairs(database, loops)
+        models = map_incrementally(database, images, work / "sparse-neighbours", seed)
+        rejected = []
+        if models:
+            chain = max(models.values(), key=lambda m: (m.num_reg_images(), m.num_points3D()))
+            rejected = contradicted_pairs(mapped_pair_agreement(chain, database, loops))
+        restore_pairs(database, {pair: g for pair, g in loops.items() if pair not in set(rejected)})
+        for pair in rejected:
+            del pairs[pair]
+        report.loop_pairs_rejected = len(rejected)
+        report.seconds["loop check"] = time.perf_counter() - t0
+    report.pairs_matched = len(pairs)
+    return pairs
+
+
+@dataclass
+class _Candidate:
+    mapper: str
+    reconstruction: object  # pycolmap.Reconstruction
+    check: PoseCheck
+
+    @property
+    def trusted(self) -> int:
+        return int(self.reconstruction.num_reg_images()) - len(self.check.suspicious)
+
+
+def _map_and_check(database: Path, images: Path, work: Path, order: CaptureOrder, pairs, report: SfmReport,
+                   seed: int, say: Callable[[str], None]):
+    """Incremental mapping, checked; the global mapper too when the result looks wrong or incomplete."""
+    candidates = []
+    for mapper in ("incremental", "global"):
+        if candidates and candidates[0].trusted >= GLOBAL_MAPPER_BELOW * report.considered:
+            break
+        say(f"{mapper} mapping")
+        t0 = time.perf_counter()
+        try:
+            models = (map_incrementally(database, images, work / "sparse-incremental", seed) if mapper == "incremental"
+                      else map_globally(database, images, work / "sparse-global", seed,
+                                        candidates[0].reconstruction if candidates else None))
+        except Exception as error:  # noqa: BLE001 - a failing second mapper must not lose the first's result
+            if mapper == "incremental":
+                raise
+            log.warning("the global mapper failed (%s); keeping the incremental result", error)
+            models = {}
+        report.seconds[f"mapping ({mapper})"] = time.perf_counter() - t0
+        if mapper == "incremental":
+            report.models = sorted((int(m.num_reg_images()) for m in models.values()), reverse=True)
+        if not models:
+            continue
+        largest = max(models.values(), key=lambda m: (m.num_reg_images(), m.num_points3D()))
+        agreement = mapped_pair_agreement(largest, database, pairs)
+        check = check_poses(camera_centres(largest), agreement, order.names if order.ordered else None)
+        candidates.append(_Candidate(mapper, largest, check))
+        report.mappers[mapper] = [int(largest.num_reg_images()), len(check.suspicious)]
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda c: (c.trusted, -len(c.check.suspicious)))
+    report.mapper = best.mapper
+    return best.reconstruction, best.check
+
+
+def _keep(reconstruction, check: PoseCheck, work: Path, report: SfmReport, by_name: dict, stats):
+    """Leave the suspicious photos out, write the model to `work/model` and record every photo's outcome."""
+    for image_id in list(reconstruction.reg_image_ids()):
+        image = reconstruction.image(image_id)
+        if image.name in check.suspicious:
+            reconstruction.deregister_frame(image.frame_id)
     (work / "model").mkdir(parents=True, exist_ok=True)
-    largest.write(work / "model")  # `vista import DATA/colmap/model` reads it back
-    model = sparse_model_from_reconstruction(largest, str(work / "model"))
+    reconstruction.write(work / "model")  # `vista import DATA/colmap/model` reads it back
+    model = sparse_model_from_reconstruction(reconstruction, str(work / "model"))
     registered = {im.name for im in model.images}
-    for image_id in largest.reg_image_ids():
-        image = largest.image(image_id)
+    for image_id in reconstruction.reg_image_ids():
+        image = reconstruction.image(image_id)
         by_name[image.name].points = int(image.num_points3D)
     for name, photo in by_name.items():
         photo.status = "registered" if name in registered else "not registered"
         photo.reason = "" if name in registered else _why_not_registered(name, stats, registered)
+        if name in check.suspicious:
+            photo.status, photo.reason = "suspicious", check.suspicious[name]
     report.registered = len(registered)
     report.registered_fraction = len(registered) / len(report.photos)
-    report.mean_reprojection_error_px = float(largest.compute_mean_reprojection_error())
-    report.points = int(largest.num_points3D())
+    report.mean_reprojection_error_px = float(reconstruction.compute_mean_reprojection_error())
+    report.points = int(reconstruction.num_points3D())
+    report.pairs_checked, report.pairs_disagreeing = check.pairs_checked, check.pairs_disagreeing
+    report.suspicious = len(check.suspicious)
     return model, registered
 
 
-def _report_json(report: SfmReport) -> dict:
-    data = asdict(report)
-    data["working_size"] = list(report.working_size)
-    return data
-
-
-def _fail(report: SfmReport, preflight: Preflight, out_dir: Path, order: list[str], registered: set[str],
-          what: str) -> SfmReport:
+def _fail(report: SfmReport, out_dir: Path, order: list[str], registered: set[str], what: str) -> SfmReport:
     report.suggestion = _suggestion(report, order, registered)
     atomic_write_json(out_dir / REPORT_FILE, _report_json(report))
     raise VistaError(f"{out_dir}: {what}; {report.suggestion} (per-photo reasons in {out_dir / REPORT_FILE})")
-
-
-@dataclass
-class PoseErrors:
-    """Recovered poses against reference ones after a similarity alignment of the camera centres."""
-
-    names: list[str]  # photos present in both
-    rotation_deg: np.ndarray  # [M]
-    position: np.ndarray  # [M] world units of the reference
-    extent: float  # diagonal of the reference camera centres' bounding box
-    scale: float  # of the alignment, reference units per recovered unit
-
-    @property
-    def median_rotation_deg(self) -> float:
-        return float(np.median(self.rotation_deg))
-
-    @property
-    def median_position_fraction(self) -> float:
-        return float(np.median(self.position)) / self.extent
-
-
-def _camera_poses(transforms: dict) -> dict[str, np.ndarray]:
-    return {Path(f["file_path"]).name: np.asarray(f["transform_matrix"], np.float64)[:3, :4]
-            for f in transforms["frames"]}
-
-
-def compare_poses(recovered: dict, reference: dict) -> PoseErrors:
-    """Align recovered camera centres to the reference ones (Umeyama similarity, scikit-image) and measure
-    per-photo rotation (degrees) and position errors. Frames are matched by file name."""
-    from skimage.transform import SimilarityTransform
-
-    ours, theirs = _camera_poses(recovered), _camera_poses(reference)
-    names = sorted(set(ours) & set(theirs))
-    if len(names) < 3:
-        raise VistaError(f"only {len(names)} photos in common with the reference; cannot align")
-    src = np.stack([ours[n][:, 3] for n in names])
-    dst = np.stack([theirs[n][:, 3] for n in names])
-    similarity = SimilarityTransform.from_estimate(src, dst)
-    if not isinstance(similarity, SimilarityTransform):  # a FailedEstimation says why
-        raise VistaError(f"camera centres are degenerate (collinear?); cannot align ({similarity})")
-    matrix = similarity.params
-    scale = float(np.cbrt(np.linalg.det(matrix[:3, :3])))
-    rotation = matrix[:3, :3] / scale
-    aligned = src @ matrix[:3, :3].T + matrix[:3, 3]
-    angles = []
-    for n in names:
-        relative = theirs[n][:, :3].T @ (rotation @ ours[n][:, :3])
-        angles.append(np.degrees(np.arccos(np.clip((np.trace(relative) - 1) / 2, -1, 1))))
-    extent = float(np.linalg.norm(dst.max(0) - dst.min(0)))
-    return PoseErrors(names, np.array(angles), np.linalg.norm(aligned - dst, axis=1), extent, scale)

@@ -1,4 +1,4 @@
-"""Pre-flight checks on generated photos: blurred, duplicate, corrupt, truncated, non-image, 16-bit, EXIF, shapes."""
+"""Pre-flight checks on generated photos: blurred, duplicate, corrupt, truncated, non-image, 16-bit, EXIF, sizes."""
 
 from __future__ import annotations
 
@@ -107,11 +107,29 @@ def test_exif_orientation_and_focal_length(tmp_path, photos):
     assert focal_prior(result) == pytest.approx(28 / 36 * 160)
 
 
-def test_mixed_orientation_keeps_the_majority(tmp_path, photos):
+def test_mixed_orientations_and_sizes_are_all_kept(tmp_path, photos):
     _save(_texture(40, size=(120, 160)), photos / "portrait.jpg")
+    _save(_texture(41, size=(200, 104)), photos / "wide.jpg")
+    result, verdicts = _verdicts(tmp_path)
+    assert all(v.used for v in verdicts.values()) and result.working_size == (160, 120)
+    for name, size in (("portrait.jpg", (120, 160)), ("wide.jpg", (200, 104)), ("00.jpg", (160, 120))):
+        assert (verdicts[name].working_width, verdicts[name].working_height) == size
+        with Image.open(tmp_path / "work" / verdicts[name].working_name) as written:
+            assert written.size == size
+
+
+def test_dslr_focal_length_and_capture_time(tmp_path, photos):
+    # a DSLR writes no 35 mm equivalent: 55 mm on a 22.9 mm-wide sensor (4272 px at 4720 px/inch), EXIF time
+    exif = Image.Exif()
+    ifd = exif.get_ifd(0x8769)
+    ifd[0x920A], ifd[0xA20E], ifd[0xA210], ifd[0xA002], ifd[0xA003] = 55.0, 4720.44, 2, 4272, 2848
+    ifd[0x9003], ifd[0x9291] = "2018:05:26 23:30:59", "22"
+    _texture(31).save(photos / "dslr.jpg", quality=95, exif=exif.tobytes())
     _, verdicts = _verdicts(tmp_path)
-    assert not verdicts["portrait.jpg"].used
-    assert "portrait" in verdicts["portrait.jpg"].reason and "landscape" in verdicts["portrait.jpg"].reason
+    v = verdicts["dslr.jpg"]
+    sensor_mm = 4272 / 4720.44 * 25.4
+    assert v.focal_px_prior == pytest.approx(55 / sensor_mm * 160, rel=1e-3)  # ~2.4x the image width
+    assert v.taken_at == "@ 2018:05:26 23:30:59.22" and verdicts["00.jpg"].taken_at == ""  # no camera tags here
 
 
 def test_resize_to_working_resolution_and_small_photos(tmp_path, photos):

@@ -13,6 +13,7 @@ import vista
 from scenes.colmap import import_colmap
 from scenes.data import load_posed_images
 from scenes.sfm import REPORT_FILE, _largest_gap, choose_matcher, compare_poses, estimate_poses
+from scenes.sfm_order import capture_order
 from tests.conftest import shared_dataset
 from vista_core.errors import VistaError
 from vista_core.files import read_json
@@ -41,7 +42,8 @@ def test_poses_register_the_photos_accurately(fox_run, capsys):
     fox, names, out, code = fox_run
     assert code == 0
     report = read_json(out / REPORT_FILE)
-    assert report["registered"] >= 14 and report["matcher"] == "exhaustive"
+    assert report["registered"] >= 14 and report["matcher"] == "sequential" and report["order"] == "file numbers"
+    assert report["suspicious"] == 0 and report["pairs_checked"] > 20
     assert report["mean_reprojection_error_px"] < 1.0 and report["points"] > 500
     errors = compare_poses(read_json(out / "transforms.json"), read_json(fox / "transforms.json"))
     assert len(errors.names) == report["registered"]
@@ -98,9 +100,11 @@ def test_too_few_and_identical_photos_fail_clearly(tmp_path, capsys):
 
 
 def test_matcher_choice_and_gap_suggestion():
-    assert choose_matcher([f"{i}.jpg" for i in range(50)], "auto") == "exhaustive"
-    assert choose_matcher([f"{i:04d}.jpg" for i in range(300)], "auto") == "sequential"
-    assert choose_matcher([f"{i}.jpg" for i in range(300)], "exhaustive") == "exhaustive"
+    assert choose_matcher(capture_order([f"{i}.jpg" for i in range(50)], {}), "auto") == "sequential"
+    assert choose_matcher(capture_order([f"{c}{d}.jpg" for c in "abcde" for d in "xyz"], {}), "auto") == "exhaustive"
+    assert choose_matcher(capture_order([f"{c}{d}{e}.jpg" for c in "abcdefgh" for d in "abcdefgh" for e in "xy"], {}),
+                          "auto") == "sequential"  # no order, but too many photos for all pairs
+    assert choose_matcher(capture_order([f"{i}.jpg" for i in range(300)], {}), "exhaustive") == "exhaustive"
     order = [f"{i}.jpg" for i in range(10)]
     assert _largest_gap(order, {"0.jpg", "1.jpg", "2.jpg", "6.jpg", "7.jpg", "9.jpg"}) == ("2.jpg", "6.jpg")
     assert _largest_gap(order, set(order)) is None
@@ -126,3 +130,32 @@ def test_out_folder_never_destroys_user_files(tmp_path):
     for _ in range(2):
         with pytest.raises(VistaError, match="at least 3"):
             estimate_poses(photos, tmp_path / "ours")
+
+
+@pytest.mark.slow
+def test_mixed_orientations_and_crops_are_all_registered(tmp_path):
+    """12 fox photos: 4 turned landscape (rotated 90 deg), 3 centre-cropped, 5 as taken: one camera per shape."""
+    fox = shared_dataset("fox-small")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    chosen = sorted((fox / "images").iterdir())[0:48:4]
+    for i, path in enumerate(chosen):
+        with Image.open(path) as image:
+            if i % 3 == 1:
+                image = image.transpose(Image.Transpose.ROTATE_90)  # 480x270 landscape
+            elif i % 3 == 2 and i < 9:
+                image = image.crop((15, 40, 255, 440))  # 240x400, still centred
+            image.save(photos / path.name, quality=95)
+    report = estimate_poses(photos, tmp_path / "out", progress=lambda event: None)
+    assert report.registered == 12 and report.cameras == 3
+    transforms = read_json(tmp_path / "out" / "transforms.json")
+    sizes = {f["file_path"].split("/")[-1]: (f["w"], f["h"]) for f in transforms["frames"]}
+    assert sorted(set(sizes.values())) == [(240, 400), (270, 480), (480, 270)]
+    focal = {size: [f["fl_x"] for f in transforms["frames"] if (f["w"], f["h"]) == size] for size in set(sizes.values())}
+    reference = read_json(fox / "transforms.json")["fl_x"]
+    for values in focal.values():  # one lens: every camera finds the reference focal length
+        assert all(v == pytest.approx(reference, rel=0.05) for v in values)
+    errors = compare_poses(transforms, read_json(fox / "transforms.json"), robust=False)
+    assert errors.median_position_fraction < 0.02  # the camera centres do not care about the turn
+    upright = [n for n in errors.names if sizes[n] == (270, 480)]
+    assert max(r for n, r in zip(errors.names, errors.rotation_deg) if n in upright) < 2.0

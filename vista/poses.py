@@ -11,15 +11,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     poses = subparsers.add_parser(
         "poses", help="camera poses for a folder (or zip) of photos, by structure from motion",
-        description="Check the photos (blur, duplicates, orientation, size), run COLMAP's structure from motion "
-                    "in-process (pycolmap) and write a dataset `vista train` reads: images/, transforms.json "
-                    "(nerfstudio format), sparse_pc.ply and sfm_report.json (why each photo was or was not used).")
+        description="Check the photos (blur, duplicates, size), run COLMAP's structure from motion in-process "
+                    "(pycolmap; one camera per photo size and focal length), check the poses against the matches "
+                    "(photos likely placed wrongly are reported and left out) and write a dataset `vista train` "
+                    "reads: images/, transforms.json (nerfstudio format, per-photo intrinsics when photos differ), "
+                    "sparse_pc.ply and sfm_report.json (why each photo was or was not used).")
     poses.add_argument("photos", type=Path, help="folder of photos, or a .zip of them")
     poses.add_argument("--out", type=Path, required=True, help="dataset folder to write")
     poses.add_argument("--matcher", default="auto", choices=["auto", "sequential", "exhaustive"],
-                       help="which photo pairs to match: exhaustive (all pairs; robust, quadratic time), "
-                            "sequential (neighbours in name order; for video frames), auto: exhaustive up to "
-                            "100 photos, else sequential (default: auto)")
+                       help="which photo pairs to match: sequential (neighbours in capture order plus loop-closure "
+                            "pairs, kept only where a neighbours-only model agrees with them: safe for symmetric "
+                            "subjects), exhaustive (all pairs, no order needed), auto: sequential when the photos "
+                            "have a capture order (numbered frames or EXIF capture times), else exhaustive up to "
+                            "100 photos (default: auto)")
     poses.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIZE_PX,
                        help=f"working resolution: longest image side in pixels (default {DEFAULT_MAX_SIZE_PX})")
     poses.add_argument("--seed", type=int, default=0, help="random seed of COLMAP's mapper (default 0)")

@@ -23,7 +23,8 @@ class PosesRequest:
     out_dir: Path
     """Dataset folder to write."""
     matcher: str = "auto"
-    """exhaustive (all pairs), sequential (neighbours in name order), auto (exhaustive up to 100 photos)."""
+    """sequential (neighbours in capture order + checked loop closures), exhaustive (all pairs), auto (sequential
+    when the photos have a capture order: numbered frames or EXIF times; else exhaustive up to 100 photos)."""
     max_size_px: int | None = None
     """Working resolution: the longest image side (None: scenes.preflight.DEFAULT_MAX_SIZE_PX)."""
     seed: int = 0
@@ -52,11 +53,13 @@ class PosesResult:
         r = self.report
         return (f"{r.registered} of {len(r.photos)} photos registered, mean reprojection error "
                 f"{r.mean_reprojection_error_px:.2f} px, {r.points} points"
+                + (f", {r.suspicious} suspicious photo(s) left out" if r.suspicious else "")
                 + (f"; {r.suggestion}" if r.suggestion else ""))
 
 
 def estimate_poses(request: PosesRequest, progress: ProgressCallback | None = None) -> PosesResult:
-    """Pre-flight checks + COLMAP structure from motion -> images/, transforms.json, sparse_pc.ply, sfm_report.json.
+    """Pre-flight checks + COLMAP structure from motion + pose checks -> images/, transforms.json, sparse_pc.ply,
+    sfm_report.json.
 
     Events: one per phase, stage = what happens ("extracting features from 40 photos ..."), total 0. A capture
     that cannot be posed leaves its report in `out_dir` and raises VistaError with the reason."""

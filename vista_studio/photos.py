@@ -170,8 +170,8 @@ def photo_gallery(workspace: Path) -> list[tuple[str, str]]:
         posed = sfm.get(photo["name"])
         if not photo["used"]:
             caption = f"✗ {photo['name']}: {photo['reason']}"
-        elif posed is not None and posed["status"] == "not registered" and photo["name"] not in excluded:
-            caption = f"✗ {photo['name']}: not registered: {posed['reason']}"
+        elif posed is not None and posed["status"] in ("not registered", "suspicious") and photo["name"] not in excluded:
+            caption = f"✗ {photo['name']}: {posed['status']}: {posed['reason']}"  # suspicious: placed, left out
         elif photo["name"] in excluded:
             caption = f"⊘ {photo['name']}: excluded by you"
         else:

@@ -187,3 +187,21 @@ def test_nested_zip_is_not_expanded(tmp_path):
     files = extract_zip(archive, tmp_path / "target")
     assert sorted(p.name for p in files) == ["IMG_1.jpg", "inner.zip"]
     assert not list(tmp_path.rglob("inner-escape.jpg"))
+
+
+def test_nonsense_exif_and_a_turned_photo_are_used_not_refused(tmp_path):
+    """Garbage focal-length and time tags cost only the prior; a portrait among landscapes is a photo like any
+    other (one camera per shape). Two photos still fail, before COLMAP, counting both as usable."""
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    with Image.open(shared_dataset("fox-small") / "images" / "0001.jpg") as image:
+        exif = Image.Exif()
+        ifd = exif.get_ifd(0x8769)
+        ifd[0x920A], ifd[0xA20E], ifd[0xA210], ifd[0x9003] = -5.0, 0.0, 99, "not a time"
+        image.save(photos / "IMG_0001.jpg", exif=exif.tobytes())
+        image.transpose(Image.Transpose.ROTATE_90).save(photos / "IMG_0002.jpg")
+    refuses("poses", photos, "--out", tmp_path / "data", needles=("2 usable photo(s)", "at least 3"),
+            protect=(photos,))
+    assert _report(tmp_path / "data") == {"IMG_0001.jpg": "", "IMG_0002.jpg": ""}
