@@ -29,18 +29,25 @@ def place_geometry(scene: Scene, config: GeometryConfig = GeometryConfig()) -> P
     """The scene's path geometry: from the cache in its folder when it is of this scene and settings, else built
     by rendering the photos' depth (and cached)."""
     key = _cache_key(scene, config)
-    file = None if scene.folder is None else Path(scene.folder) / GEOMETRY_FILE
-    if file is not None and key is not None:
-        cached = _read_cache(file, key, scene, config)
+    if key is not None:
+        cached = _read_cache(Path(scene.folder) / GEOMETRY_FILE, key, scene, config)
         if cached is not None:
             return cached
     geometry = build_path_geometry(scene.capture, nerf_views(scene.renderable()), config)
-    if file is not None and key is not None:
-        try:
-            atomic_write_bytes(file, save(geometry.arrays(), metadata={"key": key}))
-        except OSError:
-            pass  # a read-only scene folder: rebuild next time
+    cache_geometry(scene, geometry)
     return geometry
+
+
+def cache_geometry(scene: Scene, geometry: PathGeometry) -> bool:
+    """Save `geometry` as the saved scene's path geometry (False if the folder cannot hold it)."""
+    key = _cache_key(scene, geometry.config)
+    if key is None:
+        return False
+    try:
+        atomic_write_bytes(Path(scene.folder) / GEOMETRY_FILE, save(geometry.arrays(), metadata={"key": key}))
+    except (OSError, VistaError):
+        return False  # a read-only scene folder or a full disk: rebuilt next time
+    return True
 
 
 def _cache_key(scene: Scene, config: GeometryConfig) -> str | None:

@@ -285,5 +285,6 @@ def write_previews(request: PreviewRequest, scene: PathScene, path: CameraPath,
     if request.top_down is not None:
         image = top_down_map(frames, scene.frame.up, centre=scene.frame.centre, keyframe_positions=keys[:, :, 3],
                              points=points, colours=colours, capture=scene.scene.capture,
-                             coverage=None if coverage is None else coverage.scores)
+                             coverage=None if coverage is None else coverage.scores,
+                             point_px=1 if scene.geometry is None else 2)
         atomic_write_bytes(request.top_down, image.png())

@@ -56,7 +56,8 @@ def path_views(workspace: Path) -> dict:
         notes = ["Click the map twice to place two keyframes, or apply a preset."]
     top = top_down_map(frames, frame.up, centre=frame.centre, keyframe_positions=key_positions, points=points,
                        colours=colours, capture=scene.capture,
-                       coverage=None if coverage is None else np.array(coverage["scores"]))
+                       coverage=None if coverage is None else np.array(coverage["scores"]),
+                       point_px=1 if opened.geometry is None else 2)
     atomic_write_bytes(folder / MAP_FILE, top.png())
     atomic_write_json(folder / MAP_JSON, {"size": list(top.image.size), "centre": top.centre.tolist(),
                                           "right": top.right.tolist(), "forward": top.forward.tolist(),
