@@ -19,9 +19,9 @@ from vista_core.errors import VistaError
 from vista_core.progress import ProgressCallback
 
 if TYPE_CHECKING:
-    from render.coverage import CoverageReport
     import numpy as np
 
+    from render.coverage import CoverageReport
     from render.path_geometry import PathGeometry
     from render.path_presets import OccupancyQuery, SceneFrame
     from render.paths import CameraPath
