@@ -37,9 +37,9 @@ ViewRenderer = Callable[[Cameras, int], Image]
 
 @dataclass(frozen=True)
 class GeometryConfig:
-    depth_width: int = 40
+    depth_width: int = 32
     """Pixels across each photo's rendered depth map."""
-    max_views: int = 24
+    max_views: int = 16
     """Photos rendered (evenly spread through the capture)."""
     min_opacity: float = 0.5
     """A pixel shows a surface if its rendered opacity is at least this."""
@@ -55,6 +55,9 @@ class GeometryConfig:
     """Relative slack on a photo's depth before a point counts as behind its surface."""
     margin: float = 0.1
     """Cameras keep this many subject radii from any surface point."""
+    fill: float = 1.0
+    """Space no photo saw through counts as solid within this many subject radii of a surface point (the inside of
+    what the photos saw the outside of); farther away it is open air no photo pointed at."""
 
     def __post_init__(self) -> None:
         check_int("depth_width", self.depth_width, 4, 512)
@@ -66,6 +69,7 @@ class GeometryConfig:
         check_int("free_views", self.free_views, 1, 100)
         check_float("depth_tolerance", self.depth_tolerance, 0.0, 1.0)
         check_float("margin", self.margin, 0.0, 5.0)
+        check_float("fill", self.fill, 0.0, 10.0)
 
 
 @dataclass
@@ -88,15 +92,29 @@ class PathGeometry:
         return self.points[near], self.colours[near]
 
     def occupied(self, points: np.ndarray) -> np.ndarray:
-        """[N] bool: is a camera at these world points [N, 3] inside or too close to what the photos saw?"""
-        from scipy.spatial import cKDTree
-
+        """[N] bool: is a camera at these world points [N, 3] inside or too close to what the photos saw? Too close:
+        within `margin` subject radii of a solid surface point; inside: no photo saw past it and it is within
+        `fill` subject radii of one."""
         query = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        blocked = ~self._carved_free(query)
-        if len(self.points) and self.config.margin > 0:
-            near, _ = cKDTree(self.points).query(query, k=1, distance_upper_bound=self.config.margin * self.radius)
-            blocked |= np.isfinite(near)
+        solid = self._solid_tree()
+        if solid is None:
+            return ~self._carved_free(query)
+        nearest, _ = solid.query(query, k=1)
+        blocked = nearest < self.config.margin * self.radius
+        unseen = ~blocked & (nearest < self.config.fill * self.radius)
+        if unseen.any():
+            blocked[unseen] = ~self._carved_free(query[unseen])
         return blocked
+
+    def _solid_tree(self):
+        """A k-d tree (scipy) of the surface points the other photos agree on: a floater one photo rendered in
+        front of the true surface is seen through by the others and left out."""
+        if not hasattr(self, "_tree"):
+            from scipy.spatial import cKDTree
+
+            solid = self.points[~self._carved_free(self.points)] if len(self.points) else self.points
+            self._tree = cKDTree(solid) if len(solid) else None
+        return self._tree
 
     def _carved_free(self, points: np.ndarray) -> np.ndarray:
         """Free-space carving: seen in front of the rendered surface by enough photos, or seen by none."""

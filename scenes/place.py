@@ -23,6 +23,8 @@ from vista_core.files import atomic_write_bytes
 
 GEOMETRY_FILE = "path_geometry.safetensors"
 GEOMETRY_VERSION = "1"
+RENDER_FIELDS = ("depth_width", "max_views", "min_opacity")
+"""The GeometryConfig fields the cached depth maps depend on."""
 
 
 def place_geometry(scene: Scene, config: GeometryConfig = GeometryConfig()) -> PathGeometry:
@@ -57,7 +59,9 @@ def _cache_key(scene: Scene, config: GeometryConfig) -> str | None:
         content = scene_content_hash(Path(scene.folder))
     except VistaError:  # a half-written folder just has no cache
         return None
-    return json.dumps({"version": GEOMETRY_VERSION, "scene": content, "config": asdict(config)}, sort_keys=True)
+    # only what the rendering depends on: the rest is worked out from the cached depth again on every load
+    rendering = {k: v for k, v in asdict(config).items() if k in RENDER_FIELDS}
+    return json.dumps({"version": GEOMETRY_VERSION, "scene": content, "rendering": rendering}, sort_keys=True)
 
 
 def _read_cache(file: Path, key: str, scene: Scene, config: GeometryConfig) -> PathGeometry | None:
