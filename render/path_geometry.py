@@ -10,10 +10,12 @@ out), so presets fitted to it and cameras checked against it fail. This summary 
   of attention (nerfstudio's `focus_of_attention`, the nearest point to every view axis); its centre is their
   median and its radius a percentile of their distances to it;
 - the map shows the surface points within the photos' distance of the subject (the focus region);
-- a point is free if at least `free_views` photos see it in front of the surface they rendered there (the space
-  between a camera and what it saw is empty: free-space carving as in Kutulakos & Seitz's space carving), or if
-  no photo sees it at all (above the scene, behind the photographers); otherwise, or when it is closer than
-  `margin` subject radii to a surface point, it is occupied.
+- a point is seen through if at least `free_views` photos see it in front of the surface they rendered there (the
+  space between a camera and what it saw is empty: free-space carving, as in Kutulakos & Seitz's space carving);
+  surface points that other photos see through are floaters of one render and are dropped; a camera is in the
+  way if it is within `margin` subject radii of a remaining (solid) surface point, or if no photo saw through it
+  and it is within `fill` subject radii of one (inside what the photos saw the outside of). Farther from every
+  surface, space no photo pointed at (behind the subject of a half-circle capture, above the scene) is open air.
 
 Everything is in world coordinates; `PathGeometry.arrays()`/`from_arrays` turn it into tensors for a cache file.
 """
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -84,37 +86,40 @@ class PathGeometry:
     radius: float  # subject radius
     focus_distance: float  # median distance of the photos to the centre
     config: GeometryConfig
+    _solid: np.ndarray | None = field(default=None, init=False, repr=False)  # [P] bool, worked out once
+    _tree: object = field(default=None, init=False, repr=False)  # scipy k-d tree of the solid points
+
+    def solid(self) -> np.ndarray:
+        """[P] bool: the surface points the other photos agree on. A floater that one photo rendered in front of
+        the true surface is seen through by the others and left out."""
+        if self._solid is None:
+            self._solid = ~self._carved_free(self.points) if len(self.points) else np.zeros(0, bool)
+        return self._solid
 
     def focus_points(self) -> tuple[np.ndarray, np.ndarray]:
-        """The surface points of the focus region (within `focus_factor` photo distances of the subject) and
+        """The solid surface points of the focus region (within `focus_factor` photo distances of the subject) and
         their colours: what a top-down map of the place shows."""
         near = np.linalg.norm(self.points - self.centre, axis=1) <= self.config.focus_factor * self.focus_distance
-        return self.points[near], self.colours[near]
+        keep = near & self.solid()
+        return self.points[keep], self.colours[keep]
 
     def occupied(self, points: np.ndarray) -> np.ndarray:
         """[N] bool: is a camera at these world points [N, 3] inside or too close to what the photos saw? Too close:
         within `margin` subject radii of a solid surface point; inside: no photo saw past it and it is within
         `fill` subject radii of one."""
+        from scipy.spatial import cKDTree
+
         query = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        solid = self._solid_tree()
-        if solid is None:
+        if self._tree is None and self.solid().any():
+            self._tree = cKDTree(self.points[self.solid()])
+        if self._tree is None:
             return ~self._carved_free(query)
-        nearest, _ = solid.query(query, k=1)
+        nearest, _ = self._tree.query(query, k=1)
         blocked = nearest < self.config.margin * self.radius
         unseen = ~blocked & (nearest < self.config.fill * self.radius)
         if unseen.any():
             blocked[unseen] = ~self._carved_free(query[unseen])
         return blocked
-
-    def _solid_tree(self):
-        """A k-d tree (scipy) of the surface points the other photos agree on: a floater one photo rendered in
-        front of the true surface is seen through by the others and left out."""
-        if not hasattr(self, "_tree"):
-            from scipy.spatial import cKDTree
-
-            solid = self.points[~self._carved_free(self.points)] if len(self.points) else self.points
-            self._tree = cKDTree(solid) if len(solid) else None
-        return self._tree
 
     def _carved_free(self, points: np.ndarray) -> np.ndarray:
         """Free-space carving: seen in front of the rendered surface by enough photos, or seen by none."""
