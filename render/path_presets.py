@@ -264,6 +264,7 @@ def preset_path(name: str, frame: SceneFrame, *, capture: Cameras | None = None,
         raise VistaError(f"preset {name}: {error}") from error
     if occupied is not None:
         path = avoid_occupied(path, frame, occupied, what=name)
+    path.evaluate(path.frame_times())  # a camera that cannot be oriented is an error now, not at render time
     return path
 
 
@@ -300,7 +301,14 @@ def _step_keyframes(path: CameraPath, frame: SceneFrame, occupied: OccupancyQuer
             bad_keys.update({s, (s + 1) % len(path.keyframes)})
         keys = list(path.keyframes)
         for k in bad_keys:
-            p = np.asarray(keys[k].position)
-            keys[k] = replace(keys[k], position=tuple(float(v) for v in frame.centre + (p - frame.centre) * factor))
+            # scale the camera and its look-at point about the centre together: the view direction and where the
+            # subject centre sits in the frame stay as they were (a fly-over does not end up looking straight down)
+            keys[k] = replace(keys[k], position=_scaled_about(keys[k].position, frame.centre, factor),
+                              look_at=None if keys[k].look_at is None else
+                              _scaled_about(keys[k].look_at, frame.centre, factor))
         path = replace(path, keyframes=tuple(keys))
     return None
+
+
+def _scaled_about(point, centre: np.ndarray, factor: float) -> tuple[float, float, float]:
+    return tuple(float(v) for v in centre + (np.asarray(point, dtype=np.float64) - centre) * factor)

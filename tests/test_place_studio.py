@@ -9,6 +9,7 @@ trained scene without training one.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image as PILImage
 
@@ -39,6 +40,7 @@ def map_points(workspace) -> np.ndarray:
     return path.path_scene(workspace).map_points()[0]
 
 
+@pytest.mark.slow  # ~15 s alone, minutes on a busy machine: the scene is loaded for every click
 def test_the_map_shows_the_place_and_two_clicks_frame_the_subject(tmp_path):
     root = wsp.workspace_root(tmp_path / "root")
     workspace = wsp.new_workspace(root)
