@@ -80,3 +80,32 @@ def test_the_map_shows_the_place_and_two_clicks_frame_the_subject(tmp_path):
     assert bool((seen.in_front[:, 0] & (u > 8) & (u < 56) & (v > 6) & (v < 42)).all())
     # the map with the path on it still draws
     assert path_views.path_views(workspace)["glb"] is not None
+
+
+@pytest.mark.slow
+def test_two_clicks_through_the_real_app_api_frame_the_place(tmp_path):
+    """The same two clicks sent to the launched studio with gradio_client, as a browser would send them."""
+    gradio_client = pytest.importorskip("gradio_client")
+    import app
+
+    root = wsp.workspace_root(tmp_path / "root")
+    capture = _place_scene(root / "library" / "place")
+    demo = app.launch_app(root, block=False, quiet=True)
+    try:
+        client = gradio_client.Client(demo.local_url, verbose=False)
+        out = client.predict("library/place", api_name="/load_folder")
+        assert "trained scene" in out[0] and out[5]  # the notice, and the map is drawn
+        [workspace] = [p for p in (root / wsp.SESSIONS).iterdir() if p.is_dir()]
+        _, top = path.map_pixel_to_world(workspace, 0, 0)
+        first, last = top.world_to_pixel(capture.positions.double().numpy()[[0, -1]])
+        client.predict(float(first[0]), float(first[1]), 0.0, 2.0, api_name="/add_keyframe_pixel")
+        out = client.predict(float(last[0]), float(last[1]), 0.0, 2.0, api_name="/add_keyframe_pixel")
+        assert "Keyframe 2 added" in out[0] and len(out[4]["data"]) == 2
+    finally:
+        demo.close()
+        wsp.cancel_jobs(root)
+    cameras = path.read_path(workspace).sample(64, 48)
+    assert not inside_truth(cameras.positions.double().numpy(), pad=0.05).any()
+    seen = cameras.project(torch.as_tensor(SUBJECT[None], dtype=torch.float32))
+    u, v = seen.pixels[:, 0, 0], seen.pixels[:, 0, 1]
+    assert bool((seen.in_front[:, 0] & (u > 8) & (u < 56) & (v > 6) & (v < 42)).all())
