@@ -206,8 +206,8 @@ def path_section(ui: Studio) -> None:
         with gr.Column(scale=3):
             ui.map_img = gr.Image(label="Top-down map: click to add a keyframe", interactive=False, height=420,
                                   elem_id="map")
-            ui.click_height = gr.Slider(-1, 4, value=1.0, step=0.1, label="Height of clicked keyframes "
-                                        "(subject radii above its centre)")
+            ui.click_height = gr.Slider(-3, 4, value=0.0, step=0.1, label="Height of clicked keyframes "
+                                        "(subject radii above the photos' median height)")
         with gr.Column(scale=2):
             ui.model3d = gr.Model3D(label="3D preview: scene, path, cameras", height=420)
     ui.path_md = gr.Markdown("", elem_id="path-notes")

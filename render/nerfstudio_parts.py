@@ -40,3 +40,12 @@ def trunc_exp(x: torch.Tensor) -> torch.Tensor:
     from nerfstudio.field_components.activations import trunc_exp as _trunc_exp
 
     return _trunc_exp(x)
+
+
+def focus_of_attention(world_from_camera: torch.Tensor) -> torch.Tensor:
+    """The point [3] nearest every camera's view axis, among the cameras that look towards it (nerfstudio's
+    `focus_of_attention`, the same as multinerf's and LLFF's): where the photographer pointed the camera."""
+    from nerfstudio.cameras.camera_utils import focus_of_attention as _focus
+
+    poses = world_from_camera[:, :3, :4].float().cpu()
+    return _focus(poses, poses[:, :, 3].mean(dim=0))

@@ -40,6 +40,7 @@ class SceneFrame:
     elevation_deg: float  # median capture elevation
     azimuth0: np.ndarray  # [3] unit horizontal direction from the centre towards the capture's mean side
     fov_y_deg: float  # median capture vertical FOV
+    eye_height: float = 0.0  # median height of the capture cameras above the centre (along up)
 
     @property
     def side(self) -> np.ndarray:
@@ -81,6 +82,13 @@ def fit_scene_frame(capture: Cameras, scene_from_world, occupied: OccupancyQuery
         if len(hits) >= 8:
             centre = 0.5 * (hits.min(axis=0) + hits.max(axis=0))
             radius = float(np.percentile(np.linalg.norm(hits - centre, axis=1), 98))
+    return frame_around(capture, centre, radius)
+
+
+def frame_around(capture: Cameras, centre: np.ndarray, radius: float) -> SceneFrame:
+    """The frame of a subject at `centre` with `radius` (world): distance, elevation, side and up of the photos
+    that saw it (a place's subject comes from render.path_geometry, an object's from `fit_scene_frame`)."""
+    centre = np.asarray(centre, dtype=np.float64)
     c2w = capture.world_from_camera.double().numpy()
     positions = c2w[:, :, 3]
     up = c2w[:, :, 1].mean(axis=0)
@@ -99,7 +107,7 @@ def fit_scene_frame(capture: Cameras, scene_from_world, occupied: OccupancyQuery
         mean_side = np.cross(up, [1.0, 0.0, 0.0]) if abs(up[0]) < 0.9 else np.cross(up, [0.0, 1.0, 0.0])
     azimuth0 = mean_side / np.linalg.norm(mean_side)
     fov = float(np.median(capture.fov_y_deg.double().numpy()))
-    return SceneFrame(centre, up, radius, distance, elevation, azimuth0, fov)
+    return SceneFrame(centre, up, float(radius), distance, elevation, azimuth0, fov, float(np.median(heights)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,7 +185,9 @@ def fly_over(frame: SceneFrame, seconds: float = 8.0, fps: float = 30.0, height_
     direction = -(math.cos(a) * frame.azimuth0 + math.sin(a) * frame.side)  # from the capture side over the top
     height = frame.radius * height_factor
     half = frame.distance * length_factor / 2
-    lead = max(height, frame.radius)  # look this far ahead of the point below the camera
+    # look this far ahead of the point below the camera; at least 3/4 of the half length so the camera never looks
+    # straight down (nor back) on a place whose subject is small next to the photos' distance
+    lead = max(height, frame.radius, 0.75 * half)
     xs = np.linspace(-half, half, 5)
     points = [frame.centre + direction * x + frame.up * height for x in xs]
     targets = [frame.centre + direction * (0.5 * x + lead) for x in xs]
@@ -254,13 +264,27 @@ def preset_path(name: str, frame: SceneFrame, *, capture: Cameras | None = None,
         raise VistaError(f"preset {name}: {error}") from error
     if occupied is not None:
         path = avoid_occupied(path, frame, occupied, what=name)
+    path.evaluate(path.frame_times())  # a camera that cannot be oriented is an error now, not at render time
     return path
 
 
 def avoid_occupied(path: CameraPath, frame: SceneFrame, occupied: OccupancyQuery, what: str = "path",
                    clearance: float = 0.05, attempts: int = 12) -> CameraPath:
     """Move keyframes away from the subject centre until no camera (nor a small ball around it, `clearance`
-    subject radii) is in occupied space; raises if that does not work."""
+    subject radii) is in occupied space; if that does not work (a place's walls are outside the photos, not
+    inside), move them towards the centre instead; raises if neither works."""
+    for factor in (1.15, 1 / 1.15):
+        moved = _step_keyframes(path, frame, occupied, clearance, attempts, factor)
+        if moved is not None:
+            return moved
+    raise VistaError(f"{what}: the camera passes through occupied space even after moving it out "
+                     f"{attempts} times; raise the distance (e.g. --radius-factor) or change the keyframes")
+
+
+def _step_keyframes(path: CameraPath, frame: SceneFrame, occupied: OccupancyQuery, clearance: float,
+                    attempts: int, factor: float) -> CameraPath | None:
+    """Scale the distance to the centre of the keyframes next to occupied frames by `factor`, up to `attempts`
+    times, until no frame is occupied; None if it stays occupied."""
     ball = np.concatenate([np.zeros((1, 3)), np.eye(3), -np.eye(3)]) * clearance * frame.radius
     times = np.linspace(0.0, path.seconds, max(2 * path.n_frames, 200))
     for _ in range(attempts):
@@ -277,8 +301,14 @@ def avoid_occupied(path: CameraPath, frame: SceneFrame, occupied: OccupancyQuery
             bad_keys.update({s, (s + 1) % len(path.keyframes)})
         keys = list(path.keyframes)
         for k in bad_keys:
-            p = np.asarray(keys[k].position)
-            keys[k] = replace(keys[k], position=tuple(float(v) for v in frame.centre + (p - frame.centre) * 1.15))
+            # scale the camera and its look-at point about the centre together: the view direction and where the
+            # subject centre sits in the frame stay as they were (a fly-over does not end up looking straight down)
+            keys[k] = replace(keys[k], position=_scaled_about(keys[k].position, frame.centre, factor),
+                              look_at=None if keys[k].look_at is None else
+                              _scaled_about(keys[k].look_at, frame.centre, factor))
         path = replace(path, keyframes=tuple(keys))
-    raise VistaError(f"{what}: the camera passes through occupied space even after moving it out "
-                     f"{attempts} times; raise the distance (e.g. --radius-factor) or change the keyframes")
+    return None
+
+
+def _scaled_about(point, centre: np.ndarray, factor: float) -> tuple[float, float, float]:
+    return tuple(float(v) for v in centre + (np.asarray(point, dtype=np.float64) - centre) * factor)

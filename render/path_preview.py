@@ -127,8 +127,9 @@ def top_down_map(frames_world_from_camera: np.ndarray, up: np.ndarray, *, centre
                  keyframe_positions: np.ndarray | None = None, points: np.ndarray | None = None,
                  colours: np.ndarray | None = None, capture: Cameras | None = None,
                  coverage: np.ndarray | None = None, width: int = 512, height: int = 512,
-                 margin: float = 0.08) -> TopDownMap:
-    """Draw the path over the scene seen from above (down `up`), coloured by coverage when given."""
+                 margin: float = 0.08, point_px: int = 1) -> TopDownMap:
+    """Draw the path over the scene seen from above (down `up`), coloured by coverage when given; each point is
+    a `point_px`-pixel square (2 for a place's sparser back-projected surfaces)."""
     up = np.asarray(up, dtype=np.float64)
     up = up / np.linalg.norm(up)
     positions = frames_world_from_camera[:, :3, 3]
@@ -157,7 +158,11 @@ def top_down_map(frames_world_from_camera: np.ndarray, up: np.ndarray, *, centre
         px = result.world_to_pixel(points[order])
         cols = colours[order] if colours is not None else np.full((len(order), 3), 160, np.uint8)
         for (x, y), c in zip(px, cols):
-            draw.point((float(x), float(y)), fill=tuple(int(v) for v in c))
+            if point_px <= 1:
+                draw.point((float(x), float(y)), fill=tuple(int(v) for v in c))
+            else:
+                draw.rectangle((float(x), float(y), float(x) + point_px - 1, float(y) + point_px - 1),
+                               fill=tuple(int(v) for v in c))
     if capture is not None:
         for x, y in result.world_to_pixel(capture.positions.double().numpy()):
             draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=CAPTURE_COLOUR)

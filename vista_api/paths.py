@@ -19,7 +19,10 @@ from vista_core.errors import VistaError
 from vista_core.progress import ProgressCallback
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from render.coverage import CoverageReport
+    from render.path_geometry import PathGeometry
     from render.path_presets import OccupancyQuery, SceneFrame
     from render.paths import CameraPath
     from render.render import Renderable
@@ -138,14 +141,32 @@ class PathScene:
     occupied: OccupancyQuery
     frame: SceneFrame
     """The subject: centre, radius, up, distance and fov of the photos."""
+    geometry: PathGeometry | None = None
+    """A place's surfaces as the photos saw them (unbounded scenes; None for an object in its box)."""
+
+    def map_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """World points [P, 3] and uint8 colours a map or 3D preview draws: a place's focus region as the photos
+        saw it, or an object's occupied cells (render.path_preview.scene_points)."""
+        from render.path_preview import scene_points
+
+        if self.geometry is not None:
+            return self.geometry.focus_points()
+        return scene_points(self.renderable, view_direction=-self.frame.up)
 
 
 def open_path_scene(folder: Path) -> PathScene:
-    from render.path_presets import fit_scene_frame, occupancy_query
+    """Load a scene for paths. An object is fitted to its occupancy grid; a place (unbounded: its grid calls most of
+    space occupied) to the surfaces its photos saw (scenes.place, cached in the folder)."""
+    from render.path_presets import fit_scene_frame, frame_around, occupancy_query
+    from scenes.place import place_geometry
     from scenes.scene import load_scene
 
     scene = load_scene(folder)
     renderable = scene.renderable()
+    if scene.kind == "unbounded":
+        geometry = place_geometry(scene)
+        return PathScene(Path(folder), scene, renderable, geometry.occupied,
+                         frame_around(scene.capture, geometry.centre, geometry.radius), geometry)
     occupied = occupancy_query(renderable)
     return PathScene(Path(folder), scene, renderable, occupied,
                      fit_scene_frame(scene.capture, scene.scene_from_world, occupied))
@@ -251,11 +272,11 @@ def write_previews(request: PreviewRequest, scene: PathScene, path: CameraPath,
     """The GLB and the top-down map, as `vista path --glb --top-down` and the studio draw them."""
     import numpy as np
 
-    from render.path_preview import path_glb, scene_points, top_down_map
+    from render.path_preview import path_glb, top_down_map
     from vista_core.files import atomic_write_bytes
 
     frames, _ = path.evaluate(path.frame_times())
-    points, colours = scene_points(scene.renderable, view_direction=-scene.frame.up)
+    points, colours = scene.map_points()
     keys = path.keyframe_matrices()
     if request.glb is not None:
         data = path_glb(frames, keys, np.array([k.fov_y_deg for k in path.keyframes]), request.aspect,
@@ -264,5 +285,6 @@ def write_previews(request: PreviewRequest, scene: PathScene, path: CameraPath,
     if request.top_down is not None:
         image = top_down_map(frames, scene.frame.up, centre=scene.frame.centre, keyframe_positions=keys[:, :, 3],
                              points=points, colours=colours, capture=scene.scene.capture,
-                             coverage=None if coverage is None else coverage.scores)
+                             coverage=None if coverage is None else coverage.scores,
+                             point_px=1 if scene.geometry is None else 2)
         atomic_write_bytes(request.top_down, image.png())

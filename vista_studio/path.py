@@ -192,15 +192,21 @@ def map_pixel_to_world(workspace: Path, x: float, y: float):
 
 
 def add_keyframe_at_pixel(workspace: Path, x: float, y: float, height: float, seconds: float) -> str:
-    """A click on the top-down map at pixel (x, y) adds a keyframe there, `height` subject radii above the
-    subject centre, looking at the centre. The pixel is mapped with the map the user saw (map.json)."""
+    """A click on the top-down map at pixel (x, y) adds a keyframe there at the photos' median height plus
+    `height` subject radii, looking at the subject centre (a place is filmed from where people stand, not from
+    its centre's height). The pixel is mapped with the map the user saw (map.json); a click inside what the
+    scene holds is refused."""
     from render.paths import CameraPath, Keyframe
 
-    frame = path_scene(workspace).frame
+    opened = path_scene(workspace)
+    frame = opened.frame
     x, y = number(x, "map pixel x", -1e6, 1e6), number(y, "map pixel y", -1e6, 1e6)
     height = number(height, "keyframe height (subject radii)", -10, 10)
     on_plane, top = map_pixel_to_world(workspace, x, y)
-    position = on_plane + (top.height_of(frame.centre) + float(height) * frame.radius) * top.up
+    position = on_plane + (top.height_of(frame.centre) + frame.eye_height + float(height) * frame.radius) * top.up
+    if bool(np.asarray(opened.occupied(position[None]))[0]):
+        raise VistaError("that point is inside the scene (or right against it): click further from the subject "
+                         "or raise the keyframe height")
     key = Keyframe(position=tuple(float(v) for v in position), look_at=tuple(float(v) for v in frame.centre),
                    fov_y_deg=float(frame.fov_y_deg))
     path = read_path(workspace)

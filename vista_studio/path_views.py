@@ -31,13 +31,13 @@ def path_views(workspace: Path) -> dict:
     --glb` draws them: {"map": png file, "notes": markdown, "glb": file or None}. Drawn here rather than by
     vista_api.paths.write_previews: the studio also needs the map's pixel mapping (map.json, for clicks) and a
     map before there is any path (to click the first keyframes on)."""
-    from render.path_preview import path_glb, scene_points, top_down_map
+    from render.path_preview import path_glb, top_down_map
 
     opened = path_scene(workspace)
     scene, frame = opened.scene, opened.frame
     path = read_path(workspace)
     folder = workspace / PATH_DIR
-    points, colours = scene_points(opened.renderable, view_direction=-frame.up)
+    points, colours = opened.map_points()  # a place: the surfaces its photos saw near the subject
     coverage = read_coverage(workspace, path)
     pending = wsp.read_session(workspace).get("pending_key")
     glb = None
@@ -56,7 +56,8 @@ def path_views(workspace: Path) -> dict:
         notes = ["Click the map twice to place two keyframes, or apply a preset."]
     top = top_down_map(frames, frame.up, centre=frame.centre, keyframe_positions=key_positions, points=points,
                        colours=colours, capture=scene.capture,
-                       coverage=None if coverage is None else np.array(coverage["scores"]))
+                       coverage=None if coverage is None else np.array(coverage["scores"]),
+                       point_px=1 if opened.geometry is None else 2)
     atomic_write_bytes(folder / MAP_FILE, top.png())
     atomic_write_json(folder / MAP_JSON, {"size": list(top.image.size), "centre": top.centre.tolist(),
                                           "right": top.right.tolist(), "forward": top.forward.tolist(),
