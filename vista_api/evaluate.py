@@ -10,7 +10,7 @@ from vista_core.errors import VistaError
 from vista_core.progress import ProgressCallback, report
 
 if TYPE_CHECKING:
-    from scenes.data import PosedImages
+    from scenes.data import LoadOptions, PosedImages
     from scenes.evaluate import Metrics
     from scenes.scene import Scene
 
@@ -24,9 +24,25 @@ class EvalRequest:
     """Dataset folder (None: the one the scene was trained on)."""
     out_dir: Path | None = None
     """Folder for side-by-side images render | ground truth | error (None: SCENE/eval)."""
+    downscale: float | None = None
+    """Compare with the photos' width and height divided by this (None: the resolution the scene was trained at,
+    as its train.json records; full size up to the 1600 px cap for scenes that record none)."""
+    skip_missing: bool = False
+    """Evaluate on the views whose images exist when some listed ones are missing."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scene_dir", Path(self.scene_dir))
+        self.load_options(None)  # downscale >= 1
+
+    def load_options(self, trained_downscale: float | None) -> LoadOptions:
+        """The resolution to compare at: the request's downscale, else the training one, exactly (no cap)."""
+        from scenes.data import LoadOptions
+
+        if self.downscale is not None:
+            return LoadOptions(self.downscale, 0, self.skip_missing)
+        if trained_downscale is not None:
+            return LoadOptions(trained_downscale, 0, self.skip_missing)
+        return LoadOptions(skip_missing=self.skip_missing)
 
     @property
     def images_dir(self) -> Path:
@@ -53,7 +69,8 @@ def evaluate(request: EvalRequest, progress: ProgressCallback | None = None) -> 
     from scenes.scene import load_scene
 
     scene = load_scene(request.scene_dir)
-    data = load_posed_images(request.data_dir or dataset_of(scene))
+    options = request.load_options(training_downscale(request.scene_dir))
+    data = load_posed_images(request.data_dir or dataset_of(scene), options=options)
     indices = data.heldout_indices
     if indices:
         refuse_training_views(scene, data, indices)  # before any image is written
@@ -66,6 +83,19 @@ def evaluate(request: EvalRequest, progress: ProgressCallback | None = None) -> 
         metrics.views += evaluate_scene(scene, data, request.images_dir, indices=[index]).views
         report(progress, STAGE_EVALUATING, done, len(indices))
     return EvalResult(metrics, request.images_dir, warnings)
+
+
+def training_downscale(scene_dir: Path) -> float | None:
+    """The downscale a scene's photos were trained at, as its train.json records it (None: not recorded, or no
+    readable train.json: scenes from before it was recorded)."""
+    from scenes.train import read_run_info
+
+    try:
+        recorded = read_run_info(scene_dir).get("downscale")
+    except (VistaError, AttributeError):
+        return None
+    valid = isinstance(recorded, (int, float)) and not isinstance(recorded, bool) and 1 <= recorded <= 64
+    return float(recorded) if valid else None
 
 
 def dataset_of(scene: Scene) -> Path:
