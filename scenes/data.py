@@ -45,8 +45,8 @@ class PosedImages:
     content_hash: str = ""
     """`dataset_hash` of the files this was read from: a scene records it, so that `vista eval` can tell when the
     photos changed since training."""
-    downscale: float = 1.0
-    """The factor the photos' sizes were divided by at load (1 = full size); a scene records it so that
+    downscale: int = 1
+    """The whole number the photos' sizes were divided by at load (1 = full size); a scene records it so that
     `vista eval` compares at the training resolution."""
     notes: list[str] = field(default_factory=list)
     """Lines for the user about how the dataset was loaded (an automatic downscale, skipped frames)."""

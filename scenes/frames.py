@@ -2,11 +2,11 @@
 the resolution the photos are loaded at.
 
 Each frame carries its own pinhole intrinsics at its image's full size (nerfstudio writes per-frame `fl_x, fl_y,
-cx, cy, w, h` when photos differ). Downscaling divides each photo's size by one factor and rounds it; the
-intrinsics are then scaled by exactly new size / old size per axis. With pixel centres at (u + 0.5, v + 0.5)
-(render.cameras' convention), the image edges 0 and W map to 0 and W', so fx' = fx W'/W and cx' = cx W'/W put
-every 3D point on the same spot of the resized picture as of the original (Pillow's BOX resize maps the same
-edges).
+cx, cy, w, h` when photos differ). Downscaling by a whole number N averages each N x N block of pixels into one
+(`scenes.images_io.read_image`) and divides the intrinsics by N: with pixel centres at (u + 0.5, v + 0.5)
+(render.cameras' convention), continuous image coordinates map by exactly 1/N (pixel u of the result covers
+[N u, N u + N) of the photo), so fx' = fx / N and cx' = cx / N put every 3D point on the same spot of the small
+picture as of the photo. Dropping the last W mod N columns and H mod N rows moves no coordinate.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class LoadedFrames:
     frames: list[Frame]
     cameras: Cameras
     photos: Photos
-    factor: float
+    factor: int
     notes: list[str]
 
 
@@ -103,16 +103,14 @@ def load_frames(frames: list[Frame], root: Path, options: LoadOptions, notes: li
     if factor > options.downscale:
         largest = max(range(len(originals)), key=lambda i: max(originals[i]))
         (w, h), (w2, h2) = originals[largest], sizes[largest]
-        notes.append(f"photos downscaled by {factor:.3g} ({w}x{h} -> {w2}x{h2}) so that the long side is at most "
+        notes.append(f"photos downscaled by {factor} ({w}x{h} -> {w2}x{h2}) so that the long side is at most "
                      f"{options.max_long_side} px (--max-long-side 0 keeps full size)")
     photos = Photos.empty(sizes, 4 if any(h.has_alpha for h in headers) else 3)
-    for i, (frame, size) in enumerate(zip(frames, sizes)):
-        photos.put(i, read_image(frame.path, frame.where, root, size))
+    for i, frame in enumerate(frames):
+        photos.put(i, read_image(frame.path, frame.where, root, factor))
     intrinsics = torch.tensor([_full_size_intrinsics(f, w, h) for f, (w, h) in zip(frames, originals)],
                               dtype=torch.float64)
-    scale_x = torch.tensor([w2 / w for (w, _), (w2, _) in zip(originals, sizes)], dtype=torch.float64)
-    scale_y = torch.tensor([h2 / h for (_, h), (_, h2) in zip(originals, sizes)], dtype=torch.float64)
-    k = (intrinsics * torch.stack([scale_x, scale_y, scale_x, scale_y], dim=-1)).float()
+    k = (intrinsics / factor).float()
     distortion = torch.tensor([f.distortion for f in frames], dtype=torch.float32)
     require_finite(distortion.tolist(), f"{frames[0].where}: distortion")
     world_from_camera = torch.tensor(np.stack([f.matrix for f in frames]), dtype=torch.float32)

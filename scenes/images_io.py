@@ -41,13 +41,14 @@ def probe_image(path: Path, where: str, root: Path) -> ImageHeader:
     return _with_image(path, where, root, header)
 
 
-def read_image(path: Path, where: str, root: Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """The image's pixels [H, W, 3 or 4] uint8, resized to `size` = (width, height) if given and different.
+def read_image(path: Path, where: str, root: Path, factor: int = 1) -> np.ndarray:
+    """The image's pixels [H, W, 3 or 4] uint8, downscaled by the whole number `factor` if > 1.
 
-    Resizing is Pillow's BOX filter: each output pixel is the area-weighted mean of the input pixels it covers
-    (exact area averaging, also for non-integer factors), on premultiplied alpha for RGBA images, which Pillow
-    does itself so that transparent pixels' colours do not bleed into the edges."""
-    return _with_image(path, where, root, lambda image: _decode(path, image, size))
+    Downscaling is Pillow's `Image.reduce`: each factor x factor block becomes its mean (exact area averaging;
+    on premultiplied alpha for RGBA, which Pillow does itself so that transparent pixels' colours do not bleed
+    into the edges). The last W mod factor columns and H mod factor rows are left out, so pixel (u, v) of the
+    result covers exactly [factor u, factor (u + 1)) x [factor v, factor (v + 1)) of the photo."""
+    return _with_image(path, where, root, lambda image: _decode(path, image, factor))
 
 
 def _with_image(path: Path, where: str, root: Path, use):
@@ -82,7 +83,7 @@ def _open(path: Path, use):
         return use(image)
 
 
-def _decode(path: Path, image: Image.Image, size: tuple[int, int] | None) -> np.ndarray:
+def _decode(path: Path, image: Image.Image, factor: int) -> np.ndarray:
     image.load()
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16-bit photos: scale by the bit depth, not by each image's own maximum, which would give
@@ -95,8 +96,9 @@ def _decode(path: Path, image: Image.Image, size: tuple[int, int] | None) -> np.
         image = Image.fromarray(array).convert("RGB")
     else:
         image = image.convert("RGBA" if _wants_alpha(image) else "RGB")
-    if size is not None and size != image.size:
-        image = image.resize(size, Image.Resampling.BOX)
+    if factor > 1:
+        width, height = image.width // factor * factor, image.height // factor * factor
+        image = image.reduce(factor, box=(0, 0, width, height))
     return np.asarray(image)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from render.config import check_float, check_int
+from render.config import check_int
 from vista_core.errors import VistaError
 
 DEFAULT_MAX_LONG_SIDE = 1600
@@ -22,47 +22,50 @@ DEFAULT_MAX_LONG_SIDE = 1600
 data parsers cap at 1600 px too): a 12-megapixel photo holds far more detail than a CPU run can learn."""
 MIN_SIDE_PX = 64
 """A downscale may not leave a photo with a shorter side than this."""
-MAX_DOWNSCALE = 64.0
+MAX_DOWNSCALE = 64
 
 
 @dataclass(frozen=True)
 class LoadOptions:
     """How a dataset's photos are loaded."""
 
-    downscale: float = 1.0
-    """Divide every photo's width and height by this (>= 1; 1 = full size). Sizes round to whole pixels and the
-    intrinsics follow the rounded size exactly."""
+    downscale: int = 1
+    """Divide every photo's width and height by this whole number (1 = full size): each N x N block of pixels
+    becomes one (exact area average), the last W mod N columns and H mod N rows are dropped, and the intrinsics
+    are divided by N exactly."""
     max_long_side: int = DEFAULT_MAX_LONG_SIDE
-    """Downscale further, if needed, so that no photo's long side exceeds this many pixels (0 = no cap)."""
+    """Downscale by a larger whole number, if needed, so that no photo's long side exceeds this many pixels
+    (0 = no cap)."""
     skip_missing: bool = False
     """Load the frames whose images exist when some are missing (otherwise: refuse, naming them)."""
 
     def __post_init__(self) -> None:
-        check_float("downscale", self.downscale, 1.0, MAX_DOWNSCALE)
+        check_int("downscale", self.downscale, 1, MAX_DOWNSCALE)
         check_int("max_long_side", self.max_long_side, 0)
         if self.max_long_side and self.max_long_side < MIN_SIDE_PX:
             raise VistaError(f"max_long_side must be 0 (no cap) or at least {MIN_SIDE_PX} px, got {self.max_long_side}")
 
-    def factor(self, sizes: list[tuple[int, int]]) -> float:
+    def factor(self, sizes: list[tuple[int, int]]) -> int:
         """The one downscale factor for a dataset whose photos have these (width, height) sizes: the requested
-        `downscale`, or more where the largest photo's long side would exceed `max_long_side`."""
+        `downscale`, or the smallest larger whole number that brings the largest photo's long side within
+        `max_long_side`."""
         longest = max(max(w, h) for w, h in sizes)
-        capped = longest / self.max_long_side if self.max_long_side else 1.0
-        return max(float(self.downscale), capped)
+        capped = math.ceil(longest / self.max_long_side) if self.max_long_side else 1
+        return max(self.downscale, capped)
 
 
-def downscaled_size(width: int, height: int, factor: float) -> tuple[int, int]:
-    """A photo's size divided by `factor`, rounded to whole pixels (at least 1)."""
-    return max(1, round(width / factor)), max(1, round(height / factor))
+def downscaled_size(width: int, height: int, factor: int) -> tuple[int, int]:
+    """A photo's size divided by `factor`, whole blocks only (at least 1 px)."""
+    return max(1, width // factor), max(1, height // factor)
 
 
-def check_downscaled(name: str, original: tuple[int, int], size: tuple[int, int], factor: float) -> None:
+def check_downscaled(name: str, original: tuple[int, int], size: tuple[int, int], factor: int) -> None:
     """Refuse a downscale that leaves a photo with a short side under MIN_SIDE_PX (photos that small to begin
     with are loaded as they are)."""
     if factor > 1 and min(size) < MIN_SIDE_PX:
-        raise VistaError(f"{name}: downscaling {original[0]}x{original[1]} by {factor:g} leaves {size[0]}x{size[1]} "
+        raise VistaError(f"{name}: downscaling {original[0]}x{original[1]} by {factor} leaves {size[0]}x{size[1]} "
                          f"px, fewer than {MIN_SIDE_PX} px on the short side; use a smaller --downscale "
-                         f"(at most {math.floor(min(original) / MIN_SIDE_PX * 100) / 100:g})")
+                         f"(at most {max(1, min(original) // MIN_SIDE_PX)})")
 
 
 class Photos:
@@ -99,10 +102,10 @@ class Photos:
         h, w = int(self.heights[index]), int(self.widths[index])
         if image.shape[:2] != (h, w):
             raise VistaError(f"photo {index} is {image.shape[1]}x{image.shape[0]}, expected {w}x{h}")
-        target = self.pixels[self.offsets[index]:self.offsets[index + 1]].view(h, w, self.channels)
-        target[..., :3] = torch.from_numpy(np.ascontiguousarray(image[..., :3]))
+        target = self.pixels[self.offsets[index]:self.offsets[index + 1]].view(h, w, self.channels).numpy()
+        target[..., :3] = image[..., :3]  # numpy writes into the torch buffer it shares memory with
         if self.channels == 4:
-            target[..., 3] = torch.from_numpy(np.ascontiguousarray(image[..., 3])) if image.shape[2] == 4 else 255
+            target[..., 3] = image[..., 3] if image.shape[2] == 4 else 255
 
     def __len__(self) -> int:
         return self.widths.shape[0]

@@ -29,10 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--resume", action="store_true", help="continue from the folder's last checkpoint")
     train.add_argument("--overwrite", action="store_true", help="discard what the folder holds and start again")
     train.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation at the end")
-    train.add_argument("--downscale", type=float, default=1.0, metavar="N",
-                       help="train on the photos with width and height divided by N (area-averaged; default 1)")
+    train.add_argument("--downscale", type=int, default=1, metavar="N",
+                       help="train on the photos with width and height divided by the whole number N (each N x N "
+                            "block averaged; default 1)")
     train.add_argument("--max-long-side", type=int, default=None, metavar="PX",
-                       help="downscale further so no photo's long side exceeds PX pixels (default 1600; 0: no cap)")
+                       help="downscale by more, if needed, so no photo's long side exceeds PX pixels (default 1600; "
+                            "0: no cap)")
     train.add_argument("--skip-missing", action="store_true",
                        help="train on the frames whose images exist when some listed in transforms are missing")
     train.set_defaults(handler=run_train)
@@ -42,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--data", type=Path, help="dataset folder (default: the one it was trained on)")
     evaluate.add_argument("--out", type=Path, help="folder for side-by-side images (default: SCENE/eval)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    evaluate.add_argument("--downscale", type=float, metavar="N",
+    evaluate.add_argument("--downscale", type=int, metavar="N",
                           help="compare at the photos' size divided by N (default: the resolution it was trained at)")
     evaluate.add_argument("--skip-missing", action="store_true",
                           help="evaluate on the views whose images exist when some are missing")

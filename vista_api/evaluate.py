@@ -24,8 +24,8 @@ class EvalRequest:
     """Dataset folder (None: the one the scene was trained on)."""
     out_dir: Path | None = None
     """Folder for side-by-side images render | ground truth | error (None: SCENE/eval)."""
-    downscale: float | None = None
-    """Compare with the photos' width and height divided by this (None: the resolution the scene was trained at,
+    downscale: int | None = None
+    """Compare with the photos' width and height divided by this whole number (None: the resolution the scene was trained at,
     as its train.json records; full size up to the 1600 px cap for scenes that record none)."""
     skip_missing: bool = False
     """Evaluate on the views whose images exist when some listed ones are missing."""
@@ -85,7 +85,7 @@ def evaluate(request: EvalRequest, progress: ProgressCallback | None = None) -> 
     return EvalResult(metrics, request.images_dir, warnings)
 
 
-def training_downscale(scene_dir: Path) -> float | None:
+def training_downscale(scene_dir: Path) -> int | None:
     """The downscale a scene's photos were trained at, as its train.json records it (None: not recorded, or no
     readable train.json: scenes from before it was recorded)."""
     from scenes.train import read_run_info
@@ -94,8 +94,8 @@ def training_downscale(scene_dir: Path) -> float | None:
         recorded = read_run_info(scene_dir).get("downscale")
     except (VistaError, AttributeError):
         return None
-    valid = isinstance(recorded, (int, float)) and not isinstance(recorded, bool) and 1 <= recorded <= 64
-    return float(recorded) if valid else None
+    valid = isinstance(recorded, int) and not isinstance(recorded, bool) and 1 <= recorded <= 64
+    return recorded if valid else None
 
 
 def dataset_of(scene: Scene) -> Path:

@@ -48,10 +48,11 @@ class TrainRequest:
     """Discard what the folder holds and start again."""
     evaluate: bool = True
     """Measure PSNR/SSIM on the held-out views at the end (skipped when the dataset has none)."""
-    downscale: float = 1.0
-    """Train on the photos with width and height divided by this (>= 1; area-averaged, intrinsics scaled)."""
+    downscale: int = 1
+    """Train on the photos with width and height divided by this whole number (N x N blocks averaged, intrinsics
+    divided by N)."""
     max_long_side: int | None = None
-    """Downscale further so no photo's long side exceeds this many pixels (None: 1600; 0: no cap)."""
+    """Downscale by more, if needed, so no photo's long side exceeds this many pixels (None: 1600; 0: no cap)."""
     skip_missing: bool = False
     """Train on the frames whose images exist when some listed ones are missing (otherwise refuse, naming them)."""
 
@@ -109,7 +110,7 @@ def describe_data(data: PosedImages) -> str:
     sizes = {data.size_of(i) for i in range(len(data.names))}
     size = f"{data.cameras.width}x{data.cameras.height}"
     shown = f"{len(sizes)} sizes, most {size}" if len(sizes) > 1 else size
-    scaled = f" (downscaled by {data.downscale:.3g})" if data.downscale != 1 else ""
+    scaled = f" (downscaled by {data.downscale})" if data.downscale != 1 else ""
     return (f"{len(data.train_indices)} training / {len(data.heldout_indices)} held-out views, "
             f"{shown}{scaled}, {data.kind} scene")
 
@@ -177,6 +178,6 @@ def continues_checkpoint(request: TrainRequest, data: PosedImages | None = None)
     # the dataset's `source` as scenes.data.load_posed_images records it: the folder, or a transforms file's folder
     source = request.data_dir.parent if request.data_dir.is_file() else request.data_dir
     same_photos = data is None or (info.get("data_hash") == data.content_hash
-                                    and info.get("downscale", 1.0) == data.downscale)
+                                    and info.get("downscale", 1) == data.downscale)
     return info.get("data") == str(source) and info.get("preset") == request.preset and \
         info.get("seed") == request.seed and same_photos
