@@ -85,6 +85,11 @@ def evaluate(request: EvalRequest, progress: ProgressCallback | None = None) -> 
     return EvalResult(metrics, request.images_dir, warnings)
 
 
+def training_load_options(scene_dir: Path) -> LoadOptions:
+    """How to load a scene's dataset to see it as training did: at the recorded downscale, exactly."""
+    return EvalRequest(scene_dir).load_options(training_downscale(scene_dir))
+
+
 def training_downscale(scene_dir: Path) -> int | None:
     """The downscale a scene's photos were trained at, as its train.json records it (None: not recorded, or no
     readable train.json: scenes from before it was recorded)."""
