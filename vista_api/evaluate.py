@@ -137,15 +137,24 @@ class SceneInfo:
     data: str
     capture_views: int
     metrics: dict[str, Any]
+    capture_sizes: dict[str, int]
+    """How many training photos of each size ("270x480": 30), at the resolution trained on."""
+    downscale: int | None
+    """The downscale the photos were trained at (None: not recorded)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"step": self.step, "backend": self.backend, "kind": self.kind, "preset": self.preset,
-                "data": self.data, "capture_views": self.capture_views, "metrics": self.metrics}
+                "data": self.data, "capture_views": self.capture_views, "capture_sizes": self.capture_sizes,
+                "downscale": self.downscale, "metrics": self.metrics}
 
 
 def describe_scene(scene_dir: Path) -> SceneInfo:
     from scenes.scene import load_scene
 
     scene = load_scene(Path(scene_dir))
+    sizes: dict[str, int] = {}
+    for i in range(len(scene.capture)):
+        width, height = scene.capture.size_of(i)
+        sizes[f"{width}x{height}"] = sizes.get(f"{width}x{height}", 0) + 1
     return SceneInfo(scene.step, scene.backend, scene.kind, scene.config.preset, scene.data_source,
-                     len(scene.capture), dict(scene.metrics))
+                     len(scene.capture), dict(scene.metrics), sizes, training_downscale(Path(scene_dir)))

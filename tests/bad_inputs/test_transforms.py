@@ -190,18 +190,20 @@ def test_downscales_that_leave_too_few_pixels_are_refused(tmp_path, flags, needl
 
 @pytest.mark.slow  # two training steps and three evaluations through the CLI
 def test_a_landscape_photo_among_portrait_ones_trains_and_evaluates_at_the_training_resolution(tmp_path):
-    """One fox photo turned to landscape (per-frame intrinsics and pose), downscaled by 2 for training: `vista
-    eval` compares at the training resolution by default and at another with --downscale."""
+    """Two fox photos turned to landscape (per-frame intrinsics and pose; one trained on, one held out), downscaled
+    by 2 for training: `vista eval` compares at the training resolution by default and at another with
+    --downscale; `vista info` counts the sizes trained on."""
     from PIL import Image
 
     from tests.support.mixed_photos import turned_clockwise
 
     data = copy_fox(tmp_path / "fox", n=16)
     meta = json.loads((data / "transforms.json").read_text())
-    frame = meta["frames"][8]  # a held-out view (every 8th from the first)
-    image = Image.open(data / frame["file_path"]).transpose(Image.Transpose.ROTATE_270)
-    image.save(data / frame["file_path"], quality=95)
-    meta["frames"][8] = turned_clockwise(frame, meta)
+    for i in (5, 8):  # a training view and a held-out one (every 8th from the first)
+        frame = meta["frames"][i]
+        image = Image.open(data / frame["file_path"]).transpose(Image.Transpose.ROTATE_270)
+        image.save(data / frame["file_path"], quality=95)
+        meta["frames"][i] = turned_clockwise(frame, meta)
     (data / "transforms.json").write_text(json.dumps(meta))
     scene = tmp_path / "scene"
     result = run_vista("train", data, "--out", scene, "--preset", "test", "--steps", "2", "--downscale", "2")
@@ -215,3 +217,5 @@ def test_a_landscape_photo_among_portrait_ones_trains_and_evaluates_at_the_train
     result = run_vista("eval", scene, "--downscale", "3", "--out", tmp_path / "third")
     assert result.returncode == 0, result.output
     assert Image.open(tmp_path / "third" / "images_0012.png").size == (3 * 160, 90)
+    info = json.loads(run_vista("info", scene).stdout)
+    assert info["capture_sizes"] == {"135x240": 13, "240x135": 1} and info["downscale"] == 2
