@@ -144,7 +144,8 @@ def _train_and_evaluate(data, out):
 def test_a_capture_of_mixed_sizes_and_orientations_trains_as_well_as_the_plain_one(tmp_path):
     """Issue 22's acceptance: fox-small with a third of the photos turned to landscape and a third cropped trains
     to a held-out PSNR within 1.5 dB of fox-small as taken (same steps, seed and downscale), and its turned and
-    cropped held-out views are rendered as well as its untouched ones."""
+    cropped held-out views are rendered as well as its untouched ones. Measured (torch CPU, seed 0): plain 18.83 dB,
+    mixed 18.61 dB; by size 90x160 19.20, cropped 78x133 18.57, turned 160x90 17.76 dB."""
     from tests.support.mixed_photos import make_mixed_capture
 
     options = LoadOptions(downscale=MIXED_DOWNSCALE)
