@@ -20,7 +20,9 @@ _MIN_DEPTH = 1e-6  # points closer to the image plane than this count as behind 
 
 @dataclass(frozen=True)
 class Cameras:
-    """N cameras of one image size."""
+    """N cameras: of one image size (`width` x `height`, as every camera path is), or each of its own size (a
+    capture whose photos differ: `widths` / `heights`, then `width` x `height` is the most common size, the one
+    a video of the scene defaults to). Build per-camera sizes with `Cameras.sized`."""
 
     world_from_camera: torch.Tensor  # [N, 3, 4]
     fx: torch.Tensor  # [N] focal lengths in pixels
@@ -30,6 +32,10 @@ class Cameras:
     width: int
     height: int
     distortion: torch.Tensor | None = None  # [N, 6] nerfstudio order (k1, k2, k3, k4, p1, p2)
+    widths: torch.Tensor | None = None
+    """[N] int64 per-camera image widths, or None when every camera is `width` x `height`."""
+    heights: torch.Tensor | None = None
+    """[N] int64 per-camera image heights (given with `widths`)."""
 
     def __post_init__(self) -> None:
         n = self.world_from_camera.shape[0]
@@ -42,6 +48,49 @@ class Cameras:
             raise VistaError(f"image size must be positive, got {self.width}x{self.height}")
         if self.distortion is not None and self.distortion.shape != (n, 6):
             raise VistaError(f"distortion must be [N, 6], got {tuple(self.distortion.shape)}")
+        if (self.widths is None) != (self.heights is None):
+            raise VistaError("per-camera widths and heights go together")
+        if self.widths is not None:
+            for name in ("widths", "heights"):
+                sizes = getattr(self, name)
+                if sizes.shape != (n,) or sizes.is_floating_point() or bool((sizes < 1).any()):
+                    raise VistaError(f"{name} must be [N={n}] positive integers")
+
+    @staticmethod
+    def sized(world_from_camera: torch.Tensor, fx: torch.Tensor, fy: torch.Tensor, cx: torch.Tensor,
+              cy: torch.Tensor, widths: torch.Tensor, heights: torch.Tensor,
+              distortion: torch.Tensor | None = None) -> Cameras:
+        """Cameras with one image size each: per-camera sizes are kept only when they differ, and `width` x
+        `height` becomes the most common size (the first camera's among equally common ones)."""
+        widths, heights = torch.as_tensor(widths, dtype=torch.long).cpu(), torch.as_tensor(heights, dtype=torch.long).cpu()
+        pairs = list(zip(widths.tolist(), heights.tolist()))
+        if not pairs:
+            raise VistaError("no cameras")
+        counts: dict[tuple[int, int], int] = {}
+        for pair in pairs:
+            counts[pair] = counts.get(pair, 0) + 1
+        width, height = max(counts, key=lambda pair: (counts[pair], -pairs.index(pair)))
+        mixed = len(counts) > 1
+        return Cameras(world_from_camera, fx, fy, cx, cy, width, height, distortion,
+                       widths if mixed else None, heights if mixed else None)
+
+    @property
+    def mixed_sizes(self) -> bool:
+        """Whether the cameras differ in image size."""
+        return self.widths is not None
+
+    def image_sizes(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-camera (widths [N], heights [N]) as int64, also for cameras of one size."""
+        if self.widths is not None and self.heights is not None:
+            return self.widths, self.heights
+        n = len(self)
+        return torch.full((n,), self.width, dtype=torch.long), torch.full((n,), self.height, dtype=torch.long)
+
+    def size_of(self, index: int) -> tuple[int, int]:
+        """(width, height) of camera `index`."""
+        if self.widths is None or self.heights is None:
+            return self.width, self.height
+        return int(self.widths[index]), int(self.heights[index])
 
     def __len__(self) -> int:
         return self.world_from_camera.shape[0]
@@ -51,15 +100,19 @@ class Cameras:
         return self.world_from_camera.device
 
     def __getitem__(self, index) -> Cameras:
+        """The cameras at `index`; a selection of cameras of one size (e.g. a single camera) has that size."""
         index = torch.as_tensor(index, device=self.device).reshape(-1)
-        return Cameras(
-            self.world_from_camera[index], self.fx[index], self.fy[index], self.cx[index], self.cy[index],
-            self.width, self.height, None if self.distortion is None else self.distortion[index],
-        )
+        distortion = None if self.distortion is None else self.distortion[index]
+        if self.widths is None or self.heights is None:
+            return Cameras(self.world_from_camera[index], self.fx[index], self.fy[index], self.cx[index],
+                           self.cy[index], self.width, self.height, distortion)
+        cpu = index.cpu()
+        return Cameras.sized(self.world_from_camera[index], self.fx[index], self.fy[index], self.cx[index],
+                             self.cy[index], self.widths[cpu], self.heights[cpu], distortion)
 
     def concat(self, other: Cameras) -> Cameras:
         """These cameras followed by `other` (same image size; missing distortion counts as none)."""
-        if (other.width, other.height) != (self.width, self.height):
+        if (other.width, other.height) != (self.width, self.height) or self.mixed_sizes or other.mixed_sizes:
             raise VistaError(f"cannot join {self.width}x{self.height} and {other.width}x{other.height} cameras")
         distortion = None
         if self.distortion is not None or other.distortion is not None:
@@ -76,18 +129,27 @@ class Cameras:
 
     @property
     def fov_y_deg(self) -> torch.Tensor:
-        return torch.rad2deg(2 * torch.atan(self.height / (2 * self.fy)))
+        heights = self.image_sizes()[1].to(self.fy) if self.mixed_sizes else self.height
+        return torch.rad2deg(2 * torch.atan(heights / (2 * self.fy)))
 
     def pinhole(self) -> Cameras:
         """The same cameras without lens distortion."""
-        return Cameras(self.world_from_camera, self.fx, self.fy, self.cx, self.cy, self.width, self.height)
+        return Cameras(self.world_from_camera, self.fx, self.fy, self.cx, self.cy, self.width, self.height, None,
+                       self.widths, self.heights)
 
     def scaled(self, factor: float) -> Cameras:
-        """The same cameras at `factor` times the resolution (e.g. 0.25 for a quick preview)."""
+        """The same cameras at `factor` times the resolution (e.g. 0.25 for a quick preview), each camera's size
+        rounded (at least 1 px) and its intrinsics scaled by exactly new size / old size per axis: pixel centres
+        sit at (u + 0.5, v + 0.5), so the image's edges 0 and W map to 0 and W' and every pixel's footprint maps to
+        the area its resized pixels cover (fx' = fx W'/W, cx' = cx W'/W)."""
+        old_w, old_h = self.image_sizes()
+        new_w = (old_w.double() * factor).round().clamp(min=1).long()
+        new_h = (old_h.double() * factor).round().clamp(min=1).long()
+        sx, sy = (new_w.double() / old_w).to(self.fx), (new_h.double() / old_h).to(self.fy)
+        sx, sy = sx.to(self.device), sy.to(self.device)
         width, height = max(1, round(self.width * factor)), max(1, round(self.height * factor))
-        sx, sy = width / self.width, height / self.height
         return Cameras(self.world_from_camera, self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy, width, height,
-                       self.distortion)
+                       self.distortion, new_w if self.mixed_sizes else None, new_h if self.mixed_sizes else None)
 
     @staticmethod
     def from_fov(world_from_camera: torch.Tensor, fov_y_deg: torch.Tensor | float, width: int, height: int) -> Cameras:
@@ -127,8 +189,10 @@ class Cameras:
         Cameras with lens distortion are refused: call `pinhole()` first where dropping it is intended."""
         if self.distortion is not None:
             raise VistaError("cameras with lens distortion cannot be written as JSON")
+        sizes = {} if self.widths is None or self.heights is None else {
+            "widths": self.widths.tolist(), "heights": self.heights.tolist()}
         return {"width": self.width, "height": self.height, "world_from_camera": self.world_from_camera.tolist(),
-                "fx": self.fx.tolist(), "fy": self.fy.tolist(), "cx": self.cx.tolist(), "cy": self.cy.tolist()}
+                "fx": self.fx.tolist(), "fy": self.fy.tolist(), "cx": self.cx.tolist(), "cy": self.cy.tolist(), **sizes}
 
     @staticmethod
     def from_dict(data: dict, where: str) -> Cameras:
@@ -138,9 +202,19 @@ class Cameras:
             return Cameras(torch.tensor(data["world_from_camera"], dtype=torch.float32),
                            torch.tensor(data["fx"], dtype=torch.float32), torch.tensor(data["fy"], dtype=torch.float32),
                            torch.tensor(data["cx"], dtype=torch.float32), torch.tensor(data["cy"], dtype=torch.float32),
-                           int(data["width"]), int(data["height"]))
+                           int(data["width"]), int(data["height"]), None, *_sizes_from_dict(data))
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise VistaError(f"{where}: cameras are malformed ({error})") from error
+
+
+def _sizes_from_dict(data: dict) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The optional per-camera "widths" / "heights" lists of `Cameras.to_dict` (integers only)."""
+    if "widths" not in data and "heights" not in data:
+        return None, None
+    sizes = data["widths"], data["heights"]
+    if not all(isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v) for v in sizes):
+        raise ValueError("'widths' and 'heights' must be lists of integers")
+    return torch.tensor(sizes[0], dtype=torch.long), torch.tensor(sizes[1], dtype=torch.long)
 
 
 @dataclass(frozen=True)
@@ -185,9 +259,9 @@ def _undistort(coords: torch.Tensor, distortion: torch.Tensor) -> torch.Tensor:
 
 
 def image_rays(cameras: Cameras, index: int) -> Rays:
-    """All H*W rays of one camera, row-major (y then x)."""
+    """All H*W rays of camera `index` (its own size), row-major (y then x)."""
     device = cameras.device
-    ys, xs = torch.meshgrid(torch.arange(cameras.height, device=device), torch.arange(cameras.width, device=device),
-                            indexing="ij")
+    width, height = cameras.size_of(index)
+    ys, xs = torch.meshgrid(torch.arange(height, device=device), torch.arange(width, device=device), indexing="ij")
     pixels = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=-1).float() + 0.5
     return camera_rays(cameras, torch.full((pixels.shape[0],), index, dtype=torch.long, device=device), pixels)

@@ -95,12 +95,20 @@ def render_capture_depth(renderable: Renderable, capture: Cameras, config: Cover
         if config.visibility == "occupancy":
             depths.append(occupancy_depth(renderable, small, i))
         else:
-            image = render_camera(renderable, small, i)
+            image = render_camera(renderable, small[i], 0)  # one camera: its own photo's size
             depths.append(torch.where(image.opacity >= config.min_opacity, image.depth,
                                       torch.full_like(image.depth, math.inf)))
         report(progress, STAGE_PHOTOS, i + 1, len(small))
     slack = 2.0 * renderable.occupancy_cell / renderable.scale if config.visibility == "occupancy" else 0.0
-    return CaptureDepth(small, torch.stack(depths), slack)
+    return CaptureDepth(small, _stack_padded(depths), slack)
+
+
+def _stack_padded(depths: list[torch.Tensor]) -> torch.Tensor:
+    """Depth maps of photos of any sizes as one [N, H_max, W_max] tensor, +inf beyond each photo (never read:
+    `count_similar_views` keeps to each photo's own size)."""
+    h, w = max(d.shape[0] for d in depths), max(d.shape[1] for d in depths)
+    return torch.stack([torch.nn.functional.pad(d, (0, w - d.shape[1], 0, h - d.shape[0]), value=math.inf)
+                        for d in depths])
 
 
 @torch.no_grad()
@@ -108,7 +116,8 @@ def occupancy_depth(renderable: Renderable, cameras: Cameras, index: int) -> tor
     """Distance (world units) along each pixel's ray to the first occupied grid cell [H, W]; +inf if none."""
     rays = rays_to_scene(image_rays(cameras, index), renderable.scene_from_world.float())
     depth = renderable.occupied_depth(rays)
-    return (depth / renderable.scale).reshape(cameras.height, cameras.width)
+    width, height = cameras.size_of(index)
+    return (depth / renderable.scale).reshape(height, width)
 
 
 def frame_surface_points(renderable: Renderable, cameras: Cameras, index: int,
@@ -128,12 +137,13 @@ def count_similar_views(points: torch.Tensor, viewer: torch.Tensor, capture: Cap
     cams = capture.cameras
     seen = cams.project(points)  # [N, P]
     u, v = seen.pixels[..., 0], seen.pixels[..., 1]
-    inside = seen.in_front & (u >= 0) & (u < cams.width) & (v >= 0) & (v < cams.height)
+    widths, heights = (size.to(points.device)[:, None] for size in cams.image_sizes())  # each photo's own size
+    inside = seen.in_front & (u >= 0) & (u < widths) & (v >= 0) & (v < heights)
     offsets = points[None] - cams.positions[:, None]  # [N, P, 3]
     distance = offsets.norm(dim=-1)  # [N, P]
     # visibility: the photo's own depth at that pixel must not be in front of the point
-    ui = u.long().clamp(0, cams.width - 1)
-    vi = v.long().clamp(0, cams.height - 1)
+    ui = torch.minimum(u.long().clamp(min=0), widths - 1)
+    vi = torch.minimum(v.long().clamp(min=0), heights - 1)
     photo_depth = capture.depth[torch.arange(len(cams), device=points.device)[:, None], vi, ui]
     visible = distance <= photo_depth * (1 + config.depth_tolerance) + capture.slack
     # similar angle and distance to the frame's view of the point

@@ -79,8 +79,10 @@ def path_glb(frames_world_from_camera: np.ndarray, keyframe_world_from_camera: n
     if capture is not None and len(capture):
         c2w = capture.world_from_camera.double().cpu().numpy()
         fov = capture.fov_y_deg.double().cpu().numpy()
-        capture_lines = np.concatenate([frustum_lines(m, f, capture.width / capture.height, frustum_size * 0.6)
-                                        for m, f in zip(c2w, fov)])
+        widths, heights = capture.image_sizes()  # photos may differ in size and orientation
+        aspects = (widths.double() / heights.double()).numpy()
+        capture_lines = np.concatenate([frustum_lines(m, f, a, frustum_size * 0.6)
+                                        for m, f, a in zip(c2w, fov, aspects)])
         named.append(("capture", line_segments(capture_lines, CAPTURE_COLOUR)))
     return glb_bytes(named)
 

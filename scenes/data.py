@@ -2,34 +2,39 @@
 
 `load_posed_images(path)` reads either format into one `PosedImages`: cameras in the dataset's own
 world coordinates (nerfstudio's conventions: camera-to-world, OpenGL axes, OPENCV intrinsics with
-k1, k2, p1, p2 (k3, k4) distortion), images as uint8, a train / held-out split and the similarity
-`scene_from_world` that normalises the scene into the field's box.
+k1, k2, p1, p2 (k3, k4) distortion, per frame where photos differ), photos as uint8 of each one's own size
+(`scenes.photos.Photos`), a train / held-out split and the similarity `scene_from_world` that normalises the scene
+into the field's box. `LoadOptions` sets the resolution (`--downscale`, the cap on the long side) and whether
+missing images are skipped (`scenes.frames` does the reading).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-import posixpath
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from render.cameras import Cameras
 from render.render import SceneKind
-from vista_core.errors import VistaError, require_finite
+from scenes.frames import Frame, LoadedFrames, load_frames, present_frames
+from scenes.images_io import MAX_IMAGE_PIXELS, dataset_hash, resolve_image_path
+from scenes.photos import LoadOptions, Photos
+from vista_core.errors import VistaError
 from vista_core.files import read_json
 
-MAX_IMAGE_PIXELS = 40_000_000
+__all__ = ["MAX_IMAGE_PIXELS", "LoadOptions", "Photos", "PosedImages", "dataset_hash", "focus_point",
+           "load_posed_images", "normalize_unbounded"]
 
 
 @dataclass
 class PosedImages:
-    cameras: Cameras  # world coordinates
-    images: torch.Tensor  # [N, H, W, C] uint8, C = 3 (RGB) or 4 (RGBA, straight alpha)
+    cameras: Cameras  # world coordinates, each camera of its photo's size
+    images: Photos
+    """The photos, uint8, C = 3 (RGB) or 4 (RGBA, straight alpha); a [N, H, W, C] tensor of photos of one size
+    is packed into `Photos` on construction."""
     names: list[str]
     train_indices: list[int]
     heldout_indices: list[int]
@@ -40,14 +45,27 @@ class PosedImages:
     content_hash: str = ""
     """`dataset_hash` of the files this was read from: a scene records it, so that `vista eval` can tell when the
     photos changed since training."""
+    downscale: int = 1
+    """The whole number the photos' sizes were divided by at load (1 = full size); a scene records it so that
+    `vista eval` compares at the training resolution."""
+    notes: list[str] = field(default_factory=list)
+    """Lines for the user about how the dataset was loaded (an automatic downscale, skipped frames)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.images, torch.Tensor):
+            self.images = Photos.from_stacked(self.images)
 
     @property
     def has_alpha(self) -> bool:
-        return self.images.shape[-1] == 4
+        return self.images.channels == 4
+
+    def size_of(self, index: int) -> tuple[int, int]:
+        """(width, height) of photo `index`."""
+        return self.images.size_of(index)
 
     def composited(self, index: int, background: tuple[float, float, float] | None = None) -> torch.Tensor:
         """Image `index` as float RGB [H, W, 3], RGBA composited over the background (white for Blender)."""
-        image = self.images[index].float() / 255.0
+        image = self.images.photo(index).float() / 255.0
         if not self.has_alpha:
             return image
         bg = torch.tensor(self.background if background is None else background)
@@ -55,17 +73,18 @@ class PosedImages:
         return image[..., :3] * alpha + bg * (1 - alpha)
 
 
-def load_posed_images(path: Path, heldout_every: int = 8) -> PosedImages:
-    """Read a dataset folder (or its transforms file) in Blender or nerfstudio/instant-ngp format."""
+def load_posed_images(path: Path, heldout_every: int = 8, options: LoadOptions = LoadOptions()) -> PosedImages:
+    """Read a dataset folder (or its transforms file) in Blender or nerfstudio/instant-ngp format, at the
+    resolution `options` sets (by default full size up to 1600 px on the long side)."""
     path = Path(path)
     if path.is_file():
         path = path.parent
     if not path.exists():
         raise VistaError(f"{path}: dataset folder not found")
     if (path / "transforms_train.json").is_file():
-        return _load_blender(path)
+        return _load_blender(path, options)
     if (path / "transforms.json").is_file():
-        return _load_transforms(path, heldout_every)
+        return _load_transforms(path, heldout_every, options)
     raise VistaError(f"{path}: no transforms_train.json (Blender format) or transforms.json (nerfstudio format) found")
 
 
@@ -90,102 +109,8 @@ def _matrix(frame: dict, where: str) -> np.ndarray:
     return m[:3, :4]
 
 
-def _read_image(path: Path, where: str, root: Path) -> np.ndarray:
-    if not path.resolve().is_relative_to(root.resolve()):
-        return _read_linked_image(path, where)
-    if not path.is_file():
-        raise VistaError(f"{path}: image listed in {where} is missing")
-    try:
-        return _decode_image(path)
-    except Image.DecompressionBombError as error:  # Pillow refuses huge headers before Vista can look
-        raise VistaError(f"{path}: image is larger than {MAX_IMAGE_PIXELS:,} pixels ({error})") from error
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise VistaError(f"{path}: not a readable image ({error})") from error
-
-
-def _read_linked_image(path: Path, where: str) -> np.ndarray:
-    """An image the dataset reaches through its own symlink: read it, but a failure says only that it cannot be
-    read, never whether the file outside the dataset exists (no existence oracle)."""
-    try:
-        return _decode_image(path)
-    except VistaError:
-        raise
-    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise VistaError(f"{path}: image listed in {where} cannot be read (a link out of the dataset folder to a "
-                         "file that is missing, unreadable or not an image)") from error
-
-
-def _decode_image(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        if image.width * image.height > MAX_IMAGE_PIXELS:
-            raise VistaError(f"{path}: {image.width}x{image.height} is larger than {MAX_IMAGE_PIXELS:,} pixels")
-        image.load()
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-            # 16-bit photos: scale by the bit depth, not by each image's own maximum, which would give
-            # every photo of a capture a different exposure
-            array = np.clip(np.asarray(image, dtype=np.float64) / 257.0, 0, 255).round().astype(np.uint8)
-            return np.repeat(array[..., None], 3, axis=-1)
-        if image.mode == "F":  # float images carry no range: [0, 1] is kept, larger ranges are scaled down
-            array = np.asarray(image, dtype=np.float64)
-            array = (array / max(array.max(), 1) * 255).clip(0, 255).astype(np.uint8)
-            return np.repeat(array[..., None], 3, axis=-1)
-        image = image.convert("RGBA" if "A" in image.mode or image.mode == "P" and "transparency" in image.info
-                              else "RGB")
-        return np.asarray(image)
-
-
-def _resolve_image_path(root: Path, file_path: str, where: str) -> Path:
-    """The image a frame's `file_path` names. Absolute paths and relative ones that climb out of the dataset folder
-    are refused before anything is looked up, so the message cannot tell whether such a file exists. The check is
-    lexical: a symlink the user put inside the dataset folder still works."""
-    if not file_path.strip():
-        raise VistaError(f"{where}: 'file_path' is empty")
-    climbs = posixpath.normpath(file_path.replace("\\", "/")).split("/")[0] == ".."
-    if ("\0" in file_path or PurePosixPath(file_path).is_absolute()
-            or PureWindowsPath(file_path).is_absolute() or PureWindowsPath(file_path).drive or climbs):
-        raise VistaError(f"{where}: 'file_path' {file_path!r} is not inside the dataset folder; image paths must be "
-                         "relative to the folder of the transforms file and stay inside it")
-    candidate = (root / posixpath.normpath(file_path)).resolve()
-    if not candidate.suffix:
-        candidate = candidate.with_suffix(".png")
-    return candidate
-
-
-def dataset_hash(transforms_files: list[Path], images: list[Path], root: Path) -> str:
-    """sha256 over the transforms files' bytes and, sorted by path inside the dataset, each image's path, size and
-    sha256. Sound (any changed byte, rename, added or removed photo or changed split changes it; mtimes, which a
-    copy changes, do not) and cheap next to decoding the images, which reads them anyway."""
-    digest = hashlib.sha256(b"vista-dataset-1\0")
-    for path in transforms_files:
-        data = path.read_bytes()
-        digest.update(f"{path.name}\0{len(data)}\0".encode())
-        digest.update(data)
-    resolved_root = root.resolve()
-    named = sorted((p.relative_to(resolved_root).as_posix() if p.is_relative_to(resolved_root) else p.name, p)
-                   for p in images)
-    for name, path in named:
-        data = path.read_bytes()
-        digest.update(f"{name}\0{len(data)}\0{hashlib.sha256(data).hexdigest()}\0".encode())
-    return digest.hexdigest()
-
-
-def _stack_images(images: list[np.ndarray], paths: list[Path]) -> torch.Tensor:
-    h, w = images[0].shape[:2]
-    channels = 4 if any(img.shape[2] == 4 for img in images) else 3
-    out = np.empty((len(images), h, w, channels), dtype=np.uint8)
-    for i, (img, p) in enumerate(zip(images, paths)):
-        if img.shape[:2] != (h, w):
-            raise VistaError(f"{p}: image is {img.shape[1]}x{img.shape[0]} but {paths[0].name} is {w}x{h}; "
-                             "all images of a scene must have one size")
-        if img.shape[2] == 3 and channels == 4:
-            img = np.concatenate([img, np.full((h, w, 1), 255, np.uint8)], axis=-1)
-        out[i] = img
-    return torch.from_numpy(out)
-
-
-def _load_blender(root: Path) -> PosedImages:
-    matrices, images, paths, names, split, transforms_files = [], [], [], [], [], []
-    focal_x = None
+def _load_blender(root: Path, options: LoadOptions) -> PosedImages:
+    frames, transforms_files = [], []
     for split_name in ("train", "test"):
         transforms_path = root / f"transforms_{split_name}.json"
         if not transforms_path.is_file():
@@ -199,33 +124,38 @@ def _load_blender(root: Path) -> PosedImages:
         angle = data["camera_angle_x"]
         if not isinstance(angle, (int, float)) or not 0 < angle < math.pi:
             raise VistaError(f"{transforms_path}: 'camera_angle_x' must be an angle in radians in (0, pi)")
-        frames = data["frames"]
-        if not isinstance(frames, list) or not frames:
+        if not isinstance(data["frames"], list) or not data["frames"]:
             raise VistaError(f"{transforms_path}: 'frames' is empty")
-        for i, frame in enumerate(frames):
+        for i, frame in enumerate(data["frames"]):
             where = f"{transforms_path} frame {i}"
             if not isinstance(frame, dict) or not isinstance(frame.get("file_path"), str):
                 raise VistaError(f"{where}: missing 'file_path'")
-            matrices.append(_matrix(frame, where))
-            image_path = _resolve_image_path(root, frame["file_path"], where)
-            images.append(_read_image(image_path, str(transforms_path), root))
-            paths.append(image_path)
-            names.append(image_path.relative_to(root.resolve()).as_posix() if image_path.is_relative_to(root.resolve())
-                         else image_path.name)
-            split.append(split_name)
-        focal_x = 0.5 / math.tan(0.5 * angle)  # relative to width
-    stacked = _stack_images(images, paths)
-    n, h, w = stacked.shape[:3]
-    fx = torch.full((n,), focal_x * w)
-    cameras = Cameras(torch.tensor(np.stack(matrices), dtype=torch.float32), fx, fx.clone(),
-                      torch.full((n,), w / 2), torch.full((n,), h / 2), w, h)
-    train = [i for i, s in enumerate(split) if s == "train"]
-    heldout = [i for i, s in enumerate(split) if s == "test"]
+            matrix = _matrix(frame, where)
+            image_path = resolve_image_path(root, frame["file_path"], where)
+            name = (image_path.relative_to(root.resolve()).as_posix() if image_path.is_relative_to(root.resolve())
+                    else image_path.name)
+            # camera_angle_x is the horizontal field of view: the focal length is a fraction of each image's width
+            frames.append(Frame(image_path, name, str(transforms_path), matrix, split_name,
+                                focal_x_fraction=0.5 / math.tan(0.5 * angle)))
+    notes: list[str] = []
+    frames = present_frames(frames, root, root, options, notes)
+    loaded = load_frames(frames, root, options, notes)
+    train = [i for i, f in enumerate(frames) if f.split == "train"]
+    heldout = [i for i, f in enumerate(frames) if f.split == "test"]
+    if not train:
+        raise VistaError(f"{root}: no training images left")
     # NeRF-synthetic objects lie inside [-1.5, 1.5]^3: that box becomes the field's [-1, 1]^3.
     scene_from_world = torch.eye(4)
     scene_from_world[:3, :3] /= 1.5
-    return PosedImages(cameras, stacked, names, train, heldout, "object", scene_from_world, (1.0, 1.0, 1.0), str(root),
-                       dataset_hash(transforms_files, paths, root))
+    return _posed(loaded, train, heldout, "object", scene_from_world, (1.0, 1.0, 1.0), root,
+                  dataset_hash(transforms_files, [f.path for f in frames], root))
+
+
+def _posed(loaded: LoadedFrames, train: list[int], heldout: list[int], kind: SceneKind,
+           scene_from_world: torch.Tensor, background: tuple[float, float, float], root: Path,
+           content_hash: str) -> PosedImages:
+    return PosedImages(loaded.cameras, loaded.photos, [f.name for f in loaded.frames], train, heldout, kind,
+                       scene_from_world, background, str(root), content_hash, loaded.factor, loaded.notes)
 
 
 _INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h")
@@ -241,7 +171,7 @@ def _frame_value(frame: dict, data: dict, key: str, where: str, default=None):
     return float(value)
 
 
-def _load_transforms(root: Path, heldout_every: int) -> PosedImages:
+def _load_transforms(root: Path, heldout_every: int, options: LoadOptions) -> PosedImages:
     transforms_path = root / "transforms.json"
     data = read_json(transforms_path, "transforms file")
     if not isinstance(data, dict) or not isinstance(data.get("frames"), list) or not data["frames"]:
@@ -249,42 +179,33 @@ def _load_transforms(root: Path, heldout_every: int) -> PosedImages:
     if data.get("camera_model", "OPENCV") not in ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL"):
         raise VistaError(f"{transforms_path}: camera_model {data.get('camera_model')!r} is not supported "
                          "(use OPENCV or PINHOLE)")
-    matrices, images, paths, names, intrinsics, distortions = [], [], [], [], [], []
-    for i, frame in enumerate(data["frames"]):
-        where = f"{transforms_path} frame {i}"
-        if not isinstance(frame, dict) or not isinstance(frame.get("file_path"), str):
-            raise VistaError(f"{where}: missing 'file_path'")
-        matrices.append(_matrix(frame, where))
-        values = {}
-        for key in _INTRINSIC_KEYS:
-            values[key] = _frame_value(frame, data, key, where)
-        if values["fl_x"] is None:
-            raise VistaError(f"{where}: missing focal length 'fl_x'")
-        values["fl_y"] = values["fl_y"] or values["fl_x"]
-        image_path = _resolve_image_path(root, frame["file_path"], where)
-        image = _read_image(image_path, str(transforms_path), root)
-        h, w = image.shape[:2]
-        if values["w"] is not None and (round(values["w"]), round(values["h"] or h)) != (w, h):
-            raise VistaError(f"{image_path}: image is {w}x{h} but {transforms_path} says "
-                             f"{values['w']:.0f}x{(values['h'] or 0):.0f}")
-        intrinsics.append([values["fl_x"], values["fl_y"], values["cx"] if values["cx"] is not None else w / 2,
-                           values["cy"] if values["cy"] is not None else h / 2])
-        distortions.append([_frame_value(frame, data, k, where, 0.0) for k in _DISTORTION_KEYS])
-        images.append(image)
-        paths.append(image_path)
-        names.append(frame["file_path"])
-    stacked = _stack_images(images, paths)
-    n, h, w = stacked.shape[:3]
-    k = torch.tensor(intrinsics, dtype=torch.float32)
-    distortion = torch.tensor(distortions, dtype=torch.float32)
-    require_finite(distortion.tolist(), f"{transforms_path}: distortion")
-    world_from_camera = torch.tensor(np.stack(matrices), dtype=torch.float32)
-    cameras = Cameras(world_from_camera, k[:, 0], k[:, 1], k[:, 2], k[:, 3], w, h,
-                      distortion if torch.any(distortion != 0) else None)
+    frames = [_nerfstudio_frame(root, transforms_path, data, frame, i) for i, frame in enumerate(data["frames"])]
+    notes: list[str] = []
+    frames = present_frames(frames, root, transforms_path, options, notes)
+    loaded = load_frames(frames, root, options, notes)
+    n = len(frames)
     heldout = list(range(0, n, heldout_every)) if n >= 2 * heldout_every else []
     train = [i for i in range(n) if i not in heldout]
-    return PosedImages(cameras, stacked, names, train, heldout, "unbounded", normalize_unbounded(cameras),
-                       (0.0, 0.0, 0.0), str(root), dataset_hash([transforms_path], paths, root))
+    return _posed(loaded, train, heldout, "unbounded", normalize_unbounded(loaded.cameras), (0.0, 0.0, 0.0), root,
+                  dataset_hash([transforms_path], [f.path for f in frames], root))
+
+
+def _nerfstudio_frame(root: Path, transforms_path: Path, data: dict, frame: object, i: int) -> Frame:
+    """A frame's pose, intrinsics and distortion; per-frame keys override the file's top level (nerfstudio)."""
+    where = f"{transforms_path} frame {i}"
+    if not isinstance(frame, dict) or not isinstance(frame.get("file_path"), str):
+        raise VistaError(f"{where}: missing 'file_path'")
+    matrix = _matrix(frame, where)
+    values = {key: _frame_value(frame, data, key, where) for key in _INTRINSIC_KEYS}
+    if values["fl_x"] is None:
+        raise VistaError(f"{where}: missing focal length 'fl_x'")
+    if values["fl_x"] <= 0 or (values["fl_y"] is not None and values["fl_y"] <= 0):
+        raise VistaError(f"{where}: focal lengths 'fl_x' / 'fl_y' must be positive")
+    image_path = resolve_image_path(root, frame["file_path"], where)
+    return Frame(image_path, frame["file_path"], str(transforms_path), matrix,
+                 intrinsics=(values["fl_x"], values["fl_y"] or values["fl_x"], values["cx"], values["cy"]),
+                 declared_size=(values["w"], values["h"]),
+                 distortion=[_frame_value(frame, data, k, where, 0.0) for k in _DISTORTION_KEYS])
 
 
 def focus_point(cameras: Cameras) -> torch.Tensor:

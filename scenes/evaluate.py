@@ -1,7 +1,8 @@
 """Evaluation on held-out views: `evaluate_scene(Scene, PosedImages) -> Metrics`.
 
 PSNR and SSIM as the NeRF papers compute them (SSIM: Gaussian window sigma 1.5, via scikit-image),
-on RGB composited over the scene's background (white for Blender scenes).
+on RGB composited over the scene's background (white for Blender scenes). Each view is rendered with its own
+camera at its photo's size, so photos of different sizes and orientations are each compared at their own.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def evaluate_scene(scene: Scene, data: PosedImages, out_dir: Path | None = None,
     renderable = scene.renderable()
     metrics = Metrics()
     for i in tqdm(indices, disable=not show_progress, desc="eval", unit="view"):
-        image = render_camera(renderable, data.cameras, i).rgb
+        image = render_camera(renderable, data.cameras[i], 0).rgb  # one camera: its own photo's size
         reference = data.composited(i, scene.background)
         name = data.names[i]
         metrics.views.append(ViewMetrics(name, psnr(image, reference), ssim(image, reference)))

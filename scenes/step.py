@@ -22,7 +22,12 @@ from vista_core.errors import VistaError
 
 
 class TrainingPixels:
-    """All training pixels flattened, to sample uniformly over every photo."""
+    """Every pixel of every training photo (photos of any sizes), to sample uniformly over all of them.
+
+    The photos stay in the dataset's packed uint8 buffer (no copy): a draw picks one of the training photos'
+    pixels, finds its photo by binary search over the running pixel counts (`torch.searchsorted`) and reads the
+    colour at that photo's offset; no Python loop per ray. For photos of one size the draws and their order are
+    those of a flat [N*H*W] index, as before photos could differ in size."""
 
     def __init__(self, data: PosedImages):
         self.data = data
@@ -31,19 +36,25 @@ class TrainingPixels:
         self.indices = torch.tensor(data.train_indices, dtype=torch.long)
         if self.indices.numel() == 0:
             raise VistaError(f"{data.source}: no training images")
-        self.pixels = data.images[self.indices].reshape(-1, data.images.shape[-1])  # uint8 [N*H*W, C]
-        self.height, self.width = data.images.shape[1:3]
+        photos = data.images
+        self.pixels = photos.pixels  # uint8 [P, C], all photos (held-out ones are never drawn)
+        self.widths = photos.widths[self.indices]
+        self.starts = photos.offsets[self.indices]  # where each training photo begins in `pixels`
+        counts = self.widths * photos.heights[self.indices]
+        self.ends = counts.cumsum(0)  # running pixel count over the training photos
+        self.before = self.ends - counts  # pixels of the training photos before each one
+        self.total = int(self.ends[-1])
 
     def sample(self, n: int, generator: torch.Generator, jitter: bool):
         """(image index [n], pixel coordinates [n, 2], colour [n, C]): pixel centres, or random points of the
         pixels if `jitter`."""
-        flat = torch.randint(0, self.pixels.shape[0], (n,), generator=generator)
-        per_image = self.height * self.width
-        image = self.indices[flat // per_image]
-        within = flat % per_image
+        flat = torch.randint(0, self.total, (n,), generator=generator)
+        which = torch.searchsorted(self.ends, flat, right=True)  # the training photo holding each draw
+        within = flat - self.before[which]  # row-major position inside that photo
+        width = self.widths[which]
         offset = torch.rand(n, 2, generator=generator) if jitter else 0.5
-        xy = torch.stack([within % self.width, within // self.width], dim=-1).float() + offset
-        return image, xy, self.pixels[flat].float() / 255.0
+        xy = torch.stack([within % width, within // width], dim=-1).float() + offset
+        return self.indices[which], xy, self.pixels[self.starts[which] + within].float() / 255.0
 
 
 @dataclass(frozen=True)

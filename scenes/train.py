@@ -186,7 +186,7 @@ def _new_scene_for(data: PosedImages, config: TrainConfig) -> Scene:
 def _write_run_info(out_dir: Path, data: PosedImages, config: TrainConfig) -> None:
     atomic_write_json(out_dir / "train.json", {"data": data.source, "data_hash": data.content_hash,
                                                "preset": config.preset, "seed": config.seed, "steps": config.steps,
-                                               "backend": config.backend})
+                                               "backend": config.backend, "downscale": data.downscale})
 
 
 @dataclass

@@ -90,3 +90,54 @@ def test_cameras_survive_json_exactly_and_malformed_json_names_its_place():
     assert _camera(torch.zeros(1, 6)).pinhole().to_dict()["fx"] == [100.0]
     with pytest.raises(VistaError, match="scene.json: 'capture': cameras are malformed"):
         Cameras.from_dict({"fx": [1.0]}, "scene.json: 'capture'")
+
+
+def _mixed_cameras() -> Cameras:
+    """Three cameras at the origin looking along -z: portrait 48x64, landscape 64x48 (twice), own intrinsics."""
+    poses = torch.eye(4)[:3].unsqueeze(0).repeat(3, 1, 1)
+    return Cameras.sized(poses, torch.tensor([50.0, 60.0, 60.0]), torch.tensor([51.0, 61.0, 61.0]),
+                         torch.tensor([24.0, 32.5, 31.0]), torch.tensor([32.0, 24.0, 23.5]),
+                         torch.tensor([48, 64, 64]), torch.tensor([64, 48, 48]))
+
+
+def test_cameras_of_several_sizes_keep_each_size_and_the_most_common_one():
+    cams = _mixed_cameras()
+    assert cams.mixed_sizes and (cams.width, cams.height) == (64, 48)  # the most common size
+    assert cams.size_of(0) == (48, 64) and cams.size_of(2) == (64, 48)
+    one = cams[0]
+    assert not one.mixed_sizes and (one.width, one.height) == (48, 64), "one camera has its own size"
+    assert not cams[[1, 2]].mixed_sizes and cams[[0, 1]].mixed_sizes
+    assert len(image_rays(cams, 0)) == 48 * 64 and len(image_rays(cams, 1)) == 64 * 48
+    torch.testing.assert_close(cams.fov_y_deg[0], torch.rad2deg(2 * torch.atan(torch.tensor(64 / 102.0))))
+    with pytest.raises(VistaError, match="cannot join"):
+        cams.concat(cams)
+    uniform = Cameras.sized(cams.world_from_camera[1:], cams.fx[1:], cams.fy[1:], cams.cx[1:], cams.cy[1:],
+                            torch.tensor([64, 64]), torch.tensor([48, 48]))
+    assert not uniform.mixed_sizes and uniform.widths is None
+
+
+def test_per_camera_sizes_survive_json_and_scaling():
+    import json
+
+    cams = _mixed_cameras()
+    back = Cameras.from_dict(json.loads(json.dumps(cams.to_dict())), "x")
+    assert torch.equal(back.widths, cams.widths) and torch.equal(back.heights, cams.heights)
+    assert Cameras.from_dict(json.loads(json.dumps(cams[[1, 2]].to_dict())), "x").widths is None
+    with pytest.raises(VistaError, match="malformed"):
+        Cameras.from_dict({**cams.to_dict(), "widths": [48.5, 64, 64]}, "x")
+    half = cams.scaled(0.5)
+    assert half.size_of(0) == (24, 32) and half.size_of(1) == (32, 24) and (half.width, half.height) == (32, 24)
+
+
+@pytest.mark.parametrize("factor", [0.5, 1 / 3, 0.37])
+def test_scaled_intrinsics_move_every_point_with_the_resized_image(factor):
+    """Pixel centres at u + 0.5: resizing W -> W' maps continuous image coordinates by exactly W'/W (x) and
+    H'/H (y), whatever the rounding of W', so a 3D point projects to the scaled spot of the resized image."""
+    cams = _mixed_cameras()
+    small = cams.scaled(factor)
+    points = torch.tensor([[0.3, -0.2, -2.0], [-0.5, 0.4, -3.0], [0.0, 0.0, -1.0]])
+    for i in range(len(cams)):
+        (w, h), (w2, h2) = cams.size_of(i), small.size_of(i)
+        assert (w2, h2) == (round(w * factor), round(h * factor))
+        full, scaled = cams.project(points, i).pixels, small.project(points, i).pixels
+        torch.testing.assert_close(scaled, full * torch.tensor([w2 / w, h2 / h]), atol=1e-5, rtol=1e-6)

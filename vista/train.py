@@ -29,6 +29,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--resume", action="store_true", help="continue from the folder's last checkpoint")
     train.add_argument("--overwrite", action="store_true", help="discard what the folder holds and start again")
     train.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation at the end")
+    train.add_argument("--downscale", type=int, default=1, metavar="N",
+                       help="train on the photos with width and height divided by the whole number N (each N x N "
+                            "block averaged; default 1)")
+    train.add_argument("--max-long-side", type=int, default=None, metavar="PX",
+                       help="downscale by more, if needed, so no photo's long side exceeds PX pixels (default 1600; "
+                            "0: no cap)")
+    train.add_argument("--skip-missing", action="store_true",
+                       help="train on the frames whose images exist when some listed in transforms are missing")
     train.set_defaults(handler=run_train)
 
     evaluate = subparsers.add_parser("eval", help="PSNR/SSIM of a scene on its held-out views")
@@ -36,6 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--data", type=Path, help="dataset folder (default: the one it was trained on)")
     evaluate.add_argument("--out", type=Path, help="folder for side-by-side images (default: SCENE/eval)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.add_argument("--downscale", type=int, metavar="N",
+                          help="compare at the photos' size divided by N (default: the resolution it was trained at)")
+    evaluate.add_argument("--skip-missing", action="store_true",
+                          help="evaluate on the views whose images exist when some are missing")
     evaluate.set_defaults(handler=run_eval)
 
     info = subparsers.add_parser("info", help="what a scene folder holds")
@@ -49,7 +61,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     request = TrainRequest(args.data, args.out, args.preset, minutes=args.minutes, steps=args.steps, seed=args.seed,
                            backend=args.backend, pixel_jitter=args.pixel_jitter, resume=args.resume,
-                           overwrite=args.overwrite, evaluate=not args.no_eval)
+                           overwrite=args.overwrite, evaluate=not args.no_eval, downscale=args.downscale,
+                           max_long_side=args.max_long_side, skip_missing=args.skip_missing)
     with TerminalProgress() as progress:
         result = train(request, progress)
     print(result.speed_line())
@@ -65,7 +78,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from vista_api.evaluate import EvalRequest, evaluate
 
     with TerminalProgress() as progress:
-        result = evaluate(EvalRequest(args.scene, args.data, args.out), progress)
+        result = evaluate(EvalRequest(args.scene, args.data, args.out, args.downscale, args.skip_missing), progress)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.json:

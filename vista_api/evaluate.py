@@ -10,7 +10,7 @@ from vista_core.errors import VistaError
 from vista_core.progress import ProgressCallback, report
 
 if TYPE_CHECKING:
-    from scenes.data import PosedImages
+    from scenes.data import LoadOptions, PosedImages
     from scenes.evaluate import Metrics
     from scenes.scene import Scene
 
@@ -24,9 +24,25 @@ class EvalRequest:
     """Dataset folder (None: the one the scene was trained on)."""
     out_dir: Path | None = None
     """Folder for side-by-side images render | ground truth | error (None: SCENE/eval)."""
+    downscale: int | None = None
+    """Compare with the photos' width and height divided by this whole number (None: the resolution the scene was trained at,
+    as its train.json records; full size up to the 1600 px cap for scenes that record none)."""
+    skip_missing: bool = False
+    """Evaluate on the views whose images exist when some listed ones are missing."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scene_dir", Path(self.scene_dir))
+        self.load_options(None)  # downscale >= 1
+
+    def load_options(self, trained_downscale: float | None) -> LoadOptions:
+        """The resolution to compare at: the request's downscale, else the training one, exactly (no cap)."""
+        from scenes.data import LoadOptions
+
+        if self.downscale is not None:
+            return LoadOptions(self.downscale, 0, self.skip_missing)
+        if trained_downscale is not None:
+            return LoadOptions(trained_downscale, 0, self.skip_missing)
+        return LoadOptions(skip_missing=self.skip_missing)
 
     @property
     def images_dir(self) -> Path:
@@ -53,7 +69,8 @@ def evaluate(request: EvalRequest, progress: ProgressCallback | None = None) -> 
     from scenes.scene import load_scene
 
     scene = load_scene(request.scene_dir)
-    data = load_posed_images(request.data_dir or dataset_of(scene))
+    options = request.load_options(training_downscale(request.scene_dir))
+    data = load_posed_images(request.data_dir or dataset_of(scene), options=options)
     indices = data.heldout_indices
     if indices:
         refuse_training_views(scene, data, indices)  # before any image is written
@@ -66,6 +83,24 @@ def evaluate(request: EvalRequest, progress: ProgressCallback | None = None) -> 
         metrics.views += evaluate_scene(scene, data, request.images_dir, indices=[index]).views
         report(progress, STAGE_EVALUATING, done, len(indices))
     return EvalResult(metrics, request.images_dir, warnings)
+
+
+def training_load_options(scene_dir: Path) -> LoadOptions:
+    """How to load a scene's dataset to see it as training did: at the recorded downscale, exactly."""
+    return EvalRequest(scene_dir).load_options(training_downscale(scene_dir))
+
+
+def training_downscale(scene_dir: Path) -> int | None:
+    """The downscale a scene's photos were trained at, as its train.json records it (None: not recorded, or no
+    readable train.json: scenes from before it was recorded)."""
+    from scenes.train import read_run_info
+
+    try:
+        recorded = read_run_info(scene_dir).get("downscale")
+    except (VistaError, AttributeError):
+        return None
+    valid = isinstance(recorded, int) and not isinstance(recorded, bool) and 1 <= recorded <= 64
+    return recorded if valid else None
 
 
 def dataset_of(scene: Scene) -> Path:
@@ -102,15 +137,24 @@ class SceneInfo:
     data: str
     capture_views: int
     metrics: dict[str, Any]
+    capture_sizes: dict[str, int]
+    """How many training photos of each size ("270x480": 30), at the resolution trained on."""
+    downscale: int | None
+    """The downscale the photos were trained at (None: not recorded)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"step": self.step, "backend": self.backend, "kind": self.kind, "preset": self.preset,
-                "data": self.data, "capture_views": self.capture_views, "metrics": self.metrics}
+                "data": self.data, "capture_views": self.capture_views, "capture_sizes": self.capture_sizes,
+                "downscale": self.downscale, "metrics": self.metrics}
 
 
 def describe_scene(scene_dir: Path) -> SceneInfo:
     from scenes.scene import load_scene
 
     scene = load_scene(Path(scene_dir))
+    sizes: dict[str, int] = {}
+    for i in range(len(scene.capture)):
+        width, height = scene.capture.size_of(i)
+        sizes[f"{width}x{height}"] = sizes.get(f"{width}x{height}", 0) + 1
     return SceneInfo(scene.step, scene.backend, scene.kind, scene.config.preset, scene.data_source,
-                     len(scene.capture), dict(scene.metrics))
+                     len(scene.capture), dict(scene.metrics), sizes, training_downscale(Path(scene_dir)))

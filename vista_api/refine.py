@@ -154,7 +154,7 @@ def refine(request: RefineRequest, progress: ProgressCallback | None = None) -> 
     `progress` raises Cancelled, nothing is written to `out_dir` and Cancelled propagates."""
     from guidance.refine import default_mask, refine_scene
     from scenes.data import load_posed_images
-    from vista_api.evaluate import dataset_of
+    from vista_api.evaluate import dataset_of, training_load_options
 
     # 1. check everything cheap before any long work
     scene = request.check_inputs()
@@ -162,7 +162,7 @@ def refine(request: RefineRequest, progress: ProgressCallback | None = None) -> 
     if request.tier == "auto" and request.model_dir is not None and tier == "prior":
         report(progress, "--model-dir given but no CUDA GPU here: using the CPU tier (patch prior) instead")
     targets = target_cameras(request.path, scene)
-    data = load_posed_images(request.data_dir or dataset_of(scene))
+    data = load_posed_images(request.data_dir or dataset_of(scene), options=training_load_options(request.scene_dir))
     report(progress, _targets_note(request.path, len(targets)))
     # 2. the fixer
     config = request.config(tier)

@@ -16,7 +16,7 @@ from vista_core.progress import ProgressCallback, report
 
 if TYPE_CHECKING:
     from scenes.config import TrainConfig
-    from scenes.data import PosedImages
+    from scenes.data import LoadOptions, PosedImages
     from scenes.scene import Scene
 
 BACKENDS = ("auto", "torch", "tcnn")
@@ -48,6 +48,13 @@ class TrainRequest:
     """Discard what the folder holds and start again."""
     evaluate: bool = True
     """Measure PSNR/SSIM on the held-out views at the end (skipped when the dataset has none)."""
+    downscale: int = 1
+    """Train on the photos with width and height divided by this whole number (N x N blocks averaged, intrinsics
+    divided by N)."""
+    max_long_side: int | None = None
+    """Downscale by more, if needed, so no photo's long side exceeds this many pixels (None: 1600; 0: no cap)."""
+    skip_missing: bool = False
+    """Train on the frames whose images exist when some listed ones are missing (otherwise refuse, naming them)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -56,6 +63,14 @@ class TrainRequest:
         if self.minutes is not None and not (is_finite_number(self.minutes) and self.minutes > 0):
             raise VistaError(f"minutes must be a positive number, got {self.minutes}")
         self.config()  # the preset's own checks (unknown preset, steps < 1) with its messages
+        self.load_options()  # downscale >= 1, max_long_side 0 or >= 64
+
+    def load_options(self) -> LoadOptions:
+        from scenes.data import LoadOptions
+        from scenes.photos import DEFAULT_MAX_LONG_SIDE
+
+        cap = DEFAULT_MAX_LONG_SIDE if self.max_long_side is None else self.max_long_side
+        return LoadOptions(self.downscale, cap, self.skip_missing)
 
     def config(self) -> TrainConfig:
         from scenes.config import preset_config
@@ -90,9 +105,14 @@ class TrainResult:
 
 
 def describe_data(data: PosedImages) -> str:
-    """One line on what was loaded ("87 training / 13 held-out views, 100x100, blender scene")."""
+    """One line on what was loaded ("87 training / 13 held-out views, 100x100, object scene"); photos of several
+    sizes are counted ("3 sizes, most 270x480"), a downscale is named ("downscaled by 2")."""
+    sizes = {data.size_of(i) for i in range(len(data.names))}
+    size = f"{data.cameras.width}x{data.cameras.height}"
+    shown = f"{len(sizes)} sizes, most {size}" if len(sizes) > 1 else size
+    scaled = f" (downscaled by {data.downscale})" if data.downscale != 1 else ""
     return (f"{len(data.train_indices)} training / {len(data.heldout_indices)} held-out views, "
-            f"{data.cameras.width}x{data.cameras.height}, {data.kind} scene")
+            f"{shown}{scaled}, {data.kind} scene")
 
 
 def train(request: TrainRequest, progress: ProgressCallback | None = None) -> TrainResult:
@@ -108,7 +128,9 @@ def load_dataset(request: TrainRequest, progress: ProgressCallback | None = None
     """The request's posed photos, and a line describing them (an event with total 0)."""
     from scenes.data import load_posed_images
 
-    data = load_posed_images(request.data_dir)
+    data = load_posed_images(request.data_dir, options=request.load_options())
+    for note in data.notes:  # an automatic downscale, skipped frames
+        report(progress, note)
     report(progress, describe_data(data))
     return data
 
@@ -155,6 +177,7 @@ def continues_checkpoint(request: TrainRequest, data: PosedImages | None = None)
         return False
     # the dataset's `source` as scenes.data.load_posed_images records it: the folder, or a transforms file's folder
     source = request.data_dir.parent if request.data_dir.is_file() else request.data_dir
-    same_photos = data is None or info.get("data_hash") == data.content_hash
+    same_photos = data is None or (info.get("data_hash") == data.content_hash
+                                    and info.get("downscale", 1) == data.downscale)
     return info.get("data") == str(source) and info.get("preset") == request.preset and \
         info.get("seed") == request.seed and same_photos

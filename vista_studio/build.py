@@ -139,7 +139,7 @@ def write_preview(scene, workspace: Path, camera_index: int = 0) -> None:
     """Render one capture view of the scene being trained, small, as preview.png."""
     from render.render import render_camera
 
-    cameras = scene.capture
-    scale = min(1.0, PREVIEW_SIDE_PX / max(cameras.width, cameras.height))
-    image = render_camera(scene.renderable(), cameras.scaled(scale), camera_index % len(cameras)).rgb
+    camera = scene.capture[camera_index % len(scene.capture)]  # one camera: its own photo's size
+    scale = min(1.0, PREVIEW_SIDE_PX / max(camera.width, camera.height))
+    image = render_camera(scene.renderable(), camera.scaled(scale), 0).rgb
     atomic_write_bytes(workspace / PREVIEW_FILE, png_bytes(image.numpy()))

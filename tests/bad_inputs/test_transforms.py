@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.bad_inputs.conftest import copy_fox, edit_json, refuses, train_args
+from tests.bad_inputs.conftest import copy_fox, copy_lego, edit_json, refuses, run_vista, train_args
 
 
 def _blender_case(tmp_path, mutate):
@@ -129,3 +129,93 @@ def test_nerfstudio_focal_infinity(tmp_path):
     text = json.dumps(json.loads((data / "transforms.json").read_text())).replace('"fl_x": 343.88', '"fl_x": 1e999')
     (data / "transforms.json").write_text(text)
     refuses(*train_args(data, tmp_path / "scene"), needles=("transforms.json", "fl_x"), protect=(data,))
+
+
+# --- photos as users bring them: missing images, downscales, mixed sizes (issues 21 and 22) --------------------
+
+def _fox_missing(tmp_path, n=4, missing=(1, 3)):
+    """The first `n` fox-small photos with the images of frames `missing` deleted."""
+    data = copy_fox(tmp_path / "fox", n=n)
+    frames = json.loads((data / "transforms.json").read_text())["frames"]
+    for i in missing:
+        (data / frames[i]["file_path"]).unlink()
+    return data
+
+
+def test_missing_images_are_counted_and_named_in_one_line(tmp_path):
+    data = _fox_missing(tmp_path)
+    stderr = refuses(*train_args(data, tmp_path / "scene"), protect=(data,),
+                     needles=("transforms.json", "2 of 4 images missing", "images/0002.jpg, images/0004.jpg",
+                              "--skip-missing"))
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert not (tmp_path / "scene").exists(), "a refused dataset must not leave an output folder behind"
+
+
+def test_many_missing_images_are_named_up_to_five(tmp_path):
+    data = _fox_missing(tmp_path, n=10, missing=range(1, 9))
+    stderr = refuses(*train_args(data, tmp_path / "scene"), protect=(data,),
+                     needles=("8 of 10 images missing", "images/0002.jpg, images/0003.jpg, images/0004.jpg, "
+                              "images/0006.jpg, images/0007.jpg and 3 more"))
+    assert "images/0008.jpg" not in stderr
+
+
+def test_skip_missing_trains_on_the_rest_and_says_so(tmp_path):
+    data = _fox_missing(tmp_path)
+    result = run_vista(*train_args(data, tmp_path / "scene"), "--skip-missing")
+    assert result.returncode == 0, result.output
+    assert "skipping 2 of 4 images that are missing (--skip-missing): images/0002.jpg, images/0004.jpg" in \
+        result.stdout
+    assert "2 training / 0 held-out views" in result.stdout
+    scene = json.loads((tmp_path / "scene" / "scene.json").read_text())
+    assert scene["capture"]["names"] == ["images/0001.jpg", "images/0003.jpg"]
+
+
+def test_all_images_missing_is_refused_even_with_skip_missing(tmp_path):
+    data = _fox_missing(tmp_path, n=2, missing=(0, 1))
+    refuses(*train_args(data, tmp_path / "scene"), "--skip-missing", protect=(data,),
+            needles=("all 2 images are missing",))
+
+
+@pytest.mark.parametrize("flags, needles", [
+    (("--downscale", "2"), ("r_", "100x100", "by 2", "50x50", "fewer than 64 px", "--downscale")),
+    (("--downscale", "0"), ("downscale", "[1, 64]")),
+    (("--max-long-side", "20"), ("max_long_side", "64")),
+])
+def test_downscales_that_leave_too_few_pixels_are_refused(tmp_path, flags, needles):
+    data = copy_lego(tmp_path / "lego")
+    stderr = refuses(*train_args(data, tmp_path / "scene"), *flags, protect=(data,), needles=needles)
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert not (tmp_path / "scene").exists()
+
+
+@pytest.mark.slow  # two training steps and three evaluations through the CLI
+def test_a_landscape_photo_among_portrait_ones_trains_and_evaluates_at_the_training_resolution(tmp_path):
+    """Two fox photos turned to landscape (per-frame intrinsics and pose; one trained on, one held out), downscaled
+    by 2 for training: `vista eval` compares at the training resolution by default and at another with
+    --downscale; `vista info` counts the sizes trained on."""
+    from PIL import Image
+
+    from tests.support.mixed_photos import turned_clockwise
+
+    data = copy_fox(tmp_path / "fox", n=16)
+    meta = json.loads((data / "transforms.json").read_text())
+    for i in (5, 8):  # a training view and a held-out one (every 8th from the first)
+        frame = meta["frames"][i]
+        image = Image.open(data / frame["file_path"]).transpose(Image.Transpose.ROTATE_270)
+        image.save(data / frame["file_path"], quality=95)
+        meta["frames"][i] = turned_clockwise(frame, meta)
+    (data / "transforms.json").write_text(json.dumps(meta))
+    scene = tmp_path / "scene"
+    result = run_vista("train", data, "--out", scene, "--preset", "test", "--steps", "2", "--downscale", "2")
+    assert result.returncode == 0, result.output
+    assert "14 training / 2 held-out views, 2 sizes, most 135x240 (downscaled by 2)" in result.stdout
+    assert json.loads((scene / "train.json").read_text())["downscale"] == 2
+    result = run_vista("eval", scene, "--json")
+    assert result.returncode == 0, result.output
+    sizes = {p.name: Image.open(p).size for p in (scene / "eval").glob("*.png")}
+    assert sizes == {"images_0001.png": (3 * 135, 240), "images_0012.png": (3 * 240, 135)}, sizes
+    result = run_vista("eval", scene, "--downscale", "3", "--out", tmp_path / "third")
+    assert result.returncode == 0, result.output
+    assert Image.open(tmp_path / "third" / "images_0012.png").size == (3 * 160, 90)
+    info = json.loads(run_vista("info", scene).stdout)
+    assert info["capture_sizes"] == {"135x240": 13, "240x135": 1} and info["downscale"] == 2
