@@ -91,7 +91,7 @@ def _downscaled(data, scale: float):
     if scale == 1.0:
         return data
     cameras = data.cameras.scaled(scale)
-    images = data.images.permute(0, 3, 1, 2).float()
+    images = data.images[list(range(len(data.names)))].permute(0, 3, 1, 2).float()  # one size: fox-small
     images = torch.nn.functional.interpolate(images, size=(cameras.height, cameras.width), mode="area")
     images = images.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
     return dataclasses.replace(data, cameras=cameras, images=images)
