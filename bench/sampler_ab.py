@@ -7,7 +7,7 @@ number of steps, then compare contention-independent numbers and in-process A/B 
 A variant is `disparity` (the former schedule) or `contracted:STEP` (render/unbounded.py, STEP in contracted
 space). Per variant: samples per ray (kept, as training reports them) and density evaluations per ray (what the
 front-to-back pass costs) over the last quarter of the steps, occupied fraction, held-out PSNR after the fixed
-step count. Then, in this one process and alternating between variants (so machine load hits both alike):
+step count (the first `--eval-views` held-out views). Then, in this one process and alternating between variants (so machine load hits both alike):
 seconds per training step of 4096 rays (forward + backward at the trained state), per held-out view, per frame
 at each `--frame-sizes`. Prints a table and writes bench/results/sampler-ab.json.
 """
@@ -86,7 +86,7 @@ def train_variant(name: str, data, args) -> dict:
     pixels = TrainingPixels(data)
     with torch.enable_grad():
         term = photo_loss(counted, pixels, 4096, torch.Generator().manual_seed(1), pixel_jitter=False)
-    metrics = evaluate_scene(scene, data)
+    metrics = evaluate_scene(scene, data, indices=data.heldout_indices[:args.eval_views])
     return {"variant": name, "scene": scene, "config": config, "train_seconds": train_s,
             "samples_per_ray_all": scene.metrics["samples_per_ray"], "samples_per_ray_last_quarter": tail_spr,
             "density_evals_per_ray": counted.field.points / 4096, "kept_per_ray_at_end": term.n_samples / 4096,
@@ -142,6 +142,7 @@ def main() -> None:
     parser.add_argument("--variants", default="disparity,contracted:0.015625")
     parser.add_argument("--frame-sizes", default="1280x720")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--eval-views", type=int, default=100, help="evaluate on the first N held-out views")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "sampler-ab.json")
     args = parser.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))

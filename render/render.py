@@ -261,7 +261,18 @@ def _march_object_torch(scene: Renderable, rays: Rays, shift: torch.Tensor, step
 
 
 def _march_unbounded(scene: Renderable, rays: Rays, shift: torch.Tensor) -> Samples:
-    """Candidate steps of `render.unbounded`'s schedule whose midpoint lies in an occupied cell."""
+    """Candidate steps of `render.unbounded`'s schedule whose midpoint lies in an occupied cell (the "contracted"
+    schedule by the C marcher where it builds)."""
+    contracted = scene.sampling.unbounded_schedule == "contracted"
+    if contracted and march_native.load() is not None and rays.origins.device.type == "cpu":
+        ray, starts, ends, u = march_native.march_unbounded_native(rays.origins, rays.directions, shift, scene.grid,
+                                                                   scene.step_size())
+        return Samples(ray, starts, ends, u)
+    return _march_unbounded_torch(scene, rays, shift)
+
+
+def _march_unbounded_torch(scene: Renderable, rays: Rays, shift: torch.Tensor) -> Samples:
+    """The PyTorch twin of the C marcher (and the "disparity" schedule's marcher)."""
     sampling = scene.sampling
     if sampling.unbounded_schedule == "contracted":
         ray, starts, ends = unbounded.contracted_schedule(rays, shift, scene.step_size())

@@ -44,14 +44,14 @@ def cube_exit(rays: Rays) -> torch.Tensor:
     return torch.nan_to_num(t_far, nan=NEAR, posinf=NEAR, neginf=NEAR).clamp(min=NEAR, max=FAR)
 
 
-def contracted_edges(p: torch.Tensor, t_exit: torch.Tensor, n_inner: torch.Tensor,
-                     n_outer: int) -> torch.Tensor:
+def contracted_edges(p: torch.Tensor, t_exit: torch.Tensor, n_inner: torch.Tensor, n_outer: int) -> torch.Tensor:
     """Distances t at step coordinates p (same shape as t_exit's gathered rows): p in [0, n_inner] is linear from
     NEAR to t_exit, p in [n_inner, n_inner + n_outer] linear in 1 / (t - t_exit + 1) from 1 to the far plane."""
     n_in = n_inner.float()
     inner = NEAR + (t_exit - NEAR) * (p / n_in.clamp(min=1.0))
     q_far = 1.0 / (FAR - t_exit + 1.0)
-    q = 1.0 - (1.0 - q_far) * ((p - n_in) / n_outer).clamp(0.0, 1.0)
+    # times the float reciprocal, not divided: the C marcher (march_fused.c) does exactly the same
+    q = 1.0 - (1.0 - q_far) * ((p - n_in) * (1.0 / n_outer)).clamp(0.0, 1.0)
     outer = t_exit - 1.0 + 1.0 / q
     return torch.where(p <= n_in, inner, outer)
 
@@ -60,6 +60,11 @@ def effective_step(step: float, max_samples_per_ray: int) -> float:
     """`step`, or longer if a ray could otherwise take more than `max_samples_per_ray` steps (which bounds a
     render's memory): the unit cube's diagonal 2 sqrt(3), then a contracted distance of 1 beyond it, and rounding."""
     return max(step, (2.0 * math.sqrt(3.0) + 1.0) / max(max_samples_per_ray - 4, 1))
+
+
+def max_inner_steps(step: float) -> int:
+    """Linear steps at most (the cube's diagonal): a ray crossing the cube from outside takes longer ones."""
+    return math.ceil(2.0 * math.sqrt(3.0) / step)
 
 
 def outer_steps(step: float) -> int:
@@ -77,7 +82,7 @@ def contracted_schedule(rays: Rays, shift: torch.Tensor,
     usable = (torch.isfinite(shift) & torch.isfinite(rays.origins).all(dim=-1)
               & torch.isfinite(rays.directions).all(dim=-1))
     # at most ceil(2 sqrt(3) / step): a ray starting outside the cube (a path that leaves it) takes the outer steps only
-    n_inner = torch.ceil((t_exit - NEAR) / step).long().clamp(min=0, max=math.ceil(2.0 * math.sqrt(3.0) / step))
+    n_inner = torch.ceil((t_exit - NEAR) * (1.0 / step)).long().clamp(min=0, max=max_inner_steps(step))
     n_outer = outer_steps(step)
     # boundaries at p = 0, shift + 0.5, shift + 1.5, ..., the span's end: part steps at both ends (the zero-length
     # ones dropped below), so every shift tiles [NEAR, FAR]
