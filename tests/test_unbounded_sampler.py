@@ -136,3 +136,15 @@ def test_the_procedural_outdoor_scene_trains_well_with_few_samples_per_ray(tmp_p
     metrics = evaluate_scene(scene, capture.data)
     assert metrics.mean_psnr > 19.0
     assert scene.metrics["samples_per_ray"] < 60
+
+
+def test_scenes_saved_before_the_contracted_schedule_load_with_the_former_one():
+    """Their occupancy grids were thresholded for the former schedule's steps (scenes/scene.py)."""
+    from render.configio import config_from_dict, config_to_dict
+    from scenes.config import TrainConfig, preset_config
+    from scenes.scene import _without_retired_keys
+
+    current = config_to_dict(preset_config("preview"))
+    assert config_from_dict(TrainConfig, _without_retired_keys(current)).sampling.unbounded_schedule == "contracted"
+    del current["sampling"]["unbounded_schedule"]
+    assert config_from_dict(TrainConfig, _without_retired_keys(current)).sampling.unbounded_schedule == "disparity"
