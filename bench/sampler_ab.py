@@ -99,7 +99,7 @@ def counting_renderable(scene) -> Renderable:
     return Renderable(CountingField(r.field), r.grid, r.kind, r.scene_from_world, r.background, r.sampling)
 
 
-def time_task(renderable: Renderable, task: str, cameras: Cameras | None, pixels: TrainingPixels, data,
+def time_task(renderable: Renderable, task: str, cameras: Cameras | None, pixels: TrainingPixels | None, data,
               rep: int) -> float:
     """Seconds for one task: a training step's forward and backward, the held-out view, or a frame of `cameras`."""
     start = time.perf_counter()
@@ -134,6 +134,25 @@ def ab_times(results: list[dict], data, frame_sizes: list[tuple[int, int]], repe
     return {v: {k: statistics.median(x) for k, x in t.items() if x} for v, t in times.items()}
 
 
+def same_scene_render_ab(folder: Path, sizes: list[tuple[int, int]], repeats: int) -> dict:
+    """One trained scene rendered with each schedule (same weights and grid), alternating: seconds per frame."""
+    from scenes.scene import load_scene
+
+    scene = load_scene(folder)
+    base = scene.renderable()
+    pose = scene.capture.world_from_camera[:1]
+    out: dict[str, dict[str, list[float]]] = {}
+    for rep in range(repeats):
+        for schedule in ("disparity", "contracted"):
+            sampling = dataclasses.replace(base.sampling, unbounded_schedule=schedule)
+            renderable = Renderable(base.field, base.grid, base.kind, base.scene_from_world, base.background, sampling)
+            for w, h in sizes:
+                cameras = Cameras.from_fov(pose, float(scene.capture.fov_y_deg[0]), w, h)
+                seconds = time_task(renderable, "frame", cameras, None, None, rep)
+                out.setdefault(schedule, {}).setdefault(f"frame_{w}x{h}", []).append(seconds)
+    return {k: {t: statistics.median(x) for t, x in v.items()} for k, v in out.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "fox-small")
@@ -144,8 +163,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--eval-views", type=int, default=100, help="evaluate on the first N held-out views")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "sampler-ab.json")
+    parser.add_argument("--scene", type=Path, default=None,
+                        help="instead: render this trained scene with each schedule (same weights), alternating")
     args = parser.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
+    if args.scene is not None:
+        sizes = [tuple(int(x) for x in s.split("x")) for s in args.frame_sizes.split(",") if s]
+        times = same_scene_render_ab(args.scene, sizes, args.repeats)
+        print(json.dumps(times, indent=1))
+        record = {"command": " ".join(sys.argv), "scene": str(args.scene), "load_average": os.getloadavg(),
+                  "seconds_per_frame_same_scene": times}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        existing = json.loads(args.out.read_text()) if args.out.is_file() else {"runs": []}
+        existing["runs"].append(record)
+        args.out.write_text(json.dumps(existing, indent=1) + "\n")
+        return
     data = load_posed_images(args.data)
     load_before = os.getloadavg()
     results = [train_variant(v, data, args) for v in args.variants.split(",")]
