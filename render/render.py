@@ -33,6 +33,11 @@ __all__ = ["DEFAULT_CHUNK_RAYS", "Image", "RadianceField", "RayBundleOutput", "R
            "rays_to_device", "render_rays"]
 
 
+_REAL_STEP_THRESHOLD = False
+"""Threshold unbounded cells by their real step (`unbounded.world_step_at`)? Off: the far cells' r^2 lifts the grid's
+mean, nerfacc's min(threshold, mean) stops protecting a young foreground, and fox-small lost it (bench/RESULTS.md)."""
+
+
 class RadianceField(Protocol):
     def density_and_features(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Density [S] and geometry features [S, G] at points u [S, 3] of the unit cube."""
@@ -120,7 +125,7 @@ class Renderable:
         """sigma * marching step at field coordinates u [P, 3]: what the occupancy grid thresholds (the real step
         there: it grows with distance beyond the unit cube in the "contracted" schedule)."""
         sigma = self.field.density_and_features(u)[0]
-        if self.kind == "unbounded" and self.sampling.unbounded_schedule == "contracted":
+        if self.kind == "unbounded" and self.sampling.unbounded_schedule == "contracted" and _REAL_STEP_THRESHOLD:
             return sigma * unbounded.world_step_at(u, self.step_size())
         return sigma * self.step_size()
 
