@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 from vista_core.errors import VistaError
 
@@ -61,6 +62,13 @@ class SamplingConfig:
     """Stop marching a ray once its transmittance falls below this."""
     min_alpha: float = 1e-4
     """Samples contributing less opacity than this are dropped before the gradient pass."""
+    unbounded_schedule: Literal["contracted", "disparity"] = "contracted"
+    """Unbounded scenes: "contracted" steps `unbounded_step` in contracted space (linear in the unit cube, linear in
+    disparity beyond); "disparity" is the former schedule (max_samples_per_ray steps, half linear to 3 units, half
+    in disparity to the far plane). See render/unbounded.py."""
+    unbounded_step: float = 1 / 64
+    """Unbounded scenes, "contracted" schedule: the marching step in contracted space (the unit cube has side 2,
+    the contracted scene 4)."""
 
     def __post_init__(self) -> None:
         check_int("grid_resolution", self.grid_resolution, 4, MAX_GRID_RESOLUTION)
@@ -70,6 +78,10 @@ class SamplingConfig:
         check_int("warmup_steps", self.warmup_steps, 0)
         check_float("early_stop_transmittance", self.early_stop_transmittance, 0.0, 1.0, high_open=True)
         check_float("min_alpha", self.min_alpha, 0.0, 1.0, high_open=True)
+        if self.unbounded_schedule not in ("contracted", "disparity"):
+            raise ConfigValueError(f"unbounded_schedule must be 'contracted' or 'disparity', got "
+                                   f"{self.unbounded_schedule!r}")
+        check_float("unbounded_step", self.unbounded_step, 1e-3, 0.5)
 
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",

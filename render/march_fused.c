@@ -129,3 +129,129 @@ void march_fill(const float *origins, const float *directions, const float *t_ne
         march_ray(&m, r, ray_out + f, starts_out + f, ends_out + f, u_out + 3 * f);
     }
 }
+
+/* ---- Unbounded scenes: render/unbounded.py's "contracted" schedule, the twin of contracted_schedule +
+ * field_coords + OccupancyGrid.query. Every operation in the same order and precision as the PyTorch twin
+ * (divisions by Python scalars are multiplications by float reciprocals on both sides). */
+
+#define UB_NEAR 0.05f
+#define UB_FAR 1000.0f
+
+typedef struct {
+    const float *origins, *directions, *shift; /* [R, 3], [R, 3], [R] in scene coordinates */
+    const uint8_t *occupied;                   /* [res^3] occupancy grid over the contracted cube's unit cube */
+    int64_t resolution;
+    float inv_step, inv_outer;                 /* float(1 / step), float(1 / n_outer) */
+    int64_t n_outer, max_inner;
+} Unbounded;
+
+/* render.unbounded.cube_exit for a ray with finite origin and direction */
+static float ub_cube_exit(const float *o, const float *d) {
+    float t_far = 0.0f;
+    for (int a = 0; a < 3; ++a) {
+        const float safe = fabsf(d[a]) < 1e-9f ? 1e-9f : d[a];
+        const float inv = 1.0f / safe;
+        const float lo = (-1.0f - o[a]) * inv, hi = (1.0f - o[a]) * inv;
+        const float m = lo > hi ? lo : hi;
+        if (a == 0 || m < t_far) t_far = m;
+    }
+    if (!(t_far >= UB_NEAR)) t_far = UB_NEAR;
+    if (t_far > UB_FAR) t_far = UB_FAR;
+    return t_far;
+}
+
+/* render.unbounded.contracted_edges */
+static float ub_edge(float p, float te, float n_in, const Unbounded *m) {
+    if (p <= n_in) {
+        const float n = n_in < 1.0f ? 1.0f : n_in;
+        return UB_NEAR + (te - UB_NEAR) * (p / n);
+    }
+    const float q_far = 1.0f / ((UB_FAR - te) + 1.0f);
+    float f = (p - n_in) * m->inv_outer;
+    if (f < 0.0f) f = 0.0f;
+    if (f > 1.0f) f = 1.0f;
+    const float q = 1.0f - (1.0f - q_far) * f;
+    return (te - 1.0f) + 1.0f / q;
+}
+
+static int64_t ub_march_ray(const Unbounded *m, int64_t r, int64_t *ray_out, float *starts_out, float *ends_out,
+                            float *u_out) {
+    const float *o = m->origins + 3 * r, *d = m->directions + 3 * r;
+    const float sh = m->shift[r];
+    if (!isfinite(sh)) return 0;
+    for (int a = 0; a < 3; ++a)
+        if (!(isfinite(o[a]) && isfinite(d[a]))) return 0;
+    const float te = ub_cube_exit(o, d);
+    int64_t n_inner = (int64_t)ceilf((te - UB_NEAR) * m->inv_step);
+    if (n_inner < 0) n_inner = 0;
+    if (n_inner > m->max_inner) n_inner = m->max_inner;
+    const float n_in = (float)n_inner, total = (float)(n_inner + m->n_outer);
+    const int64_t n_edges = n_inner + m->n_outer + 3;
+    const int64_t res = m->resolution;
+    int64_t kept = 0;
+    float p = ((0.0f + sh) - 1.5f);
+    if (p < 0.0f) p = 0.0f;
+    if (p > total) p = total;
+    float start = ub_edge(p, te, n_in, m);
+    for (int64_t k = 1; k < n_edges; ++k) {
+        p = (((float)k + sh) - 1.5f);
+        if (p < 0.0f) p = 0.0f;
+        if (p > total) p = total;
+        const float end = ub_edge(p, te, n_in, m);
+        if (end > start) {
+            const float mid = (start + end) * 0.5f;
+            float x[3], mag = 0.0f;
+            for (int a = 0; a < 3; ++a) {
+                x[a] = o[a] + d[a] * mid;
+                const float ax = fabsf(x[a]);
+                if (ax > mag) mag = ax;
+            }
+            float u[3];
+            int64_t c[3];
+            for (int a = 0; a < 3; ++a) {
+                const float contracted = mag < 1.0f ? x[a] : (2.0f - (1.0f / mag)) * (x[a] / mag);
+                u[a] = (contracted + 2.0f) * 0.25f;
+                c[a] = clamp_cell(u[a] * (float)res, res);
+            }
+            if (m->occupied[(c[0] * res + c[1]) * res + c[2]]) {
+                if (ray_out != 0) {
+                    ray_out[kept] = r;
+                    starts_out[kept] = start;
+                    ends_out[kept] = end;
+                    for (int a = 0; a < 3; ++a) u_out[3 * kept + a] = u[a];
+                }
+                ++kept;
+            }
+        }
+        start = end;
+    }
+    return kept;
+}
+
+static Unbounded ub_make(const float *origins, const float *directions, const float *shift, const uint8_t *occupied,
+                         int64_t resolution, float inv_step, float inv_outer, int64_t n_outer, int64_t max_inner) {
+    Unbounded m = {origins, directions, shift, occupied, resolution, inv_step, inv_outer, n_outer, max_inner};
+    return m;
+}
+
+void march_unbounded_count(const float *origins, const float *directions, const float *shift, int64_t n_rays,
+                           const uint8_t *occupied, int64_t resolution, float inv_step, float inv_outer,
+                           int64_t n_outer, int64_t max_inner, int64_t *counts, int threads) {
+    const Unbounded m = ub_make(origins, directions, shift, occupied, resolution, inv_step, inv_outer, n_outer,
+                                max_inner);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 256)
+    for (int64_t r = 0; r < n_rays; ++r) counts[r] = ub_march_ray(&m, r, 0, 0, 0, 0);
+}
+
+void march_unbounded_fill(const float *origins, const float *directions, const float *shift, int64_t n_rays,
+                          const uint8_t *occupied, int64_t resolution, float inv_step, float inv_outer,
+                          int64_t n_outer, int64_t max_inner, const int64_t *first, int64_t *ray_out,
+                          float *starts_out, float *ends_out, float *u_out, int threads) {
+    const Unbounded m = ub_make(origins, directions, shift, occupied, resolution, inv_step, inv_outer, n_outer,
+                                max_inner);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 256)
+    for (int64_t r = 0; r < n_rays; ++r) {
+        const int64_t f = first[r];
+        ub_march_ray(&m, r, ray_out + f, starts_out + f, ends_out + f, u_out + 3 * f);
+    }
+}

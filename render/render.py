@@ -6,8 +6,8 @@ protocol, in the field's unit cube (bounded "object" scenes map the box [-1, 1]^
 captures are first contracted (mip-NeRF 360, via nerfstudio's SceneContraction) into [-2, 2]^3),
 with an occupancy grid to skip empty space.
 
-Sampling follows Instant-NGP: fixed steps across the box (object) or a linear-then-disparity
-schedule (unbounded), candidates in empty cells of the occupancy grid dropped (for object scenes by
+Sampling follows Instant-NGP: fixed steps across the box (object) or steps of one length in contracted
+space (unbounded, `render.unbounded`), candidates in empty cells of the occupancy grid dropped (for object scenes by
 the C marcher `march_fused.c` where it builds), then a no-gradient density pass, front to back in
 rounds, stops each ray once it is opaque, and only the surviving samples are evaluated (and
 differentiated) in full.
@@ -21,7 +21,7 @@ from typing import Protocol
 
 import torch
 
-from render import march_native
+from render import march_native, unbounded
 from render.cameras import Cameras, Rays, image_rays
 from render.config import DEFAULT_CHUNK_RAYS, SamplingConfig
 from render.occupancy import OccupancyGrid
@@ -32,9 +32,10 @@ __all__ = ["DEFAULT_CHUNK_RAYS", "Image", "RadianceField", "RayBundleOutput", "R
            "SceneRepresentation", "TrainableField", "field_coords", "march", "rays_to_scene", "render_camera",
            "rays_to_device", "render_rays"]
 
-_UNBOUNDED_NEAR = 0.05
-_UNBOUNDED_LINEAR_UNTIL = 3.0  # beyond the unit cube seen from any camera inside it
-_UNBOUNDED_FAR = 1000.0
+
+_REAL_STEP_THRESHOLD = False
+"""Threshold unbounded cells by their real step (`unbounded.world_step_at`)? Off: the far cells' r^2 lifts the grid's
+mean, nerfacc's min(threshold, mean) stops protecting a young foreground, and fox-small lost it (bench/RESULTS.md)."""
 
 
 class RadianceField(Protocol):
@@ -74,9 +75,13 @@ class Renderable:
         return float(torch.linalg.norm(self.scene_from_world[:3, 0]))
 
     def step_size(self) -> float:
-        """Marching step in scene units (the object box diagonal / max samples)."""
-        span = 2 * math.sqrt(3) if self.kind == "object" else _UNBOUNDED_LINEAR_UNTIL * 2
-        return span / self.sampling.max_samples_per_ray
+        """Marching step in scene units (the object box diagonal / max samples); for unbounded scenes the step inside
+        the unit cube (`render.unbounded`: the "contracted" schedule keeps it in contracted space beyond)."""
+        if self.kind == "object":
+            return 2 * math.sqrt(3) / self.sampling.max_samples_per_ray
+        if self.sampling.unbounded_schedule == "contracted":
+            return unbounded.effective_step(self.sampling.unbounded_step, self.sampling.max_samples_per_ray)
+        return 6.0 / self.sampling.max_samples_per_ray  # the "disparity" schedule: 2 x its linear part's 3 units
 
     def render_rays(self, rays_scene: Rays, *, jitter: torch.Tensor | None = None,
                     background: torch.Tensor | None = None, with_distortion: bool = False) -> RayBundleOutput:
@@ -117,8 +122,12 @@ class Renderable:
         self.grid.maybe_update(step, self.opacity_over_step, generator, warm_up=warm_up)
 
     def opacity_over_step(self, u: torch.Tensor) -> torch.Tensor:
-        """sigma * marching step at field coordinates u [P, 3]: what the occupancy grid thresholds."""
-        return self.field.density_and_features(u)[0] * self.step_size()
+        """sigma * marching step at field coordinates u [P, 3]: what the occupancy grid thresholds (the real step
+        there: it grows with distance beyond the unit cube in the "contracted" schedule)."""
+        sigma = self.field.density_and_features(u)[0]
+        if self.kind == "unbounded" and self.sampling.unbounded_schedule == "contracted" and _REAL_STEP_THRESHOLD:
+            return sigma * unbounded.world_step_at(u, self.step_size())
+        return sigma * self.step_size()
 
     def train(self, mode: bool = True) -> None:
         self.field.train(mode)
@@ -182,15 +191,6 @@ def _box_interval(rays: Rays) -> tuple[torch.Tensor, torch.Tensor]:
     t_near = torch.minimum(a, b).amax(dim=-1).clamp(min=0.0)
     t_far = torch.maximum(a, b).amin(dim=-1)
     return t_near, t_far
-
-
-def _unbounded_edges(s: torch.Tensor) -> torch.Tensor:
-    """Map s in [0, 1] to distances: linear to 3 units, then linear in disparity to the far plane."""
-    half = s.clamp(max=0.5) * 2
-    linear = _UNBOUNDED_NEAR + (_UNBOUNDED_LINEAR_UNTIL - _UNBOUNDED_NEAR) * half
-    rest = (s - 0.5).clamp(min=0.0) * 2
-    disparity = 1 / _UNBOUNDED_LINEAR_UNTIL + (1 / _UNBOUNDED_FAR - 1 / _UNBOUNDED_LINEAR_UNTIL) * rest
-    return torch.where(s <= 0.5, linear, 1.0 / disparity)
 
 
 @dataclass
@@ -266,16 +266,27 @@ def _march_object_torch(scene: Renderable, rays: Rays, shift: torch.Tensor, step
 
 
 def _march_unbounded(scene: Renderable, rays: Rays, shift: torch.Tensor) -> Samples:
-    m = scene.sampling.max_samples_per_ray
-    k = torch.arange(m + 1, dtype=torch.float32, device=shift.device)[None, :]
-    edges = _unbounded_edges(((k + shift[:, None] - 0.5) / m).clamp(0.0, 1.0))
-    starts, ends = edges[:, :-1], edges[:, 1:]
-    ray_idx, step_idx = torch.nonzero(ends > starts, as_tuple=True)
-    starts, ends = starts[ray_idx, step_idx], ends[ray_idx, step_idx]
-    positions = rays.origins[ray_idx] + rays.directions[ray_idx] * ((starts + ends) * 0.5)[:, None]
+    """Candidate steps of `render.unbounded`'s schedule whose midpoint lies in an occupied cell (the "contracted"
+    schedule by the C marcher where it builds)."""
+    contracted = scene.sampling.unbounded_schedule == "contracted"
+    if contracted and march_native.load() is not None and rays.origins.device.type == "cpu":
+        ray, starts, ends, u = march_native.march_unbounded_native(rays.origins, rays.directions, shift, scene.grid,
+                                                                   scene.step_size())
+        return Samples(ray, starts, ends, u)
+    return _march_unbounded_torch(scene, rays, shift)
+
+
+def _march_unbounded_torch(scene: Renderable, rays: Rays, shift: torch.Tensor) -> Samples:
+    """The PyTorch twin of the C marcher (and the "disparity" schedule's marcher)."""
+    sampling = scene.sampling
+    if sampling.unbounded_schedule == "contracted":
+        ray, starts, ends = unbounded.contracted_schedule(rays, shift, scene.step_size())
+    else:
+        ray, starts, ends = unbounded.disparity_schedule(rays, shift, sampling.max_samples_per_ray)
+    positions = rays.origins[ray] + rays.directions[ray] * ((starts + ends) * 0.5)[:, None]
     u = field_coords(positions, "unbounded")
     keep = scene.grid.query(u)
-    return Samples(ray_idx[keep], starts[keep], ends[keep], u[keep])
+    return Samples(ray[keep], starts[keep], ends[keep], u[keep])
 
 
 _FIRST_ROUND = 4

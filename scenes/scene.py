@@ -181,7 +181,13 @@ def _occupancy_density(state: dict[str, torch.Tensor], resolution: int, weights_
 def _without_retired_keys(recorded: object) -> object:
     if not isinstance(recorded, dict):
         return recorded  # config_from_dict names the problem
-    return {k: v for k, v in recorded.items() if k not in RETIRED_CONFIG_KEYS}
+    config = {k: v for k, v in recorded.items() if k not in RETIRED_CONFIG_KEYS}
+    sampling = config.get("sampling")
+    if isinstance(sampling, dict) and "unbounded_schedule" not in sampling:
+        # scenes from before render/unbounded.py's "contracted" schedule: their occupancy grid was thresholded for
+        # the former one, so they keep rendering with it
+        config["sampling"] = {**sampling, "unbounded_schedule": "disparity"}
+    return config
 
 
 def _recorded_dataset(meta: dict, meta_path: Path) -> tuple[str | None, list[str] | None]:

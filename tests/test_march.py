@@ -11,7 +11,7 @@ from render import march_native
 from render.cameras import Rays
 from render.config import SamplingConfig
 from render.occupancy import OccupancyGrid
-from render.render import Renderable, _box_interval, _front_to_back, _march_object_torch, march
+from render.render import Renderable, _box_interval, _front_to_back, _march_object_torch, _march_unbounded_torch, march
 from render.volume import render_weights
 
 needs_kernel = pytest.mark.skipif(march_native.load() is None, reason="the C marcher could not be built here")
@@ -112,6 +112,31 @@ def test_c_marcher_skips_empty_blocks_but_not_a_lone_occupied_cell():
     assert inside.all()
     cell_steps = (2 / 32) / scene.step_size()
     assert hit.max() <= math.ceil(cell_steps * math.sqrt(3)) + 1
+
+
+@needs_kernel
+@pytest.mark.parametrize("resolution,fraction,step", [(96, None, 1 / 64), (64, 0.2, 1 / 32), (48, 1.0, 0.05),
+                                                      (32, 0.0, 1 / 64)])
+def test_c_unbounded_marcher_keeps_exactly_the_samples_of_the_torch_marcher(resolution, fraction, step):
+    """The "contracted" schedule (render/unbounded.py): rays from inside the unit cube (the cameras of a capture)
+    and from far outside it (a path that leaves it), axis-aligned ones, jitter, a NaN ray."""
+    g = torch.Generator().manual_seed(resolution)
+    grid = structured_grid(resolution, g) if fraction is None else sparse_grid(resolution, fraction, g)
+    scene = Renderable(BlobField(g), grid, "unbounded", torch.eye(4), torch.ones(3),
+                       SamplingConfig(grid_resolution=resolution, unbounded_step=step))
+    rays = random_rays(2000, g)
+    origins = rays.origins.clone()
+    origins[7, 1] = math.nan
+    rays = Rays(origins, rays.directions)
+    shift = torch.rand(len(rays), generator=g)
+    native = march(scene, rays, shift)
+    plain = _march_unbounded_torch(scene, rays, shift)
+    assert native.u.shape[0] == plain.u.shape[0]
+    if fraction != 0:
+        assert native.u.shape[0] > 20000  # the comparison is not vacuous
+    for a, b in [(native.ray_indices, plain.ray_indices), (native.t_starts, plain.t_starts),
+                 (native.t_ends, plain.t_ends), (native.u, plain.u)]:
+        assert torch.equal(a, b)
 
 
 def test_front_to_back_rounds_keep_the_same_samples_as_one_pass():
