@@ -40,3 +40,11 @@ def trunc_exp(x: torch.Tensor) -> torch.Tensor:
     from nerfstudio.field_components.activations import trunc_exp as _trunc_exp
 
     return _trunc_exp(x)
+
+
+def exp_map_so3xr3(tangent: torch.Tensor) -> torch.Tensor:
+    """[N, 6] (translation, axis-angle rotation) -> [N, 3, 4] (rotation | translation): nerfstudio's camera
+    optimizer parametrisation (SO(3) x R^3, `nerfstudio.cameras.lie_groups.exp_map_SO3xR3`)."""
+    from nerfstudio.cameras.lie_groups import exp_map_SO3xR3
+
+    return exp_map_SO3xR3(tangent)
