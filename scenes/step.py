@@ -2,9 +2,10 @@
 
 A step is: the representation's own upkeep (`refresh`: the NeRF's occupancy grid updates on its
 schedule, as nerfacc's `OccGridEstimator.update_every_n_steps`), the learning rate, the photo loss
-(random pixels of the photos -> rays (moved by each photo's pose correction, if refined) -> render -> composite
-over a random background where the photos have alpha -> each photo's appearance, if learned -> MSE or a robust loss), any extra terms the caller adds, then Adam. Random draws come from one CPU
-generator in a fixed order, so a seed and a step count give the same weights every time.
+(random pixels of the photos -> rays, moved by each photo's pose correction if refined -> render -> composite
+over a random background where the photos have alpha -> each photo's appearance if learned -> MSE or a robust
+loss), any extra terms the caller adds, then Adam. Random draws come from one CPU generator in a fixed order,
+so a seed and a step count give the same weights every time.
 """
 
 from __future__ import annotations
