@@ -20,9 +20,9 @@ from scenes.step import TrainingPixels
 LOW_PSNR_DB = 3.0
 """A photo this many dB below the median training PSNR is flagged (a sound pose fits within ~1-2 dB of the rest)."""
 LARGE_ROTATION_DEG = 1.0
-"""A pose correction rotating this much is flagged (SfM poses of a sharp capture are good to ~0.1 degree)."""
+"""A pose correction rotating this much more than the median correction is flagged."""
 LARGE_SHIFT_PERCENT = 1.0
-"""A pose correction moving the camera this much (percent of the capture's extent) is flagged."""
+"""A pose correction moving the camera this much (percent of the capture's extent) beyond the median is flagged."""
 _CHUNK_RAYS = 8192
 
 
@@ -38,12 +38,15 @@ def photo_confidence(scene: Scene, pixels: TrainingPixels, rays_per_photo: int) 
     rotation, shift = _pose_corrections(scene, len(psnrs))
     gains = None if scene.corrections.appearance is None else scene.corrections.appearance.gains()
     median = statistics.median(psnrs)
+    # Refinement corrects every photo a little (a whole-scene rotation is unobservable, so corrections drift
+    # together): a photo stands out by its correction beyond the typical one.
+    typical_rotation, typical_shift = statistics.median(rotation), statistics.median(shift)
     photos = []
     for slot, name in enumerate(scene.capture_names):
         flags = []
         if psnrs[slot] < median - LOW_PSNR_DB:
             flags.append(f"PSNR {median - psnrs[slot]:.1f} dB below the median")
-        if rotation[slot] > LARGE_ROTATION_DEG or shift[slot] > LARGE_SHIFT_PERCENT:
+        if rotation[slot] - typical_rotation > LARGE_ROTATION_DEG or shift[slot] - typical_shift > LARGE_SHIFT_PERCENT:
             flags.append(f"pose corrected by {rotation[slot]:.2f} deg, {shift[slot]:.2f}% of the extent")
         entry = {"name": name, "psnr": round(psnrs[slot], 2), "rotation_deg": round(rotation[slot], 3),
                  "shift_percent": round(shift[slot], 3), "flags": flags}
