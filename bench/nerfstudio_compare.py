@@ -103,22 +103,28 @@ def _cached_measured(path: Path, resume: bool, cmd: list[str], log: Path, env: d
 
 
 def train_nerfacto(python: Path, data: Path, budgets: list[float], rays_per_batch: int, out: Path,
-                   resume: bool) -> tuple[dict, Measured, list[str]]:
-    """Phase 1 (timed): one nerfacto run with a checkpoint at each budget. Returns (record, measured, command)."""
+                   resume: bool, model_opts: list[str] | None = None, dataparser: list[str] | None = None,
+                   experiment: str = "lego-200") -> tuple[dict, Measured, list[str]]:
+    """Phase 1 (timed): one nerfacto run with a checkpoint at each budget. Returns (record, measured, command).
+
+    `model_opts` default to nerfstudio's Blender recipe and `dataparser` to `blender-data --data DATA`;
+    `bench/real_captures.py` passes nerfacto's own defaults and `nerfstudio-data` for real captures."""
+    model_opts = NERFACTO_BLENDER_OPTS if model_opts is None else model_opts
+    dataparser = ["blender-data", "--data", str(data)] if dataparser is None else dataparser
     marks_s = ",".join(f"{b * 60:g}" for b in budgets)
     record = out / "nerfacto-run.json"
     cmd = [str(python), str(HELPERS / "ns_budget_train.py"), "--marks-s", marks_s, "--record", str(record),
            "--", "nerfacto",
            "--machine.device-type", "cpu", "--pipeline.model.implementation", "torch",
            "--pipeline.datamanager.train-num-rays-per-batch", str(rays_per_batch),
-           *NERFACTO_BLENDER_OPTS,
-           "--output-dir", str(out / "nerfacto"), "--experiment-name", "lego-200", "--timestamp", "bench",
+           *model_opts,
+           "--output-dir", str(out / "nerfacto"), "--experiment-name", experiment, "--timestamp", "bench",
            "--vis", "tensorboard", "--viewer.quit-on-train-completion", "True",
            "--max-num-iterations", "10000000", "--steps-per-save", "10000000",
            "--save-only-latest-checkpoint", "False",
            "--steps-per-eval-batch", "0", "--steps-per-eval-image", "0", "--steps-per-eval-all-images", "0",
            "--logging.local-writer.enable", "False", "--logging.profiler", "none",
-           "blender-data", "--data", str(data)]
+           *dataparser]
     if not (resume and record.is_file()):
         (out / "nerfacto-train.json").unlink(missing_ok=True)
     measured = _cached_measured(out / "nerfacto-train.json", resume and record.is_file(), cmd,
@@ -131,7 +137,7 @@ def train_nerfacto(python: Path, data: Path, budgets: list[float], rays_per_batc
 
 def render_and_score_nerfacto(python: Path, run: dict, train_measured: Measured, train_cmd: list[str], out: Path,
                               score, max_views: int | None, resume: bool,
-                              eval_budgets: list[float] | None = None) -> MethodResult:
+                              eval_budgets: list[float] | None = None, fps_size: str = "320x180") -> MethodResult:
     """Phase 3 (untimed except the frame rate): render each snapshot's test views, score them here.
 
     The largest budget is rendered first (it bounds the speed-up), and each snapshot is saved as it
@@ -146,7 +152,7 @@ def render_and_score_nerfacto(python: Path, run: dict, train_measured: Measured,
                                                                           for b in eval_budgets)]
     steps = sorted({s["checkpoint_step"] for s in wanted}, reverse=True)
     cmd = [str(python), str(HELPERS / "ns_render.py"), "--config", str(REPO / run["config_path"]),
-           "--steps", ",".join(map(str, steps)), "--out", str(render_dir)]
+           "--steps", ",".join(map(str, steps)), "--out", str(render_dir), "--fps-size", fps_size]
     if max_views is not None:
         cmd += ["--max-views", str(max_views)]
     render_measured = run_measured(cmd, out / "logs" / "nerfacto-render.log", env=ns_env())

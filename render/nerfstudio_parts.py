@@ -49,3 +49,11 @@ def focus_of_attention(world_from_camera: torch.Tensor) -> torch.Tensor:
 
     poses = world_from_camera[:, :3, :4].float().cpu()
     return _focus(poses, poses[:, :, 3].mean(dim=0))
+
+
+def exp_map_so3xr3(tangent: torch.Tensor) -> torch.Tensor:
+    """[N, 6] (translation, axis-angle rotation) -> [N, 3, 4] (rotation | translation): nerfstudio's camera
+    optimizer parametrisation (SO(3) x R^3, `nerfstudio.cameras.lie_groups.exp_map_SO3xR3`)."""
+    from nerfstudio.cameras.lie_groups import exp_map_SO3xR3
+
+    return exp_map_SO3xR3(tangent)

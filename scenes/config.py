@@ -14,6 +14,7 @@ from render.config import ConfigValueError, SamplingConfig, check_float, check_i
 from vista_core.errors import VistaError
 
 Backend = Literal["auto", "torch", "tcnn"]
+PhotoLossKind = Literal["mse", "huber", "charbonnier"]
 
 MAX_GRID_RESOLUTION = 1 << 20
 """Finest hash-grid resolution at most: its cube (2^60) still fits the kernels' unsigned 64-bit dense-index test,
@@ -120,6 +121,30 @@ class TrainConfig:
     default: the field then learns the photos blurred by up to a pixel, which helps only where photos are few and
     aliased (bench/GUIDANCE_RESULTS.md, "Pixel jitter is off again by default")."""
 
+    # --- What real photos need (issue #21): per-photo appearance, camera refinement, robust loss. ---
+    appearance: bool = False
+    """Learn a per-photo affine colour transform (exposure, white balance) applied in the photo loss
+    (`scenes.appearance`); new views render with the neutral (identity) appearance."""
+    appearance_lr_scale: float = 0.1
+    """Learning rate of the appearance transforms, as a fraction of `learning_rate` (measured at 0.1 on the
+    procedural scene, tests/test_appearance.py; it recovers per-photo gains only partly in 300 steps: a higher
+    rate is untested)."""
+    appearance_penalty: float = 1e-3
+    """Weight of the pull of every photo's transform toward the identity (keeps the neutral appearance the mean)."""
+    camera_refinement: bool = False
+    """Refine every training photo's pose (nerfstudio's SO(3) x R^3 camera optimizer, `scenes.camera_opt`)."""
+    camera_lr_scale: float = 0.1
+    """Learning rate of the pose corrections as a fraction of `learning_rate` (0.1 x 1e-2 = nerfacto's 1e-3)."""
+    camera_translation_penalty: float = 1e-2
+    """nerfstudio's L2 penalty on the corrections' translations."""
+    camera_rotation_penalty: float = 1e-3
+    """nerfstudio's L2 penalty on the corrections' rotations."""
+    photo_loss: PhotoLossKind = "mse"
+    """Photometric loss: "mse", or a robust one that weighs large residuals (moving things, reflections) less:
+    "huber" (delta 0.1) or "charbonnier" (Barron's robust loss with alpha=1, eps 1e-3)."""
+    confidence_rays_per_photo: int = 512
+    """Pixels per training photo scored after training for its confidence (per-photo PSNR; 0 skips it)."""
+
     def __post_init__(self) -> None:
         check_int("steps", self.steps, 1)
         check_int("rays_per_step", self.rays_per_step, 16, 1 << 20)
@@ -129,6 +154,14 @@ class TrainConfig:
         check_int("seed", self.seed, 0, (1 << 63) - 1)
         check_int("checkpoint_every", self.checkpoint_every, 1)
         check_float("distortion_loss_weight", self.distortion_loss_weight, 0.0, 1e6)
+        check_float("appearance_lr_scale", self.appearance_lr_scale, 0.0, 100.0, low_open=True)
+        check_float("appearance_penalty", self.appearance_penalty, 0.0, 1e3)
+        check_float("camera_lr_scale", self.camera_lr_scale, 0.0, 100.0, low_open=True)
+        check_float("camera_translation_penalty", self.camera_translation_penalty, 0.0, 1e3)
+        check_float("camera_rotation_penalty", self.camera_rotation_penalty, 0.0, 1e3)
+        if self.photo_loss not in ("mse", "huber", "charbonnier"):
+            raise ConfigValueError(f"photo_loss must be 'mse', 'huber' or 'charbonnier', got {self.photo_loss!r}")
+        check_int("confidence_rays_per_photo", self.confidence_rays_per_photo, 0, 1 << 16)
 
 
 PRESETS: dict[str, TrainConfig] = {

@@ -21,6 +21,7 @@ from render.occupancy import OccupancyGrid, UpdateSchedule
 from render.render import Renderable, SceneKind
 from scenes.backends import resolve_backend
 from scenes.config import TrainConfig
+from scenes.corrections import PhotoCorrections
 from scenes.field import NerfField
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_bytes, atomic_write_json, read_json
@@ -53,6 +54,9 @@ class Scene:
     """`scenes.data.dataset_hash` of the dataset it was trained on (None: a scene from before it was recorded)."""
     heldout_names: list[str] | None = None
     """The dataset's held-out views when it was trained (None: not recorded)."""
+    corrections: PhotoCorrections | None = None
+    """Per-training-photo appearance and pose corrections, as the config switches them on (`scenes.corrections`):
+    training uses them, new views do not (neutral appearance); the weights file keeps them."""
 
     def renderable(self) -> Renderable:
         """The scene as a `render.representation.SceneRepresentation`: what rendering, training and path fitting
@@ -69,11 +73,12 @@ def new_scene(config: TrainConfig, backend: str, kind: SceneKind, scene_from_wor
     field_module = NerfField(config.field, backend, generator)
     grid = OccupancyGrid(config.sampling.grid_resolution, schedule=UpdateSchedule.from_sampling(config.sampling))
     return Scene(field_module, grid, kind, scene_from_world, background, config, backend, capture, capture_names,
-                 data_source)
+                 data_source, corrections=PhotoCorrections(config, len(capture_names)))
 
 
 def scene_state(scene: Scene) -> dict[str, torch.Tensor]:
-    return scene.renderable().state()
+    extra = {} if scene.corrections is None else scene.corrections.state()
+    return {**scene.renderable().state(), **extra}
 
 
 def scene_metadata(scene: Scene) -> dict:
@@ -155,6 +160,7 @@ def load_scene(directory: Path, backend: str = "auto") -> Scene:
         occ = meta.get("occupancy", {})
         density = _occupancy_density(state, scene.grid.resolution, weights_path)
         scene.grid.restore(density, float(occ.get("threshold") or config.sampling.occupancy_threshold))
+        scene.corrections.load(state, str(weights_path))
     except (KeyError, RuntimeError, TypeError, ValueError) as error:
         raise VistaError(f"{directory}: scene files are inconsistent ({error})") from error
     scene.step = step

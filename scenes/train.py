@@ -22,7 +22,9 @@ from safetensors.torch import load_file, save
 
 from render.representation import SceneRepresentation
 from scenes.backends import resolve_backend
+from scenes.confidence import photo_confidence
 from scenes.config import TrainConfig
+from scenes.corrections import PhotoCorrections
 from scenes.data import PosedImages
 from scenes.scene import SCENE_FILE, WEIGHTS_FILE, Scene, load_scene, new_scene, save_scene
 from scenes.step import PhotoTerm, TrainingPixels, apply_gradients, make_optimizer, photo_loss, set_learning_rate
@@ -156,14 +158,15 @@ def train_scene(data: PosedImages, out_dir: Path, config: TrainConfig, *, minute
     generator = torch.Generator().manual_seed(config.seed)
     if resume and has_checkpoint:
         scene, state = _restore_checkpoint(out_dir, config.backend)
-        if scene.config.field != config.field or scene.config.sampling != config.sampling:
+        if (scene.config.field != config.field or scene.config.sampling != config.sampling
+                or _corrections_switches(scene.config) != _corrections_switches(config)):
             raise VistaError(f"{out_dir}: was trained with preset {scene.config.preset!r}; resume it with the same "
                              "preset (or use --overwrite to start again)")
         scene.config = config
         generator.set_state(state["generator"])
     else:
         scene, state = _new_scene_for(data, config), {}
-    optimizer = make_optimizer(scene.renderable(), config)
+    optimizer = make_optimizer(scene.renderable(), config, scene.corrections)
     _load_optimizer_state(optimizer, state)
     _write_run_info(out_dir, data, config)
     last_spr = float(state["last_samples_per_ray"][0]) if "last_samples_per_ray" in state else None
@@ -171,6 +174,11 @@ def train_scene(data: PosedImages, out_dir: Path, config: TrainConfig, *, minute
                seconds_before=float(scene.metrics.get("train_seconds", 0.0)), last_samples_per_ray=last_spr)
     return _train_loop(scene, data, out_dir, config, optimizer, generator, run, show_progress, progress,
                        stop_after_step)
+
+
+def _corrections_switches(config: TrainConfig) -> tuple[bool, bool]:
+    """What a resumed run must share with its checkpoint besides the field: which per-photo parameters exist."""
+    return config.appearance, config.camera_refinement
 
 
 def _new_scene_for(data: PosedImages, config: TrainConfig) -> Scene:
@@ -233,6 +241,7 @@ def _train_loop(scene: Scene, data: PosedImages, out_dir: Path, config: TrainCon
     from tqdm.auto import tqdm
 
     pixels = TrainingPixels(data)
+    scene.corrections.bind(data.train_indices, len(data.names))
     representation = scene.renderable()
     representation.train()
     bar = tqdm(total=config.steps, initial=scene.step, disable=not show_progress, unit="step", dynamic_ncols=True,
@@ -246,7 +255,7 @@ def _train_loop(scene: Scene, data: PosedImages, out_dir: Path, config: TrainCon
                 break
             schedule = run.schedule_progress(scene.step, config.steps, elapsed)
             term = _train_step(representation, pixels, optimizer, generator, config, scene.step, schedule,
-                               run.last_samples_per_ray)
+                               run.last_samples_per_ray, scene.corrections)
             scene.step += 1
             run.add(term)
             _show_step(bar, scene, run, config)
@@ -264,21 +273,24 @@ def _train_loop(scene: Scene, data: PosedImages, out_dir: Path, config: TrainCon
         stopped = True
         bar.write("interrupted: saving a checkpoint; continue with --resume")
     except Cancelled:
-        _finish(scene, optimizer, generator, out_dir, config, run, stopped=True)
+        _finish(scene, optimizer, generator, out_dir, config, run, stopped=True, pixels=pixels)
         raise
     finally:
         bar.close()
-    return _finish(scene, optimizer, generator, out_dir, config, run, stopped)
+    return _finish(scene, optimizer, generator, out_dir, config, run, stopped, pixels)
 
 
 def _train_step(representation: SceneRepresentation, pixels: TrainingPixels, optimizer: torch.optim.Optimizer,
                 generator: torch.Generator, config: TrainConfig, step: int, progress: float,
-                last_samples_per_ray: float | None) -> PhotoTerm:
+                last_samples_per_ray: float | None, corrections: PhotoCorrections | None = None) -> PhotoTerm:
     representation.refresh(step, generator)
     set_learning_rate(optimizer, learning_rate_at(config, progress))
+    active = corrections if corrections is not None and corrections.active else None
     term = photo_loss(representation, pixels, rays_for_step(config, last_samples_per_ray), generator,
-                      pixel_jitter=config.pixel_jitter, distortion_weight=config.distortion_loss_weight)
-    apply_gradients(optimizer, term.loss)
+                      pixel_jitter=config.pixel_jitter, distortion_weight=config.distortion_loss_weight,
+                      corrections=active, loss_kind=config.photo_loss)
+    penalty = None if active is None else active.penalty(config)
+    apply_gradients(optimizer, term.loss if penalty is None else term.loss + penalty)
     return term
 
 
@@ -291,10 +303,13 @@ def _show_step(bar, scene: Scene, run: _Run, config: TrainConfig) -> None:
 
 
 def _finish(scene: Scene, optimizer: torch.optim.Optimizer, generator: torch.Generator, out_dir: Path,
-            config: TrainConfig, run: _Run, stopped: bool) -> Scene:
-    """The final checkpoint, also of a stopped run (which `resume` continues)."""
+            config: TrainConfig, run: _Run, stopped: bool, pixels: TrainingPixels | None = None) -> Scene:
+    """The final checkpoint, also of a stopped run (which `resume` continues); a finished run also records each
+    training photo's confidence (`scenes.confidence`)."""
     _record_metrics(scene, run)
     scene.metrics["finished"] = scene.step >= config.steps and not stopped
+    if not stopped and pixels is not None and config.confidence_rays_per_photo > 0:
+        scene.metrics["photos"] = photo_confidence(scene, pixels, config.confidence_rays_per_photo)
     _save_checkpoint(scene, optimizer, generator, out_dir, run.last_samples_per_ray)
     scene.renderable().train(False)
     return scene

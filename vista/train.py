@@ -90,7 +90,13 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    from scenes.confidence import confidence_summary
     from vista_api.evaluate import describe_scene
 
-    print(json.dumps(describe_scene(args.scene).to_dict(), indent=2))
+    info = describe_scene(args.scene).to_dict()
+    print(json.dumps(info, indent=2))
+    # the JSON stays machine-readable on stdout; the per-photo confidence (issue #22) in one line for people
+    summary = confidence_summary(info.get("metrics", {}).get("photos"))
+    if summary:
+        print(summary, file=sys.stderr)
     return 0

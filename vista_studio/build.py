@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scenes.confidence import confidence_summary
 from vista_api.poses import PosesRequest, estimate_poses
 from vista_api.train import (
     STAGE_EVALUATING,
@@ -79,6 +80,9 @@ def build_work(job: wsp.Job, workspace: Path, request: TrainRequest) -> dict:
     # 3. the held-out evaluation (train's last stage)
     if trained.heldout is not None:
         result.update(heldout_psnr=round(trained.heldout.psnr_db, 2), heldout_ssim=round(trained.heldout.ssim, 4))
+    confidence = confidence_summary(trained.scene.metrics.get("photos"))
+    if confidence:  # per-photo confidence (issue #22): photos whose pose may still be wrong
+        result["photo_confidence"] = confidence
     wsp.update_session(workspace, scene=str(trained.scene_dir), build=result)
     return result
 

@@ -98,6 +98,8 @@ def build_summary(session: dict) -> str:
         if build.get("heldout_psnr") is not None:
             text += f"; held-out PSNR {build['heldout_psnr']:.2f} dB, SSIM {build['heldout_ssim']:.3f}"
         lines.append(text + ". Next: draw a path (step 3).")
+        if build.get("photo_confidence"):
+            lines.append(build["photo_confidence"][0].upper() + build["photo_confidence"][1:] + ".")
     elif session.get("scene"):
         lines.append("Scene loaded. Next: draw a path (step 3).")
     return "\n\n".join(lines)
