@@ -59,14 +59,15 @@ def photo_confidence(scene: Scene, pixels: TrainingPixels, rays_per_photo: int) 
 
 def _photo_psnr(scene: Scene, representation, pixels: TrainingPixels, slot: int, n: int,
                 generator: torch.Generator) -> float:
-    per_image = pixels.height * pixels.width
+    width = int(pixels.widths[slot])
+    per_image = int(pixels.ends[slot] - pixels.before[slot])  # this photo's pixels (photos may differ in size)
     within = torch.randint(0, per_image, (n,), generator=generator)
-    target = pixels.pixels[slot * per_image + within].float() / 255.0
+    target = pixels.pixels[pixels.starts[slot] + within].float() / 255.0
     background = torch.tensor(scene.background, dtype=torch.float32)
     if pixels.has_alpha:
         target = target[:, :3] * target[:, 3:4] + background * (1 - target[:, 3:4])
     image_index = pixels.indices[slot].expand(n)
-    xy = torch.stack([within % pixels.width, within // pixels.width], dim=-1).float() + 0.5
+    xy = torch.stack([within % width, within // width], dim=-1).float() + 0.5
     device = representation.scene_from_world.device
     rays = rays_to_scene(rays_to_device(camera_rays(pixels.cameras, image_index, xy), device),
                          representation.scene_from_world)
