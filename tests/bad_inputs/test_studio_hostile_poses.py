@@ -84,7 +84,9 @@ def test_uploaded_zip_with_hostile_file_paths_fails_with_one_line_and_reads_noth
     assert "\n" not in message and "Traceback" not in message
     assert "is not inside the dataset folder" in message and "file_path" in message, message
     assert not [p for p in opened if Path(p).resolve().is_relative_to(canary_dir.resolve())], opened
-    # the photos inside the dataset were read (the check is on the load path, not a skipped build)
-    assert any(p.endswith("IMG_0001.jpg") for p in opened)
+    # the build's loader read the uploaded pose file (the check is on the load path, not a skipped build; every
+    # frame's path is confined before any photo is opened, so no photo needs to be)
+    pose_file = "transforms.json" if pose_format == "nerfstudio" else "transforms_train.json"
+    assert any(Path(p).name == pose_file for p in opened), opened
     assert not (workspace / "scene" / "scene.json").exists()
     shutil.rmtree(canary_dir)
