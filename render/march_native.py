@@ -53,14 +53,21 @@ def march_object_native(origins: torch.Tensor, directions: torch.Tensor, t_near:
     c_args = [ptr(args[0], ctypes.c_float), ptr(args[1], ctypes.c_float), ptr(args[2], ctypes.c_float),
               ptr(args[3], ctypes.c_float), ptr(args[4], ctypes.c_float), ptr(args[5], ctypes.c_int64), n_rays,
               ptr(occ, ctypes.c_uint8), grid.resolution, step, ptr(coarse, ctypes.c_uint8), _SKIP_SHIFT]
+    return _count_then_fill(library.march_count, library.march_fill, c_args, n_rays, threads)
+
+
+def _count_then_fill(count, fill, c_args: list, n_rays: int,
+                     threads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The marchers' two passes: `count` each ray's samples, then `fill` the packed outputs at each ray's offset
+    (so the outputs are allocated once, at their exact size, and threads write disjoint ranges)."""
     counts = torch.empty(n_rays, dtype=torch.int64)
-    library.march_count(*c_args, ptr(counts, ctypes.c_int64), threads)
+    count(*c_args, ptr(counts, ctypes.c_int64), threads)
     first = torch.cumsum(counts, 0) - counts
     total = int(counts.sum())
     ray = torch.empty(total, dtype=torch.int64)
     starts, ends, u = torch.empty(total), torch.empty(total), torch.empty(total, 3)
-    library.march_fill(*c_args, ptr(first, ctypes.c_int64), ptr(ray, ctypes.c_int64), ptr(starts, ctypes.c_float),
-                       ptr(ends, ctypes.c_float), ptr(u, ctypes.c_float), threads)
+    fill(*c_args, ptr(first, ctypes.c_int64), ptr(ray, ctypes.c_int64), ptr(starts, ctypes.c_float),
+         ptr(ends, ctypes.c_float), ptr(u, ctypes.c_float), threads)
     return ray, starts, ends, u
 
 
@@ -79,13 +86,4 @@ def march_unbounded_native(origins: torch.Tensor, directions: torch.Tensor, shif
     c_args = [ptr(args[0], ctypes.c_float), ptr(args[1], ctypes.c_float), ptr(args[2], ctypes.c_float), n_rays,
               ptr(occ, ctypes.c_uint8), grid.resolution, 1.0 / step, 1.0 / n_outer, n_outer,
               unbounded.max_inner_steps(step)]
-    counts = torch.empty(n_rays, dtype=torch.int64)
-    library.march_unbounded_count(*c_args, ptr(counts, ctypes.c_int64), threads)
-    first = torch.cumsum(counts, 0) - counts
-    total = int(counts.sum())
-    ray = torch.empty(total, dtype=torch.int64)
-    starts, ends, u = torch.empty(total), torch.empty(total), torch.empty(total, 3)
-    library.march_unbounded_fill(*c_args, ptr(first, ctypes.c_int64), ptr(ray, ctypes.c_int64),
-                                 ptr(starts, ctypes.c_float), ptr(ends, ctypes.c_float), ptr(u, ctypes.c_float),
-                                 threads)
-    return ray, starts, ends, u
+    return _count_then_fill(library.march_unbounded_count, library.march_unbounded_fill, c_args, n_rays, threads)
