@@ -56,12 +56,19 @@ class CountingField:
 
 
 def variant_config(name: str, preset: str, steps: int):
+    """`disparity` or `contracted:STEP`, then optional `+field=value` overrides of the SamplingConfig
+    (e.g. `contracted:0.015625+min_alpha=0.01`)."""
     base = preset_config(preset, steps=steps)
-    if name == "disparity":
+    schedule, *overrides = name.split("+")
+    if schedule == "disparity":
         sampling = dataclasses.replace(base.sampling, unbounded_schedule="disparity")
     else:
-        step = float(name.split(":")[1])
+        step = float(schedule.split(":")[1])
         sampling = dataclasses.replace(base.sampling, unbounded_schedule="contracted", unbounded_step=step)
+    for override in overrides:
+        key, value = override.split("=")
+        kind = type(getattr(sampling, key))
+        sampling = dataclasses.replace(sampling, **{key: kind(value)})
     return dataclasses.replace(base, sampling=sampling)
 
 
@@ -77,7 +84,7 @@ def train_variant(name: str, data, args) -> dict:
             totals["rays0"], totals["samples0"] = rays, rays * m["samples_per_ray"]
         totals["rays1"], totals["samples1"] = rays, rays * m["samples_per_ray"]
 
-    out = Path(tempfile.mkdtemp(prefix=f"sampler-ab-{name.replace(':', '-')}-"))
+    out = Path(tempfile.mkdtemp(prefix=f"sampler-ab-{name.replace(':', '-').replace('=', '-')}-"))
     start = time.perf_counter()
     scene = train_scene(data, out, config, overwrite=True, show_progress=False, progress=on_step)
     train_s = time.perf_counter() - start

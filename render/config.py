@@ -69,6 +69,9 @@ class SamplingConfig:
     unbounded_step: float = 1 / 64
     """Unbounded scenes, "contracted" schedule: the marching step in contracted space (the unit cube has side 2,
     the contracted scene 4)."""
+    mask_unseen: bool = True
+    """Cells no training photo sees are never occupied (`render.occupancy.cells_seen_by`, as nerfacc's
+    `mark_invisible_cells`); set when training starts and saved with the grid."""
 
     def __post_init__(self) -> None:
         check_int("grid_resolution", self.grid_resolution, 4, MAX_GRID_RESOLUTION)
@@ -82,6 +85,8 @@ class SamplingConfig:
             raise ConfigValueError(f"unbounded_schedule must be 'contracted' or 'disparity', got "
                                    f"{self.unbounded_schedule!r}")
         check_float("unbounded_step", self.unbounded_step, 1e-3, 0.5)
+        if not isinstance(self.mask_unseen, bool):
+            raise ConfigValueError(f"mask_unseen must be true or false, got {self.mask_unseen!r}")
 
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",

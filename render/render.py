@@ -135,6 +135,8 @@ class Renderable:
     def state(self) -> dict[str, torch.Tensor]:
         state = {f"field.{k}": v.detach().contiguous() for k, v in self.field.state_dict().items()}
         state["occupancy.density"] = self.grid.density.contiguous()
+        if self.grid.seen is not None:
+            state["occupancy.seen"] = self.grid.seen.to(torch.uint8).contiguous()
         return state
 
 

@@ -159,6 +159,9 @@ def load_scene(directory: Path, backend: str = "auto") -> Scene:
         scene.field.load_state_dict(field_state)
         occ = meta.get("occupancy", {})
         density = _occupancy_density(state, scene.grid.resolution, weights_path)
+        seen = state.get("occupancy.seen")
+        if seen is not None:  # scenes from before the mask have none: every cell can be occupied
+            scene.grid.restrict_to(seen.bool())
         scene.grid.restore(density, float(occ.get("threshold") or config.sampling.occupancy_threshold))
         scene.corrections.load(state, str(weights_path))
     except (KeyError, RuntimeError, TypeError, ValueError) as error:

@@ -20,6 +20,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from render.occupancy import cells_seen_by
 from render.representation import SceneRepresentation
 from scenes.backends import resolve_backend
 from scenes.confidence import photo_confidence
@@ -186,6 +187,8 @@ def _new_scene_for(data: PosedImages, config: TrainConfig) -> Scene:
     capture = data.cameras[data.train_indices]
     scene = new_scene(config, backend, data.kind, data.scene_from_world, data.background, capture,
                       [data.names[i] for i in data.train_indices], data.source)
+    if config.sampling.mask_unseen:
+        scene.grid.restrict_to(cells_seen_by(capture, data.scene_from_world, scene.grid.resolution, data.kind))
     scene.data_hash = data.content_hash or None  # recorded so that `vista eval` can tell stale photos
     scene.heldout_names = [data.names[i] for i in data.heldout_indices]
     return scene
