@@ -102,13 +102,13 @@ def _signing_algorithm(key_pem: bytes, where: Path) -> str:
 C2PA_MIME_TYPES = {".mp4": "video/mp4", ".mov": "video/quicktime"}
 
 
-def c2pa_manifest(title: str, mime_type: str = "video/mp4") -> dict:
+def c2pa_manifest(title: str) -> dict:
     """The manifest definition: a 'created' action by a trained algorithm (C2PA's label for generative AI)."""
     software = f"Vista {vista_version()}"
     return {
         "claim_generator_info": [{"name": "Vista", "version": vista_version()}],
         "title": title,
-        "format": mime_type,
+        "format": "video/mp4",
         "assertions": [
             {
                 "label": "c2pa.actions",
@@ -145,7 +145,7 @@ def sign_c2pa(video: Path, cert_path: Path, key_path: Path, title: str) -> None:
     os.close(fd)
     try:
         signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(algorithm, cert_pem, key_pem, None))
-        builder = c2pa.Builder(json.dumps(c2pa_manifest(title, mime_type)))
+        builder = c2pa.Builder(json.dumps({**c2pa_manifest(title), "format": mime_type}))
         with open(video, "rb") as source, open(tmp_name, "w+b") as dest:
             builder.sign(signer, mime_type, source, dest)
             dest.flush()
