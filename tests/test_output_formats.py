@@ -215,3 +215,28 @@ def test_prores_mov_is_c2pa_signed_as_quicktime(tmp_path):
     report = verify_video(tmp_path / "shot.mov", trust_anchors_pem=ca.read_bytes())
     assert report.verdict == "signed", report.text()
     assert probe_video(tmp_path / "shot.mov").codec == "prores", "signing kept the movie playable"
+
+
+def test_visible_label_is_opaque_in_the_alpha_formats(tmp_path):
+    cameras = orbit(1, 128, 96)
+    render_video(sphere_renderable(), cameras, tmp_path / "shot_png", VideoConfig(watermark=False, label=True),
+                 VideoOutputs(format="png"), show_progress=False)
+    pixels, _ = read_png(tmp_path / "shot_png" / "frame_00000.png")
+    _, alpha, _ = expected_layers(0, cameras)
+    corner = (slice(90, 94), slice(100, 124))  # inside the label's box, where the sphere is not
+    assert alpha[corner].max() < 1e-3 and (pixels[corner][..., 3] == 65535).all()
+    assert pixels[corner][..., :3].mean() < 0.6 * 65535, "the label's dark box, not the white background"
+
+
+def test_a_former_sequence_moved_aside_by_a_killed_run_is_restored(tmp_path):
+    from render.frames_out import remove_sequence_orphans
+
+    out = tmp_path / "shot_exr"
+    aside = tmp_path / ".shot_exr.a1b2c3d4.old"
+    aside.mkdir()
+    (aside / "frame_00000.exr").write_bytes(b"former frame")
+    partial = tmp_path / ".shot_exr.zzzz9999.partial"
+    partial.mkdir()
+    remove_sequence_orphans(out)
+    assert (out / "frame_00000.exr").read_bytes() == b"former frame"
+    assert not aside.exists() and not partial.exists()
