@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     render = subparsers.add_parser(
         "render", help="render a scene along a camera path to an MP4",
         description="Render SCENE along a camera path (nerfstudio camera_path.json, Vista keyframes or instant-ngp "
-                    "base_cam.json) to an H.264 MP4, labelled as a synthetic render (metadata, invisible watermark, "
+                    "base_cam.json) to an H.264 MP4 (or, with --format, ProRes 4444 with alpha, or a 16-bit PNG or OpenEXR "
+                    "sequence with alpha for compositing), labelled as a synthetic render (metadata, invisible watermark, "
                     "optional visible label and C2PA signature), with a recipe JSON beside it. Frames are cached "
                     "beside the video, so an interrupted render resumes when run again.")
     render.add_argument("scene", type=Path, nargs="?", help="scene folder (made by `vista train`)")
@@ -64,16 +65,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify = subparsers.add_parser(
         "verify", help="grade the synthetic-render labels a video carries",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Look for Vista's labels on a video, a PNG/EXR frame or a folder of frames (a C2PA manifest, the "
-                    "invisible watermark in sampled frames, "
-                    "metadata tags) and give a graded verdict, strongest first:\n"
+        description="Look for Vista's labels on a video (MP4, MOV), a PNG/EXR frame or a folder of frames (a C2PA "
+                    "manifest, the invisible watermark in sampled frames, metadata tags) and give a graded verdict, "
+                    "strongest first:\n"
                     "  signed                     a valid C2PA manifest declaring generated media that chains to a\n"
                     "                             CA in --trust-anchors\n"
                     "  signed (untrusted signer)  the same, but no --trust-anchors given or not chained to them\n"
                     "  watermarked                Vista's invisible watermark decodes in most sampled frames\n"
                     "  invalid manifest           a C2PA manifest that fails validation (e.g. bytes altered after\n"
                     "                             signing); never counts as a label\n"
-                    "  tagged only                only the MP4 metadata tags, which anyone can add; not evidence\n"
+                    "  tagged only                only the metadata tags, which anyone can add; not evidence\n"
                     "  unlabelled                 nothing\n",
         epilog="exit codes:\n" + "".join(f"  {code}  {names}\n" for code, names in _exit_code_table()))
     verify.add_argument("video", type=Path, help="video (MP4, MOV), a PNG or EXR frame, or a folder of frames")
