@@ -32,7 +32,9 @@ def encode_png16(rgba: np.ndarray, text: dict[str, str]) -> bytes:
         raise ValueError(f"expected uint16 [H, W, 4], got {rgba.dtype} {rgba.shape}")
     height, width = rgba.shape[:2]
     plain = io.BytesIO()
-    png.Writer(width, height, greyscale=False, alpha=True, bitdepth=16, compression=6).write(
+    # zlib level 1: a 16-bit frame's low bits are noise to deflate, so level 6 made 1080p frames 3% smaller for
+    # 1.8x the time (2.9 s vs 1.6 s a frame, measured); zlib is most of the cost either way
+    png.Writer(width, height, greyscale=False, alpha=True, bitdepth=16, compression=1).write(
         plain, rgba.reshape(height, width * 4))
     chunks = list(png.Reader(bytes=plain.getvalue()).chunks())
     extra = [SRGB_CHUNK] + [_itxt(key, value) for key, value in text.items()]
