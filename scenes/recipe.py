@@ -41,7 +41,7 @@ from vista_core.progress import ProgressCallback
 
 RECIPE_FORMAT = "vista-render-recipe"
 RECIPE_VERSION = 1
-_PACKAGES = ("vista", "torch", "numpy", "av", "c2pa-python", "pillow", "safetensors")
+_PACKAGES = ("vista", "torch", "numpy", "av", "c2pa-python", "pillow", "safetensors", "openexr", "pypng")
 
 
 def scene_content_hash(scene_dir: Path) -> str:
