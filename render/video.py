@@ -372,8 +372,11 @@ def render_video(renderable: SceneRepresentation, cameras: Cameras, out: Path, c
             # 7. fsync, rename into place, fsync the folder
             digests = commit_videos(temps, targets)
         finally:
-            for temp in temps.values():
-                discard_output(temp) if temp.is_dir() else discard(temp)
+            for temp in temps.values():  # what commit_videos did not rename (a failure or a kill before it)
+                if temp.is_dir():
+                    discard_output(temp)
+                else:
+                    discard(temp)
         extra = {name: str(path) for name, path in (("depth_video", outputs.depth_video),
                                                      ("opacity_video", outputs.opacity_video),
                                                      ("png_dir", outputs.png_dir)) if path is not None}
