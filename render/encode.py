@@ -1,6 +1,7 @@
-"""Frames to files and back: BT.709 YUV conversion, H.264 MP4 muxing (PyAV + libx264), probing and decoding.
+"""Frames to files and back: BT.709 YUV conversion, H.264 MP4 muxing (PyAV + libx264), ProRes 4444 MOV muxing
+with alpha (PyAV + FFmpeg's prores_ks), probing and decoding. The only PyAV importer.
 
-Encoding takes uint8 RGB frames, one at a time, so a video of any length streams through bounded memory.
+Encoding takes frames one at a time, so a video of any length streams through bounded memory.
 """
 
 from __future__ import annotations
@@ -51,44 +52,31 @@ def _fps_fraction(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
-class Mp4Writer:
-    """Stream uint8 RGB frames into an H.264 MP4 (PyAV + libx264), written to a temp file beside `path`
-    (`.NAME.XXXXXXXX.partial.mp4`) that `close` (or `finish` + `commit_file`) renames over `path`."""
+class _StreamWriter:
+    """One video stream muxed (PyAV) into a temp file beside `path` (`.NAME.XXXXXXXX.partial.SUFFIX`) that `close`
+    (or `finish` + `commit_file`) renames over `path`. Subclasses add the stream and `write`."""
 
-    def __init__(self, path: Path, width: int, height: int, fps: float, crf: int = 18, preset: str = "medium",
-                 metadata: dict[str, str] | None = None):
+    container_format = "mp4"
+
+    def __init__(self, path: Path, width: int, height: int, fps: float, metadata: dict[str, str] | None):
         import av
 
         self.path = Path(path)
         self.width, self.height = width, height
-        fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial.mp4", dir=self.path.parent)
+        fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=f".partial.{self.container_format}",
+                                    dir=self.path.parent)
         os.close(fd)
         self.temp_path = Path(temp)
         self._count = 0
-        rate = _fps_fraction(fps)
-        # use_metadata_tags: write arbitrary keys (e.g. "software") as MP4 'mdta' metadata
-        self._container = av.open(str(self.temp_path), mode="w", format="mp4", options={"movflags": "use_metadata_tags"})
+        self._rate = _fps_fraction(fps)
+        self._time_base = 1 / self._rate
+        # use_metadata_tags: write arbitrary keys (e.g. "software") as MP4/MOV 'mdta' metadata
+        self._container = av.open(str(self.temp_path), mode="w", format=self.container_format,
+                                  options={"movflags": "use_metadata_tags"})
         self._container.metadata.update(metadata or {})
-        stream = self._container.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.time_base = 1 / rate
-        # BT.709 limited range, as `rgb_to_yuv420` converts (tagged so players and decoders agree)
-        context = stream.codec_context
-        context.colorspace, context.color_range, context.color_primaries, context.color_trc = 1, 1, 1, 1
-        # mbtree=0: with x264's macroblock-tree rate control the bytes (and decoded pixels) differed between runs
-        # over identical frames in our tests, even with one thread; without it a resumed or repeated render
-        # gives the identical file, for a few percent more bits
-        stream.options = {"crf": str(crf), "preset": preset, "x264-params": "mbtree=0"}
-        self._stream = stream
-        self._time_base = 1 / rate
+        self._stream = None
 
-    def write(self, rgb: np.ndarray) -> None:
-        import av
-
-        if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
-            raise ValueError(f"frame must be uint8 [{self.height}, {self.width}, 3], got {rgb.dtype} {rgb.shape}")
-        frame = av.VideoFrame.from_ndarray(rgb_to_yuv420(rgb), format="yuv420p")
-        frame.colorspace, frame.color_range = 1, 1
+    def _encode(self, frame) -> None:
         frame.pts, frame.time_base = self._count, self._time_base
         self._count += 1
         self._mux(self._stream.encode(frame))
@@ -121,16 +109,75 @@ class Mp4Writer:
         discard(self.temp_path)
 
 
+class Mp4Writer(_StreamWriter):
+    """Stream uint8 RGB frames into an H.264 MP4 (PyAV + libx264), yuv420p BT.709 limited range."""
+
+    def __init__(self, path: Path, width: int, height: int, fps: float, crf: int = 18, preset: str = "medium",
+                 metadata: dict[str, str] | None = None):
+        super().__init__(path, width, height, fps, metadata)
+        stream = self._container.add_stream("libx264", rate=self._rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.time_base = self._time_base
+        # BT.709 limited range, as `rgb_to_yuv420` converts (tagged so players and decoders agree)
+        context = stream.codec_context
+        context.colorspace, context.color_range, context.color_primaries, context.color_trc = 1, 1, 1, 1
+        # mbtree=0: with x264's macroblock-tree rate control the bytes (and decoded pixels) differed between runs
+        # over identical frames in our tests, even with one thread; without it a resumed or repeated render
+        # gives the identical file, for a few percent more bits
+        stream.options = {"crf": str(crf), "preset": preset, "x264-params": "mbtree=0"}
+        self._stream = stream
+
+    def write(self, rgb: np.ndarray) -> None:
+        import av
+
+        if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
+            raise ValueError(f"frame must be uint8 [{self.height}, {self.width}, 3], got {rgb.dtype} {rgb.shape}")
+        frame = av.VideoFrame.from_ndarray(rgb_to_yuv420(rgb), format="yuv420p")
+        frame.colorspace, frame.color_range = 1, 1
+        self._encode(frame)
+
+
+PRORES_PIX_FMT = "yuva444p10le"  # what FFmpeg's prores_ks takes for 4444 with alpha: 10-bit colour and alpha
+
+
+class ProResWriter(_StreamWriter):
+    """Stream uint16 straight-alpha RGBA frames into a ProRes 4444 QuickTime `.mov` with alpha (FFmpeg's
+    prores_ks through PyAV, profile 4444, yuva444p10le; swscale converts RGB to BT.709 limited-range YUV)."""
+
+    container_format = "mov"
+
+    def __init__(self, path: Path, width: int, height: int, fps: float, metadata: dict[str, str] | None = None):
+        super().__init__(path, width, height, fps, metadata)
+        stream = self._container.add_stream("prores_ks", rate=self._rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, PRORES_PIX_FMT
+        stream.codec_context.time_base = self._time_base
+        context = stream.codec_context
+        context.colorspace, context.color_range, context.color_primaries, context.color_trc = 1, 1, 1, 1
+        # vendor apl0: the fourcc Apple's own encoder writes, which some players check before trusting the alpha
+        stream.options = {"profile": "4444", "vendor": "apl0"}
+        self._stream = stream
+
+    def write(self, rgba: np.ndarray) -> None:
+        import av
+
+        if rgba.shape != (self.height, self.width, 4) or rgba.dtype != np.uint16:
+            raise ValueError(f"frame must be uint16 [{self.height}, {self.width}, 4], got {rgba.dtype} {rgba.shape}")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgba), format="rgba64le")
+        frame = frame.reformat(format=PRORES_PIX_FMT, dst_colorspace=1, dst_color_range=1)
+        frame.colorspace, frame.color_range = 1, 1
+        self._encode(frame)
+
+
 # --- temp files and crash-safe renames -------------------------------------------------------------
 
 def _temp_patterns(final: Path) -> list[re.Pattern]:
     """Our temp names for `final` (tempfile.mkstemp's 8 random characters), no other file's:
     `.shot.mp4.XXXXXXXX.partial.mp4` (Mp4Writer), `..shot.mp4.XXXXXXXX.partial.mp4.YYYYYYYY.signing.mp4` (C2PA
     signing the temp file), `.shot.mp4.XXXXXXXX.signing.mp4` (signing in place, before the temp file was signed)
-    and `.NAME.XXXXXXXX.tmp` (vista_core.files.atomic_write_bytes, e.g. a recipe)."""
-    name, rand = re.escape(Path(final).name), r"[a-z0-9_]{8}"
-    return [re.compile(rf"\.{name}\.{rand}\.(partial|signing)\.mp4"),
-            re.compile(rf"\.\.{name}\.{rand}\.partial\.mp4\.{rand}\.signing\.mp4"),
+    and `.NAME.XXXXXXXX.tmp` (vista_core.files.atomic_write_bytes, e.g. a recipe); `.mov` the same (ProResWriter)."""
+    name, rand, ext = re.escape(Path(final).name), r"[a-z0-9_]{8}", r"(mp4|mov)"
+    return [re.compile(rf"\.{name}\.{rand}\.(partial|signing)\.{ext}"),
+            re.compile(rf"\.\.{name}\.{rand}\.partial\.{ext}\.{rand}\.signing\.{ext}"),
             re.compile(rf"\.{name}\.{rand}\.tmp")]
 
 
@@ -241,3 +288,19 @@ def read_frames(path: Path, indices: Iterable[int] | None = None) -> list[np.nda
         raise VistaError(f"{path}: not a readable video ({error})") from error
     return out
 
+
+def read_frames_rgba16(path: Path, indices: Iterable[int] | None = None) -> list[np.ndarray]:
+    """Decode frames (all, or those at `indices`) to uint16 RGBA [H, W, 4] (alpha 65535 if the video has none);
+    for ProRes 4444 the alpha is the stored one, the colour BT.709 as tagged."""
+    import av
+
+    wanted = None if indices is None else set(indices)
+    out = []
+    try:
+        with av.open(str(path)) as container:
+            for k, frame in enumerate(container.decode(video=0)):
+                if wanted is None or k in wanted:
+                    out.append(frame.reformat(format="rgba64le", src_colorspace=1, src_color_range=1).to_ndarray())
+    except av.FFmpegError as error:
+        raise VistaError(f"{path}: not a readable video ({error})") from error
+    return out

@@ -1,8 +1,9 @@
 """Rendered frames on disk, so an interrupted render resumes where it stopped, and `Frames`, what rendering
 hands to encoding.
 
-Each frame is a PNG plus depth/opacity in safetensors, each written atomically; the cache's key names the scene,
-cameras and render settings, so frames rendered for anything else are never reused.
+Each frame is a PNG plus depth/opacity in safetensors (and, for the formats with alpha, the float colour), each
+written atomically; the cache's key names the scene, cameras and render settings, so frames rendered for anything
+else are never reused.
 """
 
 from __future__ import annotations
@@ -56,11 +57,16 @@ class FrameCache:
 
     `key.json` identifies what the frames are renders of (scene hash, cameras, render settings); a cache
     made for anything else is emptied rather than reused. The PNG is written last, so its presence means
-    the frame is complete."""
+    the frame is complete.
 
-    def __init__(self, directory: Path, key: str):
+    With `float_color`, each frame also keeps the render's float colour (`NNNNNN.color.safetensors`, float32
+    [H, W, 3]): 16-bit PNG, ProRes and EXR need more than the PNG's 8 bits. A frame cached without it (by an MP4
+    render) counts as missing and is rendered again."""
+
+    def __init__(self, directory: Path, key: str, float_color: bool = False):
         self.directory = Path(directory)
         self.key = key
+        self.float_color = float_color
 
     def open(self) -> int:
         """Create or validate the cache; returns how many frames it already holds."""
@@ -101,7 +107,7 @@ class FrameCache:
             os.close(fd)
 
     def clear(self) -> None:
-        for pattern in ("[0-9]*.png", "[0-9]*.aux.safetensors", "key.json", ".*.tmp"):
+        for pattern in ("[0-9]*.png", "[0-9]*.aux.safetensors", "[0-9]*.color.safetensors", "key.json", ".*.tmp"):
             for path in self.directory.glob(pattern):
                 path.unlink()
 
@@ -111,13 +117,20 @@ class FrameCache:
     def _aux(self, index: int) -> Path:
         return self.directory / f"{index:06d}.aux.safetensors"
 
-    def has(self, index: int) -> bool:
-        return self._png(index).is_file() and self._aux(index).is_file()
+    def _color(self, index: int) -> Path:
+        return self.directory / f"{index:06d}.color.safetensors"
 
-    def save(self, index: int, rgb: np.ndarray, depth: np.ndarray, opacity: np.ndarray) -> None:
+    def has(self, index: int) -> bool:
+        complete = self._png(index).is_file() and self._aux(index).is_file()
+        return complete and (not self.float_color or self._color(index).is_file())
+
+    def save(self, index: int, rgb: np.ndarray, depth: np.ndarray, opacity: np.ndarray,
+             color: np.ndarray | None = None) -> None:
         from PIL import Image as PILImage
         from safetensors.numpy import save
 
+        if color is not None:
+            atomic_write_bytes(self._color(index), save({"rgb": np.ascontiguousarray(color, dtype=np.float32)}))
         atomic_write_bytes(self._aux(index), save({"depth": np.ascontiguousarray(depth, dtype=np.float32),
                                                    "opacity": np.ascontiguousarray(opacity, dtype=np.float32)}))
         buffer = io.BytesIO()
@@ -138,6 +151,17 @@ class FrameCache:
             raise VistaError(f"{self._png(index)}: cached frame is unreadable ({error}); delete {self.directory} "
                              "and render again") from error
         return rgb, aux["depth"], aux["opacity"]
+
+    def load_color(self, index: int) -> np.ndarray:
+        """The render's float colour [H, W, 3] in [0, 1] (composited on the scene's background, like the PNG)."""
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        try:
+            return load_file(str(self._color(index)))["rgb"]
+        except (OSError, SafetensorError, ValueError, KeyError) as error:
+            raise VistaError(f"{self._color(index)}: cached frame is unreadable ({error}); delete {self.directory} "
+                             "and render again") from error
 
     def remove(self) -> None:
         self.clear()
@@ -176,6 +200,10 @@ class Frames:
         """Camera `index`'s frame: (rgb uint8 [H, W, 3], depth [H, W], opacity [H, W])."""
         return self.cache.load(index)
 
+    def load_color(self, index: int) -> np.ndarray:
+        """Camera `index`'s float colour [H, W, 3] (a cache opened with `float_color`)."""
+        return self.cache.load_color(index)
+
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Every frame in video order, loaded one at a time."""
         return (self.cache.load(index) for index in self.indices)
@@ -200,8 +228,9 @@ def render_to_cache(renderable: SceneRepresentation, cameras: Cameras, indices: 
               dynamic_ncols=True) as bar:
         for rendered, index in enumerate(todo, start=1):
             image = render_frame(renderable, cameras, index, config.band_pixels, config.chunk_rays, config.supersample)
+            color = image.rgb.cpu().numpy() if cache.float_color else None
             try:
-                cache.save(index, to_uint8(image.rgb), image.depth.cpu().numpy(), image.opacity.cpu().numpy())
+                cache.save(index, to_uint8(image.rgb), image.depth.cpu().numpy(), image.opacity.cpu().numpy(), color)
             except VistaError as error:
                 raise VistaError(f"{error}; the {done} frames rendered so far are kept in {cache.directory} and a "
                                  "rerun resumes from them") from error

@@ -2,7 +2,9 @@
 
 Four independent labels, each checked by `verify_video`, which grades them (`VerifyReport.verdict`, strongest
 first: signed, signed (untrusted signer), watermarked, invalid manifest, tagged only, unlabelled):
-- MP4 metadata tags (title, comment "synthetic render", software + version), written by the muxer.
+- Metadata tags (title, comment "synthetic render", software + version, description) in every format: MP4/MOV
+  container tags written by the muxer, PNG iTXt chunks (Title, Comment, ...), EXR string header attributes
+  (`render.frames_out`); `vista verify` reads a video, a PNG or EXR frame, or a folder of them.
 - An invisible watermark in every frame carrying Vista's own 48-bit message: a spread-spectrum luma pattern
   (`render.watermark`), which survives H.264, re-encoding, rescaling and centred crops (bench/WATERMARK.md).
 - An optional visible "synthetic render" corner label (Pillow).
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from render.encode import probe_video, read_frames
+from render.frames_out import read_display_frames, read_labels, sequence_frames
 from render.watermark import (  # noqa: F401 - re-exported: the labels live here
     WATERMARK_BITS,
     WATERMARK_MAX_BIT_ERRORS,
@@ -97,6 +99,9 @@ def _signing_algorithm(key_pem: bytes, where: Path) -> str:
     raise VistaError(f"{where}: unsupported key type {type(key).__name__} for C2PA signing")
 
 
+C2PA_MIME_TYPES = {".mp4": "video/mp4", ".mov": "video/quicktime"}
+
+
 def c2pa_manifest(title: str) -> dict:
     """The manifest definition: a 'created' action by a trained algorithm (C2PA's label for generative AI)."""
     software = f"Vista {vista_version()}"
@@ -134,13 +139,15 @@ def sign_c2pa(video: Path, cert_path: Path, key_path: Path, title: str) -> None:
     if b"-----BEGIN CERTIFICATE-----" not in cert_pem:
         raise VistaError(f"{cert_path}: not a PEM certificate chain")
     algorithm = _signing_algorithm(key_pem, key_path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{video.name}.", suffix=".signing.mp4", dir=video.parent)
+    suffix = ".mov" if video.suffix.lower() == ".mov" else ".mp4"  # a temp file `.x.partial.mp4` is an MP4
+    mime_type = C2PA_MIME_TYPES[suffix]
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{video.name}.", suffix=f".signing{suffix}", dir=video.parent)
     os.close(fd)
     try:
         signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(algorithm, cert_pem, key_pem, None))
-        builder = c2pa.Builder(json.dumps(c2pa_manifest(title)))
+        builder = c2pa.Builder(json.dumps({**c2pa_manifest(title), "format": mime_type}))
         with open(video, "rb") as source, open(tmp_name, "w+b") as dest:
-            builder.sign(signer, "video/mp4", source, dest)
+            builder.sign(signer, mime_type, source, dest)
             dest.flush()
             os.fsync(dest.fileno())
         os.replace(tmp_name, video)
@@ -276,7 +283,7 @@ class VerifyReport:
             first = c.problems[0] if c.problems else "validation failed"
             return f"the C2PA manifest fails validation ({first}); it does not count as a label"
         if verdict == TAGGED_ONLY:
-            return "only MP4 metadata tags say 'synthetic render'; anyone can add these tags; not evidence"
+            return "only metadata tags say 'synthetic render'; anyone can add these tags; not evidence"
         return "no label found"
 
     def _c2pa_line(self) -> str:
@@ -314,13 +321,17 @@ class VerifyReport:
 
 
 def verify_video(path: Path, samples: int = 8, trust_anchors_pem: bytes | None = None) -> VerifyReport:
-    """Look for every label on a video: metadata tags, the watermark in sampled frames, a C2PA manifest."""
+    """Look for every label on a video (MP4, MOV), a PNG or EXR frame, or a folder of frames: metadata tags, the
+    watermark in sampled frames (the colour channels, as a viewer shows them), a C2PA manifest (of a folder:
+    its first frame's)."""
     path = Path(path)
-    info = probe_video(path)
-    count = info.frames
+    count, metadata = read_labels(path)
     k = min(samples, count)
     indices = sorted({round(i * (count - 1) / max(k - 1, 1)) for i in range(k)})
-    frames = read_frames(path, indices)
+    frames = read_display_frames(path, indices)
     detected = sum(has_watermark(f) for f in frames)
-    return VerifyReport(str(path), count, info.metadata, detected, len(frames), read_c2pa(path, trust_anchors_pem),
+    c2pa_target = sequence_frames(path)[0]
+    c2pa_report = (read_c2pa(c2pa_target, trust_anchors_pem) if c2pa_target.suffix.lower() != ".exr"
+                   else C2paReport(present=False))  # C2PA defines no embedding in EXR
+    return VerifyReport(str(path), count, metadata, detected, len(frames), c2pa_report,
                         trust_anchors_given=trust_anchors_pem is not None)

@@ -1,4 +1,5 @@
-"""Render a batch of cameras (one per frame) to an H.264 MP4 that browsers play.
+"""Render a batch of cameras (one per frame) to an H.264 MP4 that browsers play, or to frames for compositing
+(ProRes 4444 with alpha, 16-bit PNG or OpenEXR sequences: `render.frames_out`).
 
 Numbered steps of `render_video`:
 1. check the size: even dimensions (yuv420p), an estimate of the memory a frame needs against what the
@@ -9,10 +10,10 @@ Numbered steps of `render_video`:
 3. measure flicker (`render.flicker`): the mean change between consecutive frames after warping one onto the
    other with the rendered depth (a static scene rendered consistently scores near 0);
 4. post-process (visible label, invisible watermark; `render.provenance`) and stream the `Frames` to the MP4
-   (`render.encode`: PyAV/libx264, yuv420p, even size, constant frame rate), plus the optional PNG sequence,
-   depth video (turbo colormap) and opacity video;
-   each MP4 is written to a temp file beside its final name (`render.encode.Mp4Writer`);
-5. decode sampled frames of the encoded MP4 and check the watermark survived encoding;
+   (`render.encode`: PyAV/libx264, yuv420p, even size, constant frame rate) or the format asked for, plus the
+   optional PNG sequence, depth video (turbo colormap) and opacity video;
+   each output is written to a temp file (a sequence: a temp folder) beside its final name;
+5. decode sampled frames of the encoded output and check the watermark survived encoding;
 6. sign the temp MP4s with C2PA if a certificate and key were given, so no unsigned file ever has a final name;
 7. fsync each MP4 and rename it over its final name (side videos first, the main video last), fsync the folder;
 8. call `record` (render_shot writes the recipe there), and only then delete the frame cache.
@@ -22,7 +23,6 @@ Temp files of an earlier run of the same outputs that was killed are removed at 
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import os
 import tempfile
@@ -34,13 +34,31 @@ import numpy as np
 
 from render.cameras import Cameras
 from render.config import VideoConfig
-from render.encode import H264_MAX_PIXELS, H264_MAX_SIDE, Mp4Writer, commit_file, discard, read_frames, remove_orphans
+from render.encode import H264_MAX_PIXELS, H264_MAX_SIDE, commit_file, discard, remove_orphans
 from render.flicker import FlickerReport, measure_flicker
 from render.frame_cache import FrameCache, Frames, frame_cache_dir, frame_cache_key, render_to_cache
+from render.frames_out import (
+    ALPHA_FORMATS,
+    OUTPUT_FORMATS,
+    SEQUENCE_FORMATS,
+    AlphaLayers,
+    alpha_layers,
+    check_sequence_target,
+    colorize_depth,
+    commit_sequence,
+    depth_range,
+    discard_output,
+    opacity_rgb,
+    open_writer,
+    output_sha256,
+    read_display_frames,
+    remove_sequence_orphans,
+    write_frame,
+    write_png,
+)
 from render.provenance import add_label, embed_watermark, has_watermark, sign_c2pa, video_metadata, watermark_fits
 from render.representation import SceneRepresentation
 from vista_core.errors import VistaError
-from vista_core.files import atomic_write_bytes
 from vista_core.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -64,10 +82,18 @@ class VideoOutputs:
     """Keep the frame cache after a successful encode (by default it is deleted)."""
     cache_dir: Path | None = None
     """The frame cache folder (default: the video's path + ".frames")."""
+    format: str = "mp4"
+    """The main output: "mp4" (H.264), "prores" (ProRes 4444 .mov with alpha), "png" or "exr" (a folder of
+    frames with alpha; EXR adds depth): `render.frames_out`."""
 
     def __post_init__(self) -> None:
         if (self.sign_cert is None) != (self.sign_key is None):
             raise VistaError("C2PA signing needs both a certificate (--sign-cert) and a private key (--sign-key)")
+        if self.format not in OUTPUT_FORMATS:
+            raise VistaError(f"--format {self.format!r}: expected one of {', '.join(OUTPUT_FORMATS)}")
+        if self.sign_cert is not None and self.format in SEQUENCE_FORMATS:
+            raise VistaError(f"C2PA signing (--sign-cert) applies to MP4 and MOV files, not to a {self.format} "
+                             "sequence; its frames carry the label in their metadata and the invisible watermark")
 
 
 @dataclass
@@ -89,7 +115,11 @@ class VideoResult:
     signed: bool = False
     extra_outputs: dict[str, str] = field(default_factory=dict)
     video_sha256: dict[str, str] = field(default_factory=dict)
-    """SHA-256 of each MP4 as written ("video", "depth", "opacity"), so a recipe can tell it is beside its video."""
+    """SHA-256 of each MP4 as written ("video", "depth", "opacity"), so a recipe can tell it is beside its video
+    (of a sequence folder: over its frames' names and SHA-256)."""
+    output_format: str = "mp4"
+    metadata: dict[str, str] = field(default_factory=dict)
+    """The provenance label written into the main output's metadata (MP4/MOV tags, PNG iTXt, EXR attributes)."""
 
     @property
     def frames_per_s(self) -> float:
@@ -188,6 +218,8 @@ def check_outputs(cameras: Cameras, out: Path, config: VideoConfig, outputs: Vid
                   max_samples_per_ray: int) -> None:
     """Step 1: the size fits the encoder and the machine, and every output folder is writable."""
     check_render_size(cameras.width, cameras.height, config, max_samples_per_ray)
+    if outputs.format in SEQUENCE_FORMATS:
+        check_sequence_target(out, outputs.format)
     for target in (out, outputs.depth_video, outputs.opacity_video):
         if target is not None:
             check_writable(Path(target).parent)
@@ -201,33 +233,6 @@ def check_outputs(cameras: Cameras, out: Path, config: VideoConfig, outputs: Vid
 
 # --- 4. post-processing and encoding ---------------------------------------------------------------
 
-def colorize_depth(depth: np.ndarray, opacity: np.ndarray, near: float, far: float) -> np.ndarray:
-    """Depth -> uint8 RGB with matplotlib's turbo colormap (near red, far blue), faded to black where empty."""
-    from matplotlib import colormaps
-
-    lut = (colormaps["turbo"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.float32)
-    t = np.clip((depth - near) / max(far - near, 1e-9), 0, 1)
-    rgb = lut[np.round((1 - t) * 255).astype(np.int64)] * np.clip(opacity, 0, 1)[..., None]
-    return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
-
-
-def opacity_rgb(opacity: np.ndarray) -> np.ndarray:
-    return np.repeat(np.clip(np.round(opacity * 255), 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
-
-
-def depth_range(frames: Frames) -> tuple[float, float]:
-    """1st-99th percentile of foreground depth over the whole video, so the colours mean the same in every frame."""
-    values = []
-    for _, depth, opacity in frames:
-        fg = depth[opacity > 0.5]
-        if fg.size:
-            values.append(np.percentile(fg, [1, 99]))
-    if not values:
-        return 0.0, 1.0
-    stacked = np.array(values)
-    return float(stacked[:, 0].min()), float(stacked[:, 1].max())
-
-
 def postprocess(rgb: np.ndarray, config: VideoConfig) -> np.ndarray:
     """Visible label first, then the invisible watermark over everything (render.provenance)."""
     if config.label:
@@ -237,14 +242,6 @@ def postprocess(rgb: np.ndarray, config: VideoConfig) -> np.ndarray:
     return rgb
 
 
-def write_png(path: Path, rgb: np.ndarray) -> None:
-    from PIL import Image as PILImage
-
-    buffer = io.BytesIO()
-    PILImage.fromarray(rgb).save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def video_targets(out: Path, outputs: VideoOutputs) -> dict[str, Path]:
     """The MP4s a render writes, by name: "video" (always), "depth" and "opacity" (when asked for)."""
     targets = {"video": Path(out), "depth": outputs.depth_video, "opacity": outputs.opacity_video}
@@ -252,23 +249,28 @@ def video_targets(out: Path, outputs: VideoOutputs) -> dict[str, Path]:
 
 
 def encode_frames(frames: Frames, targets: dict[str, Path], config: VideoConfig, outputs: VideoOutputs,
-                  title: str) -> tuple[dict[str, Path], list[str]]:
-    """Step 4: post-process `frames` and stream them into an MP4 per target (`video_targets`).
+                  title: str, layers_of: AlphaLayers | None = None) -> tuple[dict[str, Path], list[str]]:
+    """Step 4: post-process `frames` and stream them into the main output (`outputs.format`; an alpha format needs
+    `layers_of`) and an MP4 per side target (`video_targets`).
 
-    Returns each MP4's temp file by name (not yet at its final name: `commit_videos` puts them there) and the
-    SHA-256 of each raw frame. On any failure every MP4 is abandoned (no partial files); the frames stay cached."""
-    writers: dict[str, Mp4Writer] = {}
+    Returns each output's temp file (or folder) by name (not yet at its final name: `commit_videos` puts them there)
+    and the SHA-256 of each raw frame. On any failure every output is abandoned (no partial files); the frames stay
+    cached."""
+    writers: dict[str, object] = {}
     hashes = []
     try:
         for name, path in targets.items():
             metadata = video_metadata(title if name == "video" else f"{title} ({name})")
-            writers[name] = Mp4Writer(path, frames.width, frames.height, config.fps, config.crf,
-                                      config.x264_preset, metadata)
+            writers[name] = open_writer(outputs.format if name == "video" else "mp4", path, frames.width,
+                                        frames.height, config.fps, config.crf, config.x264_preset, metadata)
         near, far = depth_range(frames) if "depth" in writers else (0.0, 1.0)
-        for k, (rgb, depth, opacity) in enumerate(frames):
+        for index in frames.indices:
+            k = len(hashes)
+            rgb, depth, opacity = frames.load(index)
             hashes.append(hashlib.sha256(rgb.tobytes()).hexdigest())
             shown = postprocess(rgb, config)
-            writers["video"].write(shown)
+            layers = layers_of(index, rgb, depth, opacity, shown) if layers_of is not None else None
+            write_frame(writers["video"], shown, layers)
             if outputs.png_dir is not None:
                 write_png(Path(outputs.png_dir) / f"frame_{k:05d}.png", shown)
             if "depth" in writers:
@@ -285,12 +287,12 @@ def encode_frames(frames: Frames, targets: dict[str, Path], config: VideoConfig,
 # --- 5. and 6. labels that must survive: watermark check, C2PA --------------------------------------
 
 def check_watermark(video: Path, frame_count: int, config: VideoConfig, width: int, height: int) -> tuple[int, int]:
-    """Step 5: (frames checked, frames carrying the watermark) among up to 8 decoded from the finished MP4."""
+    """Step 5: (frames checked, frames carrying the watermark) among up to 8 decoded from the finished output."""
     if not (config.watermark and watermark_fits(width, height)):
         return 0, 0
     n = frame_count
     sample = sorted({round(i * (n - 1) / 7) for i in range(8)} if n > 8 else set(range(n)))
-    decoded = read_frames(video, sample)
+    decoded = read_display_frames(video, sample)
     checked, detected = len(decoded), sum(has_watermark(f) for f in decoded)
     if detected < checked:
         log.warning("invisible watermark decoded in only %d of %d sampled frames after encoding", detected, checked)
@@ -302,27 +304,27 @@ def sign_videos(videos: dict[str, Path], outputs: VideoOutputs, title: str) -> b
     False when no certificate was given."""
     if outputs.sign_cert is None or outputs.sign_key is None:
         return False
-    for name, path in videos.items():
+    for name, path in videos.items():  # sequences refuse a certificate (VideoOutputs): these are MP4/MOV files
         sign_c2pa(path, Path(outputs.sign_cert), Path(outputs.sign_key),
                   title if name == "video" else f"{title} ({name})")
     return True
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """Of a video file, or of a sequence folder (`render.frames_out.output_sha256`)."""
+    return output_sha256(path)
 
 
 def commit_videos(temps: dict[str, Path], targets: dict[str, Path]) -> dict[str, str]:
-    """Step 7: fsync each temp MP4 and rename it over its final name, the main video last; returns their SHA-256.
+    """Step 7: fsync each temp output and rename it over its final name, the main one last; returns their SHA-256.
 
     A kill between two renames leaves a side video newer than the main one: the recipe's hashes tell."""
     digests = {name: file_sha256(path) for name, path in temps.items()}
     for name in sorted(temps, key=lambda n: n == "video"):
-        commit_file(temps[name], targets[name])
+        if temps[name].is_dir():
+            commit_sequence(temps[name], targets[name])
+        else:
+            commit_file(temps[name], targets[name])
     return digests
 
 
@@ -345,17 +347,23 @@ def render_video(renderable: SceneRepresentation, cameras: Cameras, out: Path, c
     # 1. sizes and folders
     check_outputs(cameras, out, config, outputs, renderable.max_samples_per_ray)
     targets = video_targets(out, outputs)
-    cache = FrameCache(outputs.cache_dir or frame_cache_dir(out), frame_cache_key(cache_key, cameras, config))
+    alpha = outputs.format in ALPHA_FORMATS
+    cache = FrameCache(outputs.cache_dir or frame_cache_dir(out), frame_cache_key(cache_key, cameras, config),
+                       float_color=alpha)
     with cache.locked(out):  # one render of an output at a time: they would share the cache and the temp names
         for target in targets.values():  # temp files of an earlier, killed run of these outputs
             remove_orphans(target)
+        if outputs.format in SEQUENCE_FORMATS:
+            remove_sequence_orphans(out)
         # 2. render into the cache
         cache.open()
         rendered = render_to_cache(renderable, cameras, indices, cache, config, show_progress, progress)
         # 3. flicker
         flicker = measure_flicker(cameras, indices, rendered.load)
         # 4. encode, each MP4 to a temp file beside its final name
-        temps, hashes = encode_frames(rendered, targets, config, outputs, title)
+        background = renderable.background.detach().float().cpu().numpy()
+        layers_of = alpha_layers(rendered, cameras, background) if alpha else None
+        temps, hashes = encode_frames(rendered, targets, config, outputs, title, layers_of)
         try:
             # 5. the watermark must survive H.264: decode sampled frames of the encoded file
             checked, detected = check_watermark(temps["video"], len(indices), config, cameras.width, cameras.height)
@@ -364,13 +372,17 @@ def render_video(renderable: SceneRepresentation, cameras: Cameras, out: Path, c
             # 7. fsync, rename into place, fsync the folder
             digests = commit_videos(temps, targets)
         finally:
-            for temp in temps.values():
-                discard(temp)
+            for temp in temps.values():  # what commit_videos did not rename (a failure or a kill before it)
+                if temp.is_dir():
+                    discard_output(temp)
+                else:
+                    discard(temp)
         extra = {name: str(path) for name, path in (("depth_video", outputs.depth_video),
                                                      ("opacity_video", outputs.opacity_video),
                                                      ("png_dir", outputs.png_dir)) if path is not None}
         result = VideoResult(out, indices, cameras.width, cameras.height, config.fps, hashes, flicker, rendered.rendered,
-                             rendered.render_seconds, checked, detected, signed, extra, digests)
+                             rendered.render_seconds, checked, detected, signed, extra, digests, outputs.format,
+                             video_metadata(title))
         # 8. the recipe (if any) is written before the frame cache, which could render the video again, goes
         if record is not None:
             record(result)

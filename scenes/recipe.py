@@ -32,6 +32,7 @@ import torch
 from render.cameras import Cameras
 from render.configio import config_from_dict, config_to_dict
 from render.encode import fsync_dir, probe_video, remove_orphans
+from render.frames_out import OUTPUT_FORMATS, resolve_format
 from render.video import VideoConfig, VideoOutputs, VideoResult, file_sha256, render_video
 from scenes.scene import SCENE_FILE, WEIGHTS_FILE, Scene, load_scene
 from vista_core.errors import VistaError
@@ -40,7 +41,7 @@ from vista_core.progress import ProgressCallback
 
 RECIPE_FORMAT = "vista-render-recipe"
 RECIPE_VERSION = 1
-_PACKAGES = ("vista", "torch", "numpy", "av", "c2pa-python", "pillow", "safetensors")
+_PACKAGES = ("vista", "torch", "numpy", "av", "c2pa-python", "pillow", "safetensors", "openexr", "pypng")
 
 
 def scene_content_hash(scene_dir: Path) -> str:
@@ -91,6 +92,8 @@ class Recipe:
     versions: dict[str, str]
     video_sha256: dict[str, str] = field(default_factory=dict)
     """SHA-256 of each MP4 as written ("video", "depth", "opacity"); empty in recipes of older versions."""
+    output_format: str = "mp4"
+    """The main output's format (`render.frames_out`): "mp4" in recipes of older versions."""
     source: Path = Path(".")
     """The recipe file."""
     root: Path = Path(".")
@@ -135,7 +138,9 @@ def build_recipe(scene_dir: Path, scene_hash: str, path_source: str, cameras: Ca
                     **{key: _relative_to(result.extra_outputs[key], base) if result.extra_outputs.get(key) else None
                        for key in ("png_dir", "depth_video", "opacity_video")},
                     "c2pa_signed": result.signed,
-                    "sha256": result.video_sha256},
+                    "sha256": result.video_sha256,
+                    "format": result.output_format,
+                    "metadata": result.metadata},
         "result": {"frame_sha256": result.frame_sha256, "flicker": result.flicker.to_dict(),
                    "watermark_detected": [result.watermark_detected, result.watermark_checked],
                    "rendered_frames_per_s": result.frames_per_s},
@@ -176,10 +181,16 @@ def read_recipe(path: Path, root: Path | None = None) -> Recipe:
             frame_sha256=[str(h) for h in data.get("result", {}).get("frame_sha256", [])],
             versions={str(k): str(v) for k, v in data.get("versions", {}).items()},
             video_sha256={str(k): str(v) for k, v in (outputs.get("sha256") or {}).items()},
-            source=path, root=root,
+            output_format=_output_format(outputs.get("format", "mp4"), where), source=path, root=root,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise VistaError(f"{where}: recipe is malformed ({error!r})") from error
+
+
+def _output_format(value: object, where: str) -> str:
+    if value not in OUTPUT_FORMATS:
+        raise VistaError(f"{where}: outputs.format {value!r} is not one of {', '.join(OUTPUT_FORMATS)}")
+    return str(value)
 
 
 def require_scene_hash(scene_dir: Path, expected_hash: str) -> None:
@@ -194,11 +205,11 @@ def check_recipe_describes_videos(recipe: Recipe, recipe_path: Path) -> None:
     """Refuse a recipe whose videos, where they still exist, are not the ones it recorded (frame count, SHA-256):
     e.g. a render killed after renaming its new video into place but before writing the new recipe."""
     for name, video in (("video", recipe.video), ("depth", recipe.depth_video), ("opacity", recipe.opacity_video)):
-        if video is None or not video.is_file():
+        if video is None or not video.exists():
             continue  # moved or deleted: the recipe can still render the shot again
         stale = f"{recipe_path}: does not describe {video} beside it"
         hint = "the video was replaced after the recipe was written (e.g. an interrupted render); render the shot again"
-        if name == "video" and (frames := probe_video(video).frames) != len(recipe.frames):
+        if name == "video" and video.is_file() and (frames := probe_video(video).frames) != len(recipe.frames):
             raise VistaError(f"{stale} (it has {frames} frames, the recipe {len(recipe.frames)}): {hint}")
         if name in recipe.video_sha256 and file_sha256(video) != recipe.video_sha256[name]:
             raise VistaError(f"{stale} (its SHA-256 differs from the recorded one): {hint}")
@@ -254,15 +265,18 @@ def render_from_recipe(recipe_path: Path, out: Path | None = None, scene_dir: Pa
     folder); `scene_dir`, the caller's own choice, replaces the recorded scene folder."""
     recipe = read_recipe(recipe_path, root)
     check_recipe_describes_videos(recipe, Path(recipe_path))
-    if out is None:
-        out = recipe.video.with_name(recipe.video.stem + ".rerender.mp4")
+    if out is None:  # shot.mp4 -> shot.rerender.mp4, shot.mov -> shot.rerender.mov, a folder F -> F.rerender
+        out = recipe.video.with_name(recipe.video.stem + ".rerender" + recipe.video.suffix
+                                     if recipe.video.suffix in (".mp4", ".mov") else recipe.video.name + ".rerender")
+    resolve_format(Path(out), recipe.output_format)  # the recipe's format; an --out of another kind is refused
     if Path(out).resolve() == recipe.video.resolve():
         raise VistaError(f"{out}: is the recipe's own video; choose another --out so the original is kept")
     scene_dir = Path(scene_dir) if scene_dir is not None else recipe.scene_folder()
     require_scene_hash(scene_dir, recipe.scene_hash)  # before loading: a changed scene is refused as such
     result, recipe_file = render_shot(
         load_scene(scene_dir), recipe.cameras, Path(out), recipe.config,
-        VideoOutputs(sign_cert=sign_cert, sign_key=sign_key), frames=recipe.frames, seed=recipe.seed,
+        VideoOutputs(sign_cert=sign_cert, sign_key=sign_key, format=recipe.output_format), frames=recipe.frames,
+        seed=recipe.seed,
         path_source=recipe.path_source, show_progress=show_progress, progress=progress)
     mismatched = [recipe.frames[k] for k, (a, b) in enumerate(zip(result.frame_sha256, recipe.frame_sha256)) if a != b]
     identical = len(result.frame_sha256) == len(recipe.frame_sha256) and not mismatched

@@ -12,6 +12,11 @@ VERIFY_EXIT_CODES = {"signed": 0, "signed (untrusted signer)": 0, "watermarked":
 """`vista verify`'s exit code per verdict (2 stays the exit code of a user error, as for every command)."""
 
 
+FORMAT_NAMES = {"mp4": "H.264 yuv420p", "prores": "ProRes 4444 with alpha (straight)",
+                "png": "16-bit RGBA PNG frames (straight alpha)",
+                "exr": "OpenEXR frames (half RGBA, premultiplied, linear; Z depth in world units)"}
+
+
 def _exit_code_table() -> list[tuple[int, str]]:
     by_code = {2: "a user error (the file is missing or not a video, a bad flag); one line on stderr"}
     for verdict, code in VERIFY_EXIT_CODES.items():
@@ -23,12 +28,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     render = subparsers.add_parser(
         "render", help="render a scene along a camera path to an MP4",
         description="Render SCENE along a camera path (nerfstudio camera_path.json, Vista keyframes or instant-ngp "
-                    "base_cam.json) to an H.264 MP4, labelled as a synthetic render (metadata, invisible watermark, "
+                    "base_cam.json) to an H.264 MP4 (or, with --format, ProRes 4444 with alpha, or a 16-bit PNG or OpenEXR "
+                    "sequence with alpha for compositing), labelled as a synthetic render (metadata, invisible watermark, "
                     "optional visible label and C2PA signature), with a recipe JSON beside it. Frames are cached "
                     "beside the video, so an interrupted render resumes when run again.")
     render.add_argument("scene", type=Path, nargs="?", help="scene folder (made by `vista train`)")
     render.add_argument("--path", type=Path, help="camera path file")
-    render.add_argument("--out", type=Path, help="MP4 to write")
+    render.add_argument("--out", type=Path, help="what to write: shot.mp4, shot.mov (ProRes), or a folder for "
+                                                 "--format png/exr")
+    render.add_argument("--format", dest="output_format", metavar="{mp4,prores,png,exr}",
+                        help="mp4: H.264; prores: ProRes 4444 .mov with alpha; png: folder of 16-bit RGBA PNGs; "
+                             "exr: folder of OpenEXR (half RGBA, premultiplied, linear, + Z depth in world units) "
+                             "(default: from --out's suffix: .mp4, .mov)")
     render.add_argument("--width", type=int, help="frame width in pixels, even (default: the path file's)")
     render.add_argument("--height", type=int, help="frame height in pixels, even (default: the path file's)")
     render.add_argument("--fps", type=float, help="frames per second (default: the path file's)")
@@ -54,18 +65,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify = subparsers.add_parser(
         "verify", help="grade the synthetic-render labels a video carries",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Look for Vista's labels on a video (a C2PA manifest, the invisible watermark in sampled frames, "
-                    "MP4 metadata tags) and give a graded verdict, strongest first:\n"
+        description="Look for Vista's labels on a video (MP4, MOV), a PNG/EXR frame or a folder of frames (a C2PA "
+                    "manifest, the invisible watermark in sampled frames, metadata tags) and give a graded verdict, "
+                    "strongest first:\n"
                     "  signed                     a valid C2PA manifest declaring generated media that chains to a\n"
                     "                             CA in --trust-anchors\n"
                     "  signed (untrusted signer)  the same, but no --trust-anchors given or not chained to them\n"
                     "  watermarked                Vista's invisible watermark decodes in most sampled frames\n"
                     "  invalid manifest           a C2PA manifest that fails validation (e.g. bytes altered after\n"
                     "                             signing); never counts as a label\n"
-                    "  tagged only                only the MP4 metadata tags, which anyone can add; not evidence\n"
+                    "  tagged only                only the metadata tags, which anyone can add; not evidence\n"
                     "  unlabelled                 nothing\n",
         epilog="exit codes:\n" + "".join(f"  {code}  {names}\n" for code, names in _exit_code_table()))
-    verify.add_argument("video", type=Path, help="video file")
+    verify.add_argument("video", type=Path, help="video (MP4, MOV), a PNG or EXR frame, or a folder of frames")
     verify.add_argument("--samples", type=int, default=8, help="frames to check for the watermark (default 8)")
     verify.add_argument("--trust-anchors", type=Path, help="PEM CA certificates to trust when validating C2PA")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -91,7 +103,8 @@ def _rerender(args: argparse.Namespace, progress) -> int:
     from vista_core.errors import VistaError
 
     ignored = [flag for flag, value in (("--path", args.path), ("--width", args.width), ("--height", args.height),
-                                        ("--fps", args.fps), ("--frames", args.frames)) if value is not None]
+                                        ("--fps", args.fps), ("--frames", args.frames),
+                                        ("--format", args.output_format)) if value is not None]
     if ignored or args.preview:
         raise VistaError(f"--recipe fixes the path, size and frames; drop {', '.join(ignored) or '--preview'}")
     repro = rerender(RerenderRequest(args.recipe, args.out, args.scene, _labels(args)), progress)
@@ -115,7 +128,8 @@ def _render(args: argparse.Namespace, progress) -> int:
     request = ShotRequest(
         args.scene, args.path, args.out, args.width, args.height, args.fps, frames=args.frames, preview=args.preview,
         quality=Quality(crf=args.crf, supersample=args.supersample), labels=_labels(args),
-        extras=ExtraOutputs(args.png_dir, args.depth_video, args.opacity_video, args.keep_frames), seed=args.seed)
+        extras=ExtraOutputs(args.png_dir, args.depth_video, args.opacity_video, args.keep_frames), seed=args.seed,
+        output_format=args.output_format)
     shot = render_shot(request, progress)
     _print_result(shot.render, shot.recipe_file)
     return 0
@@ -124,7 +138,7 @@ def _render(args: argparse.Namespace, progress) -> int:
 def _print_result(result, recipe_file: Path) -> None:
     cached = len(result.frames) - result.rendered
     print(f"wrote {result.video}: {len(result.frames)} frames, {result.width}x{result.height}, {result.fps:g} fps, "
-          f"H.264 yuv420p" + (f" ({cached} frames from the cache)" if cached else ""))
+          f"{FORMAT_NAMES[result.output_format]}" + (f" ({cached} frames from the cache)" if cached else ""))
     if result.rendered:
         print(f"rendered {result.rendered} frames in {result.render_seconds:.1f} s "
               f"({result.frames_per_s:.2f} frames/s)")

@@ -71,7 +71,7 @@ class ShotRequest:
     """A camera path file (nerfstudio camera_path.json, Vista keyframes, instant-ngp base_cam.json) or a
     CameraPath (then `width` and `height` are required)."""
     out: Path
-    """The MP4 to write; the recipe goes beside it."""
+    """The MP4 (or .mov, or folder of frames: `output_format`) to write; the recipe goes beside it."""
     width: int | None = None
     """Frame width in pixels (None: the path file's)."""
     height: int | None = None
@@ -88,10 +88,15 @@ class ShotRequest:
     """Recorded in the recipe."""
     path_source: str | None = None
     """What the recipe says the path came from (None: the file name, or "camera path")."""
+    output_format: str | None = None
+    """"mp4", "prores" (ProRes 4444 .mov with alpha), "png" or "exr" (a folder of frames with alpha; EXR adds
+    depth); None: from `out` (.mp4, .mov). See render.frames_out."""
 
     def __post_init__(self) -> None:
+        from render.frames_out import resolve_format
         from render.video import VideoConfig
 
+        resolve_format(Path(self.out), self.output_format)
         for name, value in (("--width", self.width), ("--height", self.height)):
             if value is not None and value < 2:
                 raise VistaError(f"{name} {value}: must be at least 2 pixels")
@@ -165,6 +170,7 @@ class ShotResult:
 def render_shot(request: ShotRequest, progress: ProgressCallback | None = None) -> ShotResult:
     """Render, encode, label, write the recipe. Frames are cached beside the video: if `progress` raises
     Cancelled (or the run is killed) the same request resumes from them."""
+    from render.frames_out import resolve_format
     from render.video import VideoOutputs
     from scenes.recipe import render_shot as render_and_record
     from scenes.scene import load_scene
@@ -178,7 +184,7 @@ def render_shot(request: ShotRequest, progress: ProgressCallback | None = None) 
     source = request.path_source or (str(request.path) if request.from_file else "camera path")
     outputs = VideoOutputs(png_dir=extras.png_dir, depth_video=extras.depth_video,
                            opacity_video=extras.opacity_video, sign_cert=labels.sign_cert, sign_key=labels.sign_key,
-                           keep_frames=extras.keep_frames)
+                           keep_frames=extras.keep_frames, format=resolve_format(request.out, request.output_format))
     result, recipe_file = render_and_record(
         load_scene(request.scene_dir), cameras, request.out, config, outputs, frames=frames, seed=request.seed,
         path_source=source, show_progress=False, progress=progress)
@@ -246,6 +252,7 @@ def rerender(request: RerenderRequest, progress: ProgressCallback | None = None)
 @dataclass(frozen=True)
 class VerifyRequest:
     video: Path
+    """An MP4 or MOV, a PNG or EXR frame, or a folder of frames."""
     samples: int = 8
     """Frames checked for the watermark."""
     trust_anchors: Path | None = None
