@@ -56,8 +56,8 @@ class CountingField:
 
 
 def variant_config(name: str, preset: str, steps: int):
-    """`disparity` or `contracted:STEP`, then optional `+field=value` overrides of the SamplingConfig
-    (e.g. `contracted:0.015625+min_alpha=0.01`)."""
+    """`disparity` or `contracted:STEP`, then optional `+field=value` overrides of the SamplingConfig or the
+    TrainConfig (e.g. `contracted:0.015625+min_alpha=0.01+distortion_loss_weight=0.002`)."""
     base = preset_config(preset, steps=steps)
     schedule, *overrides = name.split("+")
     if schedule == "disparity":
@@ -65,11 +65,16 @@ def variant_config(name: str, preset: str, steps: int):
     else:
         step = float(schedule.split(":")[1])
         sampling = dataclasses.replace(base.sampling, unbounded_schedule="contracted", unbounded_step=step)
+    train_overrides = {}
     for override in overrides:
         key, value = override.split("=")
-        kind = type(getattr(sampling, key))
-        sampling = dataclasses.replace(sampling, **{key: kind(value)})
-    return dataclasses.replace(base, sampling=sampling)
+        if hasattr(sampling, key):
+            kind = type(getattr(sampling, key))
+            sampling = dataclasses.replace(sampling, **{key: value == "True" if kind is bool else kind(value)})
+        else:  # a TrainConfig field, e.g. distortion_loss_weight
+            kind = type(getattr(base, key))
+            train_overrides[key] = value == "True" if kind is bool else kind(value)
+    return dataclasses.replace(base, sampling=sampling, **train_overrides)
 
 
 def train_variant(name: str, data, args) -> dict:
