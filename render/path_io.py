@@ -1,5 +1,6 @@
 """Camera path files: nerfstudio's camera_path.json (read and write), instant-ngp's base_cam.json (read),
-Vista's keyframe JSON (read and write).
+Vista's keyframe JSON (read and write), glTF 2.0 camera animations (.glb/.gltf, read and write:
+render.gltf_camera, which also explains their axes).
 
 nerfstudio `camera_path.json`, as `ns-render camera-path` reads it (`get_path_from_json` in
 nerfstudio/cameras/camera_paths.py): `camera_path` is a list of frames, each with `camera_to_world` (a
@@ -114,7 +115,7 @@ class PathFile:
     seconds: float
     fps: float
     path: CameraPath | None  # keyframes for re-editing, when the file has them
-    source: str  # "vista" | "nerfstudio" | "nerfstudio-legacy" | "instant-ngp" | "vista-keyframes"
+    source: str  # "vista" | "nerfstudio" | "nerfstudio-legacy" | "instant-ngp" | "vista-keyframes" | "gltf"
 
     def cameras(self, width: int | None = None, height: int | None = None) -> Cameras:
         """One camera per frame; a new size keeps the vertical FOV (and the other side's aspect if one is given)."""
@@ -126,7 +127,7 @@ class PathFile:
 def load_path_cameras(path: Path, width: int | None = None, height: int | None = None, *,
                       dataparser_transforms: Path | None = None) -> tuple[Cameras, float]:
     """One camera per frame (world coordinates) and the frame rate, from any path file Vista reads:
-    nerfstudio camera_path.json (Vista's or nerfstudio's), Vista keyframe JSON, instant-ngp base_cam.json."""
+    nerfstudio camera_path.json (Vista's or nerfstudio's), Vista keyframe JSON, instant-ngp base_cam.json, glTF."""
     dataparser = read_dataparser_transforms(dataparser_transforms) if dataparser_transforms else None
     loaded = read_path_file(path, dataparser=dataparser)
     return loaded.cameras(width, height), loaded.fps
@@ -147,6 +148,8 @@ def read_path_file(path: Path, *, dataparser: DataparserTransform | None = None,
 
 def _read_path_file(path: Path, dataparser: DataparserTransform | None, seconds: float | None,
                     fps: float | None) -> PathFile:
+    if path.suffix.lower() in (".glb", ".gltf"):
+        return _read_gltf(path)
     data = read_json(path, "camera path file")
     where = str(path)
     if not isinstance(data, dict):
@@ -162,6 +165,24 @@ def _read_path_file(path: Path, dataparser: DataparserTransform | None, seconds:
         return PathFile(w, f, *DEFAULT_SIZE, camera_path.seconds, camera_path.fps, camera_path, "vista-keyframes")
     raise VistaError(f"{where}: not a camera path: expected nerfstudio's 'camera_path' list, Vista keyframes "
                      "('keyframes' with 'position') or instant-ngp's 'path' list")
+
+
+def _read_gltf(path: Path) -> PathFile:
+    from render.gltf_camera import read_camera_gltf
+
+    camera = read_camera_gltf(path)
+    return PathFile(camera.world_from_camera, camera.fov_y_deg, camera.width, camera.height, camera.seconds,
+                    camera.fps, camera.path, "gltf")
+
+
+def write_camera_glb(out: Path, path: CameraPath, width: int, height: int) -> None:
+    """`path` as a glTF 2.0 camera animation (render.gltf_camera) that Blender imports in the scene's world."""
+    from render.gltf_camera import path_camera_glb
+    from vista_core.files import atomic_write_bytes
+
+    if width < 1 or height < 1:
+        raise VistaError(f"render size must be positive, got {width}x{height}")
+    atomic_write_bytes(out, path_camera_glb(path, width, height))
 
 
 def read_keyframes(path: Path) -> CameraPath:

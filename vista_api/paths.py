@@ -206,18 +206,24 @@ class PathFiles:
     """Also write the keyframes (to edit and read back with PathRequest(keyframes=...))."""
     dataparser_transforms: Path | None = None
     """A nerfstudio run's dataparser_transforms.json: write camera_path.json in its coordinates."""
+    camera_glb: Path | None = None
+    """Also write the path as a glTF camera animation (.glb) for Blender and other tools (render.gltf_camera)."""
 
     def __post_init__(self) -> None:
         check_render_size(self.width, self.height)
+        if self.camera_glb is not None and Path(self.camera_glb).suffix.lower() != ".glb":
+            raise VistaError(f"{self.camera_glb}: the camera animation is written as a .glb file")
 
 
 def write_path(files: PathFiles, path: CameraPath) -> None:
-    from render.path_io import read_dataparser_transforms, write_camera_path, write_keyframes
+    from render.path_io import read_dataparser_transforms, write_camera_glb, write_camera_path, write_keyframes
 
     dataparser = read_dataparser_transforms(files.dataparser_transforms) if files.dataparser_transforms else None
     write_camera_path(files.out, path, files.width, files.height, dataparser)
     if files.keyframes_out is not None:
         write_keyframes(files.keyframes_out, path)
+    if files.camera_glb is not None:
+        write_camera_glb(files.camera_glb, path, files.width, files.height)
 
 
 def describe_path(path: CameraPath) -> str:
