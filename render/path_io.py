@@ -1,6 +1,5 @@
 """Camera path files: nerfstudio's camera_path.json (read and write), instant-ngp's base_cam.json (read),
-Vista's keyframe JSON (read and write), glTF 2.0 camera animations (.glb/.gltf, read and write:
-render.gltf_camera, which also explains their axes).
+Vista's keyframe JSON (read and write), glTF camera animations (.glb/.gltf: render.gltf_camera, with their axes).
 
 nerfstudio `camera_path.json`, as `ns-render camera-path` reads it (`get_path_from_json` in
 nerfstudio/cameras/camera_paths.py): `camera_path` is a list of frames, each with `camera_to_world` (a
@@ -149,7 +148,11 @@ def read_path_file(path: Path, *, dataparser: DataparserTransform | None = None,
 def _read_path_file(path: Path, dataparser: DataparserTransform | None, seconds: float | None,
                     fps: float | None) -> PathFile:
     if path.suffix.lower() in (".glb", ".gltf"):
-        return _read_gltf(path)
+        from render.gltf_camera import read_camera_gltf
+
+        camera = read_camera_gltf(path)
+        return PathFile(camera.world_from_camera, camera.fov_y_deg, camera.width, camera.height, camera.seconds,
+                        camera.fps, camera.path, "gltf")
     data = read_json(path, "camera path file")
     where = str(path)
     if not isinstance(data, dict):
@@ -165,24 +168,6 @@ def _read_path_file(path: Path, dataparser: DataparserTransform | None, seconds:
         return PathFile(w, f, *DEFAULT_SIZE, camera_path.seconds, camera_path.fps, camera_path, "vista-keyframes")
     raise VistaError(f"{where}: not a camera path: expected nerfstudio's 'camera_path' list, Vista keyframes "
                      "('keyframes' with 'position') or instant-ngp's 'path' list")
-
-
-def _read_gltf(path: Path) -> PathFile:
-    from render.gltf_camera import read_camera_gltf
-
-    camera = read_camera_gltf(path)
-    return PathFile(camera.world_from_camera, camera.fov_y_deg, camera.width, camera.height, camera.seconds,
-                    camera.fps, camera.path, "gltf")
-
-
-def write_camera_glb(out: Path, path: CameraPath, width: int, height: int) -> None:
-    """`path` as a glTF 2.0 camera animation (render.gltf_camera) that Blender imports in the scene's world."""
-    from render.gltf_camera import path_camera_glb
-    from vista_core.files import atomic_write_bytes
-
-    if width < 1 or height < 1:
-        raise VistaError(f"render size must be positive, got {width}x{height}")
-    atomic_write_bytes(out, path_camera_glb(path, width, height))
 
 
 def read_keyframes(path: Path) -> CameraPath:

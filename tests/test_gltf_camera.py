@@ -13,8 +13,8 @@ import pygltflib
 import pytest
 from scipy.spatial.transform import Rotation, Slerp
 
-from render.gltf_camera import GLTF_FROM_WORLD, camera_glb, path_camera_glb, read_camera_gltf
-from render.path_io import load_path_cameras, read_keyframes, read_path_file, write_camera_glb
+from render.gltf_camera import GLTF_FROM_WORLD, camera_glb, path_camera_glb, read_camera_gltf, write_camera_glb
+from render.path_io import load_path_cameras, read_keyframes, read_path_file
 from render.paths import CameraPath, Keyframe
 from vista_core.errors import VistaError
 

@@ -31,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     render.add_argument("--out", type=Path, help="MP4 to write")
     render.add_argument("--width", type=int, help="frame width in pixels, even (default: the path file's)")
     render.add_argument("--height", type=int, help="frame height in pixels, even (default: the path file's)")
-    render.add_argument("--fps", type=float, help="frames per second (default: the path file's)")
+    render.add_argument("--fps", type=float,
+                        help="frames per second (default: the path file's); another rate re-times the path so the "
+                             "shot keeps its length in seconds")
     render.add_argument("--frames", help="render only frames a:b of the path (Python slice, b excluded)")
     render.add_argument("--preview", action="store_true", help="quarter resolution, for a fast look")
     render.add_argument("--crf", type=int, default=18, help="H.264 quality: lower is better and larger (default 18)")
@@ -117,6 +119,8 @@ def _render(args: argparse.Namespace, progress) -> int:
         quality=Quality(crf=args.crf, supersample=args.supersample), labels=_labels(args),
         extras=ExtraOutputs(args.png_dir, args.depth_video, args.opacity_video, args.keep_frames), seed=args.seed)
     shot = render_shot(request, progress)
+    if shot.retimed:
+        print(shot.retimed)
     _print_result(shot.render, shot.recipe_file)
     return 0
 

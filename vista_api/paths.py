@@ -216,7 +216,8 @@ class PathFiles:
 
 
 def write_path(files: PathFiles, path: CameraPath) -> None:
-    from render.path_io import read_dataparser_transforms, write_camera_glb, write_camera_path, write_keyframes
+    from render.gltf_camera import write_camera_glb
+    from render.path_io import read_dataparser_transforms, write_camera_path, write_keyframes
 
     dataparser = read_dataparser_transforms(files.dataparser_transforms) if files.dataparser_transforms else None
     write_camera_path(files.out, path, files.width, files.height, dataparser)
