@@ -40,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     render.add_argument("--supersample", type=int, default=1,
                         help="rays per pixel side, averaged: 2 anti-aliases (less shimmer on pull-backs) at 4x the "
                              "render time (default 1)")
+    render.add_argument("--motion-blur", type=float, default=0.0, metavar="SHUTTER",
+                        help="motion blur: the shutter as a fraction of the frame interval, in (0, 1] (0.5 = a "
+                             "180-degree shutter); each frame averages sub-frame renders along the path (default: none)")
+    render.add_argument("--motion-blur-samples", type=int, default=8, metavar="N",
+                        help="sub-frame renders per blurred frame (default 8; the render takes N times longer)")
     render.add_argument("--seed", type=int, default=0, help="seed recorded in the recipe (default 0)")
     render.add_argument("--png-dir", type=Path, help="also write every frame as a PNG into this folder")
     render.add_argument("--depth-video", type=Path, help="also write a depth MP4 (turbo colormap)")
@@ -93,9 +98,10 @@ def _rerender(args: argparse.Namespace, progress) -> int:
     from vista_core.errors import VistaError
 
     ignored = [flag for flag, value in (("--path", args.path), ("--width", args.width), ("--height", args.height),
-                                        ("--fps", args.fps), ("--frames", args.frames)) if value is not None]
+                                        ("--fps", args.fps), ("--frames", args.frames),
+                                        ("--motion-blur", args.motion_blur or None)) if value is not None]
     if ignored or args.preview:
-        raise VistaError(f"--recipe fixes the path, size and frames; drop {', '.join(ignored) or '--preview'}")
+        raise VistaError(f"--recipe fixes the path, size, frames and motion blur; drop {', '.join(ignored) or '--preview'}")
     repro = rerender(RerenderRequest(args.recipe, args.out, args.scene, _labels(args)), progress)
     _print_result(repro.shot.render, repro.shot.recipe_file)
     if repro.identical:
@@ -116,7 +122,8 @@ def _render(args: argparse.Namespace, progress) -> int:
         raise VistaError(f"missing {', '.join(missing)} (or give --recipe)")
     request = ShotRequest(
         args.scene, args.path, args.out, args.width, args.height, args.fps, frames=args.frames, preview=args.preview,
-        quality=Quality(crf=args.crf, supersample=args.supersample), labels=_labels(args),
+        quality=Quality(crf=args.crf, supersample=args.supersample, motion_blur=args.motion_blur,
+                        motion_blur_samples=args.motion_blur_samples), labels=_labels(args),
         extras=ExtraOutputs(args.png_dir, args.depth_video, args.opacity_video, args.keep_frames), seed=args.seed)
     shot = render_shot(request, progress)
     if shot.retimed:

@@ -31,6 +31,10 @@ class Quality:
     """libx264 speed/size trade-off."""
     supersample: int = 1
     """Rays per pixel side, averaged (2: anti-aliased, 4x the render time)."""
+    motion_blur: float = 0.0
+    """Shutter as a fraction of the frame interval, in [0, 1] (0: none, 0.5: 180 degrees; render.motion_blur)."""
+    motion_blur_samples: int = 8
+    """Sub-frame renders averaged per blurred frame."""
 
 
 QUALITIES = {"draft": Quality(crf=28, x264_preset="veryfast"), "standard": Quality(),
@@ -100,7 +104,8 @@ class ShotRequest:
         if not isinstance(self.path, (str, Path)) and (self.width is None or self.height is None):
             raise VistaError("rendering a camera path needs a width and a height")
         VideoConfig(fps=24.0 if self.fps is None else self.fps, crf=self.quality.crf,
-                    x264_preset=self.quality.x264_preset, supersample=self.quality.supersample)
+                    x264_preset=self.quality.x264_preset, supersample=self.quality.supersample,
+                    motion_blur=self.quality.motion_blur, motion_blur_samples=self.quality.motion_blur_samples)
         frame_slice(self.frames)
 
     @property
@@ -119,7 +124,8 @@ class ShotRequest:
                     from error
         return VideoConfig(fps=path_fps if self.fps is None else self.fps, crf=self.quality.crf,
                            x264_preset=self.quality.x264_preset, watermark=self.labels.watermark,
-                           label=self.labels.label, supersample=self.quality.supersample)
+                           label=self.labels.label, supersample=self.quality.supersample,
+                           motion_blur=self.quality.motion_blur, motion_blur_samples=self.quality.motion_blur_samples)
 
 
 def frame_slice(spec: str | None) -> tuple[int | None, int | None]:
