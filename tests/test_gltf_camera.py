@@ -210,3 +210,56 @@ def test_gltf_without_binary_chunk_reads_data_uri_buffers(tmp_path):
     (tmp_path / "embedded.gltf").write_text(json.dumps(data))
     a, b = read_path_file(tmp_path / "embedded.gltf"), read_path_file(_write(tmp_path / "a.glb", good))
     np.testing.assert_array_equal(a.world_from_camera, b.world_from_camera)
+
+
+# --- tools/blender_vista_camera.py: its maths without Blender ---------------------------------------------------
+
+def _blender_tool():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("blender_vista_camera",
+                                                  Path(__file__).parents[1] / "tools" / "blender_vista_camera.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_blender_tool_field_of_view_and_rotations_match_blenders_rules():
+    tool = _blender_tool()
+    # Blender's default camera (50 mm lens, 36 mm sensor, fit AUTO) at 1920x1080: the width spans 36 mm
+    assert tool.vertical_fov_deg(50, 36, 24, "AUTO", 1920, 1080) == pytest.approx(22.895, abs=1e-3)
+    assert tool.vertical_fov_deg(50, 36, 24, "AUTO", 1080, 1920) == pytest.approx(39.598, abs=1e-3)  # portrait
+    assert tool.vertical_fov_deg(50, 36, 24, "VERTICAL", 1920, 1080) == pytest.approx(26.991, abs=1e-3)
+    rotations = Rotation.random(50, random_state=4)
+    for r in [*rotations, Rotation.from_euler("x", 180, degrees=True), Rotation.from_euler("y", 180, degrees=True),
+              Rotation.from_euler("z", 180, degrees=True)]:
+        q = tool.quaternion_xyzw(r.as_matrix().tolist())
+        assert abs(abs(np.dot(q, r.as_quat())) - 1) < 1e-12  # the same rotation (q and -q are one)
+    scaled = np.eye(4)
+    scaled[:3, :3] = rotations[0].as_matrix() * 3.0
+    scaled[:3, 3] = [1, 2, 3]
+    np.testing.assert_allclose(np.array(tool.world_from_camera(scaled.tolist()))[:3, :3], rotations[0].as_matrix())
+    with pytest.raises(tool.ExportError, match="mirrored"):
+        tool.world_from_camera(np.diag([-1.0, 1, 1, 1]).tolist())
+
+
+def test_blender_tool_output_reads_back_as_the_same_frames_and_keys_land_on_their_frames(tmp_path):
+    tool = _blender_tool()
+    path = _path()
+    world_from_camera, fov = path.evaluate(path.frame_times())
+    matrices = [np.concatenate([m, [[0, 0, 0, 1]]]).tolist() for m in world_from_camera]
+    (tmp_path / "frames.json").write_text(json.dumps(tool.frames_camera_path(matrices, list(fov), 320, 180, 30.0)))
+    frames = read_path_file(tmp_path / "frames.json")
+    np.testing.assert_allclose(frames.world_from_camera, world_from_camera, atol=1e-12)
+    assert (frames.fps, frames.seconds, len(frames.fov_y_deg)) == (30.0, 2.0, 60)
+    # keys at Blender frames 10, 30, 45, 50 and 69 (frame_start 10) where 50 repeats 45: a hold, dropped
+    keyed = [0, 20, 35, 35, 59]
+    data, warnings = tool.keyframes_path([10, 30, 45, 50, 69], [matrices[k] for k in keyed],
+                                         [float(fov[k]) for k in keyed], 30.0)
+    assert len(warnings) == 1 and "holds still" in warnings[0] and len(data["keyframes"]) == 4
+    (tmp_path / "keys.json").write_text(json.dumps(data))
+    keys = read_keyframes(tmp_path / "keys.json")
+    assert keys.n_frames == 60 and keys.seconds == 2.0
+    at_keys, key_fov = keys.evaluate(keys.frame_times()[[0, 20, 35, 59]])
+    np.testing.assert_allclose(at_keys, world_from_camera[[0, 20, 35, 59]], atol=1e-9)
+    np.testing.assert_allclose(key_fov, fov[[0, 20, 35, 59]], atol=1e-9)
