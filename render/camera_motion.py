@@ -21,6 +21,7 @@ from vista_core.errors import VistaError
 
 if TYPE_CHECKING:
     from render.path_io import PathFile
+    from render.paths import CameraPath
 
 
 def interpolate_frames(world_from_camera: np.ndarray, values: np.ndarray,
@@ -88,3 +89,30 @@ def retime_path_file(loaded: PathFile, fps: float) -> PathFile:
                                                 retimed_indices(len(loaded.fov_y_deg), count))
     return PathFile(world_from_camera, fov[:, 0], loaded.width, loaded.height, count / fps, float(fps), None,
                     loaded.source)
+
+
+def path_from_frames(world_from_camera: np.ndarray, fov_y_deg: np.ndarray, fps: float, where: str) -> CameraPath:
+    """An editable path from a file of frames (a Blender camera, a nerfstudio frame list): a keyframe per frame
+    (orientation, field of view), each segment one frame long, so the path passes through every frame at its time
+    (F frames over F / fps seconds). A camera that holds still cannot be a Vista path (two keyframes would be the
+    same camera): that is refused, naming the frames, and the file still renders as it is (`vista render --path`)."""
+    from render.keyframes import Keyframe, quaternion_from_rotation
+    from render.paths import CameraPath
+
+    count = len(fov_y_deg)
+    if count < 2:
+        raise VistaError(f"{where}: a path needs at least 2 frames, the file has {count}")
+    scale = max(1.0, float(np.ptp(world_from_camera[:, :, 3], axis=0).max()))
+    moves = np.abs(np.diff(world_from_camera, axis=0)) / np.array([1.0, 1.0, 1.0, scale])  # rotation; position
+    if (still := np.flatnonzero((moves.max(axis=(1, 2)) < 1e-6) & (np.abs(np.diff(fov_y_deg)) < 1e-6))).size:
+        raise VistaError(f"{where}: the camera holds still at frames {still[0]} and {still[0] + 1}, which a Vista path "
+                         f"cannot do; render the file as it is (vista render --path {where})")
+    seconds = count / fps
+    frame_s = seconds / (count - 1)  # an open path's F frames span [0, seconds], both ends included
+    keyframes = tuple(Keyframe(tuple(float(v) for v in m[:, 3]), orientation=quaternion_from_rotation(m[:, :3]),
+                               fov_y_deg=float(f), duration_s=frame_s if k < count - 1 else None)
+                      for k, (m, f) in enumerate(zip(world_from_camera, fov_y_deg)))
+    try:
+        return CameraPath(keyframes, seconds=seconds, fps=fps, constant_speed=False)
+    except VistaError as error:
+        raise VistaError(f"{where}: its frames do not make an editable path ({error})") from error

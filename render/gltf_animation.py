@@ -112,6 +112,11 @@ class _Channel:
         if len(times) == 1:
             return np.repeat(keys[:1], len(t), axis=0)
         t = np.clip(t, times[0], times[-1])
+        # a frame time that is a key time up to float32 rounding (keys are float32 in the file) takes that key
+        # exactly, instead of a 1e-7 blend with its neighbour
+        nearest = np.clip(np.searchsorted(times, t), 0, len(times) - 1)
+        nearest = np.where(np.abs(times[nearest - 1] - t) < np.abs(times[nearest] - t), nearest - 1, nearest)
+        t = np.where(np.abs(times[nearest] - t) <= 1e-6 * np.maximum(1.0, np.abs(t)), times[nearest], t)
         if self.interpolation == "STEP":
             return keys[np.clip(np.searchsorted(times, t, side="right") - 1, 0, len(times) - 1)]
         k = np.clip(np.searchsorted(times, t, side="right") - 1, 0, len(times) - 2)

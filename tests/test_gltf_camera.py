@@ -263,3 +263,24 @@ def test_blender_tool_output_reads_back_as_the_same_frames_and_keys_land_on_thei
     at_keys, key_fov = keys.evaluate(keys.frame_times()[[0, 20, 35, 59]])
     np.testing.assert_allclose(at_keys, world_from_camera[[0, 20, 35, 59]], atol=1e-9)
     np.testing.assert_allclose(key_fov, fov[[0, 20, 35, 59]], atol=1e-9)
+
+
+def test_a_camera_from_blender_becomes_an_editable_path_through_its_frames(tmp_path):
+    from vista_api.paths import read_editable_path
+    from vista_studio.path import import_path
+
+    file = SUPPORT / "blender_parented_camera.glb"
+    frames = read_path_file(file)
+    path, source = read_editable_path(file)
+    assert source == "gltf" and len(path.keyframes) == 60 and path.n_frames == 60
+    world_from_camera, fov = path.evaluate(path.frame_times())
+    np.testing.assert_allclose(world_from_camera, frames.world_from_camera, atol=1e-9)
+    np.testing.assert_allclose(fov, frames.fov_y_deg, atol=1e-9)
+    # the studio's import takes it as keyframes too
+    assert "Imported 60 keyframes (gltf)" in import_path(tmp_path, str(file))
+    # a camera that holds still cannot be a Vista path: one line naming the frames, and the file still renders
+    still = np.concatenate([frames.world_from_camera[:3], frames.world_from_camera[2:3]])
+    held = tmp_path / "held.glb"
+    held.write_bytes(camera_glb(still, np.full(4, 40.0), 30.0, 64, 36))
+    with pytest.raises(VistaError, match="holds still at frames 2 and 3"):
+        read_editable_path(held)

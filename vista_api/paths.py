@@ -174,7 +174,6 @@ def open_path_scene(folder: Path) -> PathScene:
 
 def make_path(request: PathRequest, scene: PathScene) -> CameraPath:
     """The request's path: the preset fitted to `scene`, or the keyframe file with its overrides."""
-    from render.path_io import read_keyframes
     from render.path_presets import preset_path
 
     if request.preset is not None:
@@ -184,10 +183,22 @@ def make_path(request: PathRequest, scene: PathScene) -> CameraPath:
                            occupied=scene.occupied if request.avoid_occupied else None,
                            **request.options.keywords_for(request.preset))
     else:
-        path = read_keyframes(request.keyframes)
+        path, _ = read_editable_path(request.keyframes)
         changes = {k: v for k, v in (("seconds", request.seconds), ("fps", request.fps)) if v is not None}
         path = replace(path, **changes) if changes else path
     return replace(path, ease=request.ease) if request.ease else path
+
+
+def read_editable_path(file: Path) -> tuple[CameraPath, str]:
+    """The keyframes of a path file and its source ("vista", "gltf", ...); for a file of frames only (a Blender
+    camera, a nerfstudio frame list) a keyframe per frame (render.camera_motion.path_from_frames)."""
+    from render.camera_motion import path_from_frames
+    from render.path_io import read_path_file
+
+    loaded = read_path_file(Path(file))
+    if loaded.path is not None:
+        return loaded.path, loaded.source
+    return path_from_frames(loaded.world_from_camera, loaded.fov_y_deg, loaded.fps, str(file)), loaded.source
 
 
 def check_render_size(width: int, height: int) -> None:
