@@ -16,6 +16,7 @@ from scipy.spatial.transform import Rotation, Slerp
 from render.gltf_camera import GLTF_FROM_WORLD, camera_glb, path_camera_glb, read_camera_gltf, write_camera_glb
 from render.path_io import load_path_cameras, read_keyframes, read_path_file
 from render.paths import CameraPath, Keyframe
+from tests.test_recipe import scene_dir  # noqa: F401 -- the tiny saved scene, a module fixture
 from vista_core.errors import VistaError
 
 SUPPORT = Path(__file__).parent / "support"
@@ -284,3 +285,19 @@ def test_a_camera_from_blender_becomes_an_editable_path_through_its_frames(tmp_p
     held.write_bytes(camera_glb(still, np.full(4, 40.0), 30.0, 64, 36))
     with pytest.raises(VistaError, match="holds still at frames 2 and 3"):
         read_editable_path(held)
+
+
+def test_vista_path_exports_the_camera_and_vista_render_reads_it(scene_dir, tmp_path, capsys):  # noqa: F811
+    import vista
+
+    out, glb = tmp_path / "path.json", tmp_path / "shot.glb"
+    assert vista.main(["path", str(scene_dir), "--preset", "orbit", "--seconds", "1", "--fps", "6", "--width", "48",
+                       "--height", "32", "--out", str(out), "--export-camera", str(glb)]) == 0
+    assert "camera animation written to" in capsys.readouterr().out
+    a, b = read_path_file(out), read_path_file(glb)
+    np.testing.assert_allclose(b.world_from_camera, a.world_from_camera, atol=1e-6)
+    assert (b.fps, b.width, b.height, len(b.fov_y_deg)) == (6.0, 48, 32, 6) and b.path == a.path
+    assert vista.main(["render", str(scene_dir), "--path", str(glb), "--frames", "0:1", "--out",
+                       str(tmp_path / "shot.mp4"), "--no-progress"]) == 0
+    assert vista.main(["path", str(scene_dir), "--preset", "orbit", "--out", str(out), "--export-camera",
+                       str(tmp_path / "shot.fbx")]) == 2
