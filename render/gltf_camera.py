@@ -277,11 +277,11 @@ def _frame_rate(given: float | None, extras: dict, key_times: np.ndarray, where:
     else:
         steps = np.diff(np.unique(key_times))
         steps = steps[steps > 1e-6]
-        if not len(steps):
-            raise VistaError(f"{where}: cannot tell the frame rate from the key times; give it (--fps)")
-        fps = _snap_rate(1.0 / float(steps.min()))
+        fps = _snap_rate(1.0 / float(steps.min())) if len(steps) else math.nan
     if not (math.isfinite(fps) and 1 <= fps <= 240):
-        raise VistaError(f"{where}: frame rate {fps:g} from the key times is outside [1, 240]; give it (--fps)")
+        raise VistaError(f"{where}: cannot tell the frame rate from the key times (1 / the shortest interval is "
+                         f"{fps:g} fps, outside [1, 240]); export the animation sampled at every frame (Blender: "
+                         "Animation > Always Sample Animations)")
     return fps
 
 

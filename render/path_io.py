@@ -150,7 +150,7 @@ def _read_path_file(path: Path, dataparser: DataparserTransform | None, seconds:
     if path.suffix.lower() in (".glb", ".gltf"):
         from render.gltf_camera import read_camera_gltf
 
-        camera = read_camera_gltf(path)
+        camera = read_camera_gltf(path, fps=fps)  # None: the file's own rate
         return PathFile(camera.world_from_camera, camera.fov_y_deg, camera.width, camera.height, camera.seconds,
                         camera.fps, camera.path, "gltf")
     data = read_json(path, "camera path file")

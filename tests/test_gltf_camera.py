@@ -301,3 +301,16 @@ def test_vista_path_exports_the_camera_and_vista_render_reads_it(scene_dir, tmp_
                        str(tmp_path / "shot.mp4"), "--no-progress"]) == 0
     assert vista.main(["path", str(scene_dir), "--preset", "orbit", "--out", str(out), "--export-camera",
                        str(tmp_path / "shot.fbx")]) == 2
+
+
+def test_frame_rate_comes_from_the_key_times_or_is_asked_for(tmp_path):
+    path = _path()
+    world_from_camera, fov = path.evaluate([0.0, 1.0, 2.0])
+    sparse = pygltflib.GLTF2.load_from_bytes(camera_glb(world_from_camera, fov, 0.5, 64, 36))  # keys 2 s apart
+    sparse.asset.extras = {}  # as another tool writes it: no Vista frame rate
+    file = _write(tmp_path / "sparse.glb", b"".join(sparse.save_to_bytes()))
+    with pytest.raises(VistaError, match="cannot tell the frame rate.*Always Sample Animations"):
+        read_path_file(file)
+    at_ten = read_path_file(file, fps=10.0)  # a caller that knows the rate samples the move at it
+    assert at_ten.fps == 10.0 and len(at_ten.fov_y_deg) == 41
+    np.testing.assert_allclose(at_ten.world_from_camera[[0, 20, 40]], world_from_camera, atol=1e-6)
