@@ -228,7 +228,8 @@ def path_section(ui: Studio) -> None:
     with gr.Row():
         ui.coverage_btn = gr.Button("Check coverage", interactive=False, elem_id="check-coverage")
         ui.preview_btn = gr.Button("Quick preview clip (quarter size)", interactive=False, elem_id="preview-clip")
-        ui.import_file = gr.File(label="Import camera_path.json", file_types=[".json"], height=100)
+        ui.import_file = gr.File(label="Import camera_path.json or glTF camera (.glb)",
+                                 file_types=[".json", ".glb", ".gltf"], height=100)
         ui.export_btn = gr.Button("Export camera_path.json", interactive=False)
         ui.export_file = gr.File(label="camera_path.json", interactive=False, height=100)
     ui.preview_progress = gr.HTML("")

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from render.bands import render_frame, to_uint8
+from render.bands import to_uint8
 from render.cameras import Cameras
 from render.config import VideoConfig
+from render.motion_blur import render_video_frame
 from render.representation import SceneRepresentation
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_bytes, atomic_write_json, read_json
@@ -173,10 +174,11 @@ class FrameCache:
 
 def frame_cache_key(scene_key: str, cameras: Cameras, config: VideoConfig) -> str:
     """What the cached frames are renders of: the scene, the cameras and the settings that change pixels."""
-    return hashlib.sha256(json.dumps({"scene": scene_key, "cameras": cameras_digest(cameras),
-                                      "band_pixels": config.band_pixels, "chunk_rays": config.chunk_rays,
-                                      "supersample": config.supersample},
-                                     sort_keys=True).encode()).hexdigest()
+    key = {"scene": scene_key, "cameras": cameras_digest(cameras), "band_pixels": config.band_pixels,
+           "chunk_rays": config.chunk_rays, "supersample": config.supersample}
+    if config.motion_blur > 0:  # only then, so the caches of unblurred renders keep their keys
+        key["motion_blur"] = [config.motion_blur, config.motion_blur_samples]
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,7 @@ def render_to_cache(renderable: SceneRepresentation, cameras: Cameras, indices: 
     with tqdm(total=len(indices), initial=done, unit="frame", desc="render", disable=not show_progress,
               dynamic_ncols=True) as bar:
         for rendered, index in enumerate(todo, start=1):
-            image = render_frame(renderable, cameras, index, config.band_pixels, config.chunk_rays, config.supersample)
+            image = render_video_frame(renderable, cameras, index, config)  # motion-blurred if asked
             color = image.rgb.cpu().numpy() if cache.float_color else None
             try:
                 cache.save(index, to_uint8(image.rgb), image.depth.cpu().numpy(), image.opacity.cpu().numpy(), color)

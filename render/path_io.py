@@ -1,5 +1,5 @@
 """Camera path files: nerfstudio's camera_path.json (read and write), instant-ngp's base_cam.json (read),
-Vista's keyframe JSON (read and write).
+Vista's keyframe JSON (read and write), glTF camera animations (.glb/.gltf: render.gltf_camera, with their axes).
 
 nerfstudio `camera_path.json`, as `ns-render camera-path` reads it (`get_path_from_json` in
 nerfstudio/cameras/camera_paths.py): `camera_path` is a list of frames, each with `camera_to_world` (a
@@ -114,7 +114,7 @@ class PathFile:
     seconds: float
     fps: float
     path: CameraPath | None  # keyframes for re-editing, when the file has them
-    source: str  # "vista" | "nerfstudio" | "nerfstudio-legacy" | "instant-ngp" | "vista-keyframes"
+    source: str  # "vista" | "nerfstudio" | "nerfstudio-legacy" | "instant-ngp" | "vista-keyframes" | "gltf"
 
     def cameras(self, width: int | None = None, height: int | None = None) -> Cameras:
         """One camera per frame; a new size keeps the vertical FOV (and the other side's aspect if one is given)."""
@@ -126,7 +126,7 @@ class PathFile:
 def load_path_cameras(path: Path, width: int | None = None, height: int | None = None, *,
                       dataparser_transforms: Path | None = None) -> tuple[Cameras, float]:
     """One camera per frame (world coordinates) and the frame rate, from any path file Vista reads:
-    nerfstudio camera_path.json (Vista's or nerfstudio's), Vista keyframe JSON, instant-ngp base_cam.json."""
+    nerfstudio camera_path.json (Vista's or nerfstudio's), Vista keyframe JSON, instant-ngp base_cam.json, glTF."""
     dataparser = read_dataparser_transforms(dataparser_transforms) if dataparser_transforms else None
     loaded = read_path_file(path, dataparser=dataparser)
     return loaded.cameras(width, height), loaded.fps
@@ -147,6 +147,12 @@ def read_path_file(path: Path, *, dataparser: DataparserTransform | None = None,
 
 def _read_path_file(path: Path, dataparser: DataparserTransform | None, seconds: float | None,
                     fps: float | None) -> PathFile:
+    if path.suffix.lower() in (".glb", ".gltf"):
+        from render.gltf_camera import read_camera_gltf
+
+        camera = read_camera_gltf(path, fps=fps)  # None: the file's own rate
+        return PathFile(camera.world_from_camera, camera.fov_y_deg, camera.width, camera.height, camera.seconds,
+                        camera.fps, camera.path, "gltf")
     data = read_json(path, "camera path file")
     where = str(path)
     if not isinstance(data, dict):

@@ -4,6 +4,7 @@ Flags -> vista_api.paths -> printed lines.
 
     vista path SCENE --preset orbit --seconds 8 --out path.json
     vista path SCENE --keyframes keys.json --out path.json --top-down map.png --coverage
+    vista path SCENE --preset orbit --out path.json --export-camera shot.glb   # an animated camera for Blender
 
 The keyframe file format is documented in render/paths.py (and the README).
 """
@@ -26,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("scene", type=Path, help="scene folder (from vista train)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--preset", choices=PRESETS, help="a shot fitted to the scene")
-    source.add_argument("--keyframes", type=Path, help="keyframe JSON (or a camera_path.json with keyframes) to edit")
+    source.add_argument("--keyframes", type=Path,
+                        help="keyframe JSON (or a camera_path.json or .glb camera with keyframes) to edit")
     p.add_argument("--out", type=Path, required=True, help="camera_path.json to write")
     p.add_argument("--seconds", type=float, help="length of the shot (default 8, or the keyframe file's)")
     p.add_argument("--fps", type=float, help="frames per second (default 30, or the keyframe file's)")
@@ -52,6 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     out.add_argument("--dataparser-transforms", type=Path,
                      help="nerfstudio run's dataparser_transforms.json: write camera_path.json in its coordinates")
     out.add_argument("--glb", type=Path, help="write a 3D preview (scene points, path, frusta)")
+    out.add_argument("--export-camera", type=Path, metavar="SHOT.glb",
+                     help="also write the path as a glTF camera animation (one key per frame, focal length) that "
+                          "Blender imports in the scene's world coordinates; `vista render --path SHOT.glb` reads it")
     out.add_argument("--top-down", type=Path,
                      help="write a top-down PNG of the path (coloured by coverage with --coverage)")
     out.add_argument("--coverage", action="store_true", help="score every frame: did the photos see what it shows?")
@@ -75,13 +80,16 @@ def run_path(args: argparse.Namespace) -> int:
     from vista_api import paths as api
     from vista_core.files import atomic_write_json
 
-    files = api.PathFiles(args.out, args.width, args.height, args.save_keyframes, args.dataparser_transforms)
+    files = api.PathFiles(args.out, args.width, args.height, args.save_keyframes, args.dataparser_transforms,
+                          args.export_camera)
     scene = api.open_path_scene(args.scene)
     path = api.make_path(_request(args), scene)
     api.write_path(files, path)
     print(f"{api.describe_path(path)}; wrote {args.out}")
     if args.save_keyframes:
         print(f"keyframes written to {args.save_keyframes} (edit, then --keyframes {args.save_keyframes})")
+    if args.export_camera:
+        print(f"camera animation written to {args.export_camera} (glTF 2.0; Blender: File > Import > glTF)")
     coverage = None
     if args.coverage or args.coverage_json:
         request = api.CoverageRequest(args.width, args.height, args.coverage_frames)

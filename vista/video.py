@@ -42,13 +42,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(default: from --out's suffix: .mp4, .mov)")
     render.add_argument("--width", type=int, help="frame width in pixels, even (default: the path file's)")
     render.add_argument("--height", type=int, help="frame height in pixels, even (default: the path file's)")
-    render.add_argument("--fps", type=float, help="frames per second (default: the path file's)")
+    render.add_argument("--fps", type=float,
+                        help="frames per second (default: the path file's); another rate re-times the path so the "
+                             "shot keeps its length in seconds")
     render.add_argument("--frames", help="render only frames a:b of the path (Python slice, b excluded)")
     render.add_argument("--preview", action="store_true", help="quarter resolution, for a fast look")
     render.add_argument("--crf", type=int, default=18, help="H.264 quality: lower is better and larger (default 18)")
     render.add_argument("--supersample", type=int, default=1,
                         help="rays per pixel side, averaged: 2 anti-aliases (less shimmer on pull-backs) at 4x the "
                              "render time (default 1)")
+    render.add_argument("--motion-blur", type=float, default=0.0, metavar="SHUTTER",
+                        help="motion blur: the shutter as a fraction of the frame interval, in (0, 1] (0.5 = a "
+                             "180-degree shutter); each frame averages sub-frame renders along the path (default: none)")
+    render.add_argument("--motion-blur-samples", type=int, default=8, metavar="N",
+                        help="sub-frame renders per blurred frame (default 8; the render takes N times longer)")
     render.add_argument("--seed", type=int, default=0, help="seed recorded in the recipe (default 0)")
     render.add_argument("--png-dir", type=Path, help="also write every frame as a PNG into this folder")
     render.add_argument("--depth-video", type=Path, help="also write a depth MP4 (turbo colormap)")
@@ -104,9 +111,10 @@ def _rerender(args: argparse.Namespace, progress) -> int:
 
     ignored = [flag for flag, value in (("--path", args.path), ("--width", args.width), ("--height", args.height),
                                         ("--fps", args.fps), ("--frames", args.frames),
-                                        ("--format", args.output_format)) if value is not None]
+                                        ("--format", args.output_format),
+                                        ("--motion-blur", args.motion_blur or None)) if value is not None]
     if ignored or args.preview:
-        raise VistaError(f"--recipe fixes the path, size and frames; drop {', '.join(ignored) or '--preview'}")
+        raise VistaError(f"--recipe fixes the path, size, frames and motion blur; drop {', '.join(ignored) or '--preview'}")
     repro = rerender(RerenderRequest(args.recipe, args.out, args.scene, _labels(args)), progress)
     _print_result(repro.shot.render, repro.shot.recipe_file)
     if repro.identical:
@@ -127,10 +135,13 @@ def _render(args: argparse.Namespace, progress) -> int:
         raise VistaError(f"missing {', '.join(missing)} (or give --recipe)")
     request = ShotRequest(
         args.scene, args.path, args.out, args.width, args.height, args.fps, frames=args.frames, preview=args.preview,
-        quality=Quality(crf=args.crf, supersample=args.supersample), labels=_labels(args),
+        quality=Quality(crf=args.crf, supersample=args.supersample, motion_blur=args.motion_blur,
+                        motion_blur_samples=args.motion_blur_samples), labels=_labels(args),
         extras=ExtraOutputs(args.png_dir, args.depth_video, args.opacity_video, args.keep_frames), seed=args.seed,
         output_format=args.output_format)
     shot = render_shot(request, progress)
+    if shot.retimed:
+        print(shot.retimed)
     _print_result(shot.render, shot.recipe_file)
     return 0
 

@@ -174,7 +174,6 @@ def open_path_scene(folder: Path) -> PathScene:
 
 def make_path(request: PathRequest, scene: PathScene) -> CameraPath:
     """The request's path: the preset fitted to `scene`, or the keyframe file with its overrides."""
-    from render.path_io import read_keyframes
     from render.path_presets import preset_path
 
     if request.preset is not None:
@@ -184,10 +183,22 @@ def make_path(request: PathRequest, scene: PathScene) -> CameraPath:
                            occupied=scene.occupied if request.avoid_occupied else None,
                            **request.options.keywords_for(request.preset))
     else:
-        path = read_keyframes(request.keyframes)
+        path, _ = read_editable_path(request.keyframes)
         changes = {k: v for k, v in (("seconds", request.seconds), ("fps", request.fps)) if v is not None}
         path = replace(path, **changes) if changes else path
     return replace(path, ease=request.ease) if request.ease else path
+
+
+def read_editable_path(file: Path) -> tuple[CameraPath, str]:
+    """The keyframes of a path file and its source ("vista", "gltf", ...); for a file of frames only (a Blender
+    camera, a nerfstudio frame list) a keyframe per frame (render.camera_motion.path_from_frames)."""
+    from render.camera_motion import path_from_frames
+    from render.path_io import read_path_file
+
+    loaded = read_path_file(Path(file))
+    if loaded.path is not None:
+        return loaded.path, loaded.source
+    return path_from_frames(loaded.world_from_camera, loaded.fov_y_deg, loaded.fps, str(file)), loaded.source
 
 
 def check_render_size(width: int, height: int) -> None:
@@ -206,18 +217,25 @@ class PathFiles:
     """Also write the keyframes (to edit and read back with PathRequest(keyframes=...))."""
     dataparser_transforms: Path | None = None
     """A nerfstudio run's dataparser_transforms.json: write camera_path.json in its coordinates."""
+    camera_glb: Path | None = None
+    """Also write the path as a glTF camera animation (.glb) for Blender and other tools (render.gltf_camera)."""
 
     def __post_init__(self) -> None:
         check_render_size(self.width, self.height)
+        if self.camera_glb is not None and Path(self.camera_glb).suffix.lower() != ".glb":
+            raise VistaError(f"{self.camera_glb}: the camera animation is written as a .glb file")
 
 
 def write_path(files: PathFiles, path: CameraPath) -> None:
+    from render.gltf_camera import write_camera_glb
     from render.path_io import read_dataparser_transforms, write_camera_path, write_keyframes
 
     dataparser = read_dataparser_transforms(files.dataparser_transforms) if files.dataparser_transforms else None
     write_camera_path(files.out, path, files.width, files.height, dataparser)
     if files.keyframes_out is not None:
         write_keyframes(files.keyframes_out, path)
+    if files.camera_glb is not None:
+        write_camera_glb(files.camera_glb, path, files.width, files.height)
 
 
 def describe_path(path: CameraPath) -> str:

@@ -3,6 +3,7 @@ the same shot again from a recipe (`vista render --recipe`), and the labels a vi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +31,10 @@ class Quality:
     """libx264 speed/size trade-off."""
     supersample: int = 1
     """Rays per pixel side, averaged (2: anti-aliased, 4x the render time)."""
+    motion_blur: float = 0.0
+    """Shutter as a fraction of the frame interval, in [0, 1] (0: none, 0.5: 180 degrees; render.motion_blur)."""
+    motion_blur_samples: int = 8
+    """Sub-frame renders averaged per blurred frame."""
 
 
 QUALITIES = {"draft": Quality(crf=28, x264_preset="veryfast"), "standard": Quality(),
@@ -76,7 +81,8 @@ class ShotRequest:
     """Frame width in pixels (None: the path file's)."""
     height: int | None = None
     fps: float | None = None
-    """None: the path's frame rate. A CameraPath is sampled at this rate; a file's frames are kept as they are."""
+    """None: the path's frame rate. Another rate re-times the path so the shot keeps its length in seconds
+    (keyframes sampled again, a file of frames interpolated between them: render.path_io.retime_path_file)."""
     frames: str | None = None
     """Only frames a:b of the path (Python slice, b excluded)."""
     preview: bool = False
@@ -103,7 +109,8 @@ class ShotRequest:
         if not isinstance(self.path, (str, Path)) and (self.width is None or self.height is None):
             raise VistaError("rendering a camera path needs a width and a height")
         VideoConfig(fps=24.0 if self.fps is None else self.fps, crf=self.quality.crf,
-                    x264_preset=self.quality.x264_preset, supersample=self.quality.supersample)
+                    x264_preset=self.quality.x264_preset, supersample=self.quality.supersample,
+                    motion_blur=self.quality.motion_blur, motion_blur_samples=self.quality.motion_blur_samples)
         frame_slice(self.frames)
 
     @property
@@ -122,7 +129,8 @@ class ShotRequest:
                     from error
         return VideoConfig(fps=path_fps if self.fps is None else self.fps, crf=self.quality.crf,
                            x264_preset=self.quality.x264_preset, watermark=self.labels.watermark,
-                           label=self.labels.label, supersample=self.quality.supersample)
+                           label=self.labels.label, supersample=self.quality.supersample,
+                           motion_blur=self.quality.motion_blur, motion_blur_samples=self.quality.motion_blur_samples)
 
 
 def frame_slice(spec: str | None) -> tuple[int | None, int | None]:
@@ -157,6 +165,8 @@ class ShotResult:
     recipe_file: Path
     render: VideoResult
     """Frames, size, fps, flicker, watermark check, signing, extra outputs."""
+    retimed: str | None = None
+    """What re-timing the path to the requested frame rate did, in one line (None: not re-timed)."""
 
     @property
     def frames_per_s(self) -> float:
@@ -175,7 +185,7 @@ def render_shot(request: ShotRequest, progress: ProgressCallback | None = None) 
     from scenes.recipe import render_shot as render_and_record
     from scenes.scene import load_scene
 
-    cameras, path_fps = _shot_cameras(request)
+    cameras, path_fps, retimed = _shot_cameras(request)
     frames = select_frames(request.frames, len(cameras))
     config = request.video_config(path_fps)
     if request.from_file and request.width is None and request.height is None and not request.preview:
@@ -188,24 +198,41 @@ def render_shot(request: ShotRequest, progress: ProgressCallback | None = None) 
     result, recipe_file = render_and_record(
         load_scene(request.scene_dir), cameras, request.out, config, outputs, frames=frames, seed=request.seed,
         path_source=source, show_progress=False, progress=progress)
-    return ShotResult(result.video, recipe_file, result)
+    return ShotResult(result.video, recipe_file, result, retimed)
 
 
-def _shot_cameras(request: ShotRequest) -> tuple[Cameras, float]:
-    """One camera per frame at the requested size, and the path's frame rate."""
-    from render.path_io import load_path_cameras
+def _shot_cameras(request: ShotRequest) -> tuple[Cameras, float, str | None]:
+    """One camera per frame at the requested size, the path's frame rate, and what re-timing it to the requested
+    rate did (None if it was not re-timed)."""
+    from render.camera_motion import retime_path_file
+    from render.path_io import read_path_file
     from render.video import preview_size, resize_cameras
 
+    retimed = None
     if request.from_file:
-        cameras, fps = load_path_cameras(Path(request.path), request.width, request.height)
-        if len(cameras) == 0:
+        loaded = read_path_file(Path(request.path))
+        if len(loaded.fov_y_deg) == 0:
             raise VistaError(f"{request.path}: the camera path has no frames")
+        if request.fps is not None and not math.isclose(request.fps, loaded.fps, rel_tol=1e-6):
+            before = len(loaded.fov_y_deg), loaded.fps, loaded.seconds
+            loaded = retime_path_file(loaded, float(request.fps))
+            retimed = _retimed_line(*before, len(loaded.fov_y_deg), loaded.fps)
+        cameras, fps = loaded.cameras(request.width, request.height), loaded.fps
     else:
-        path = request.path if request.fps is None else replace(request.path, fps=float(request.fps))
+        path = request.path
+        if request.fps is not None and not math.isclose(request.fps, path.fps, rel_tol=1e-6):
+            retimed_path = replace(path, fps=float(request.fps))
+            retimed = _retimed_line(path.n_frames, path.fps, path.seconds, retimed_path.n_frames, retimed_path.fps)
+            path = retimed_path
         cameras, fps = path.sample(request.width, request.height), path.fps
     if request.preview:
         cameras = resize_cameras(cameras, *preview_size(cameras.width, cameras.height))
-    return cameras, fps
+    return cameras, fps, retimed
+
+
+def _retimed_line(frames: int, fps: float, seconds: float, new_frames: int, new_fps: float) -> str:
+    return (f"re-timed the path from {frames} frames at {fps:g} fps to {new_frames} frames at {new_fps:g} fps, "
+            f"so the shot keeps its length ({seconds:g} s)")
 
 
 def _check_size_from_file(path: Path, cameras: Cameras, config: VideoConfig) -> None:

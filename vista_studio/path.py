@@ -26,6 +26,7 @@ from vista_api.paths import (
     check_coverage,
     make_path,
     open_path_scene,
+    read_editable_path,
     write_path,
 )
 from vista_core.errors import VistaError
@@ -269,17 +270,12 @@ def coverage_work(job: wsp.Job, workspace: Path, request: CoverageRequest) -> di
 # --- import and export ----------------------------------------------------------------------------
 
 def import_path(workspace: Path, file: str | None) -> str:
-    from render.path_io import read_path_file
-
     if not file:
-        raise VistaError("choose a camera_path.json (or keyframe JSON) to import")
+        raise VistaError("choose a camera_path.json, keyframe JSON or glTF camera (.glb) to import")
     wsp.check_upload([Path(file)], max_files=1, max_bytes=64 * 1024 * 1024)
-    loaded = read_path_file(Path(file))
-    if loaded.path is None:
-        raise VistaError(f"{Path(file).name}: holds frames but no keyframes to edit; Vista imports camera paths "
-                         "with keyframes (nerfstudio's viewer and Vista write them)")
-    save_path(workspace, loaded.path)
-    return f"Imported {len(loaded.path.keyframes)} keyframes ({loaded.source}) from {Path(file).name}."
+    path, source = read_editable_path(Path(file))  # a file of frames only becomes a keyframe per frame
+    save_path(workspace, path)
+    return f"Imported {len(path.keyframes)} keyframes ({source}) from {Path(file).name}."
 
 
 def export_path(workspace: Path, width: int, height: int) -> str:

@@ -62,14 +62,15 @@ def render_work(job: wsp.Job, workspace: Path, width: int, height: int, fps: flo
     write its camera_path.json and check its labels (vista_api.render.verify)."""
     session = wsp.read_session(workspace)
     scene_dir = Path(session.get("refined") or require(session, "scene", "no scene yet: build one first"))
-    path = read_path(workspace)
-    if path is None:
+    saved = read_path(workspace)
+    if saved is None:
         raise VistaError(NO_PATH)
-    path = dataclasses.replace(path, fps=float(fps))
+    path = dataclasses.replace(saved, fps=float(fps))  # the same length in seconds at the render's rate
     folder = workspace / ("preview" if preview else "render")
     folder.mkdir(parents=True, exist_ok=True)
-    # the preview clip's size is already the quarter size (start_render): it is rendered as a small shot
-    request = ShotRequest(scene_dir, path, folder / ("preview.mp4" if preview else "shot.mp4"), width, height,
+    # the preview clip's size is already the quarter size (start_render): it is rendered as a small shot;
+    # render_shot re-times the saved path to `fps` and says so (ShotResult.retimed)
+    request = ShotRequest(scene_dir, saved, folder / ("preview.mp4" if preview else "shot.mp4"), width, height,
                           fps=float(fps), quality=QUALITIES["draft" if preview else quality],
                           labels=Labels(watermark=not preview), path_source="app")
     job.update(stage="rendering preview clip" if preview else "rendering frames", total=path.n_frames, force=True)
@@ -77,6 +78,8 @@ def render_work(job: wsp.Job, workspace: Path, width: int, height: int, fps: flo
     result, out = shot.render, request.out
     outputs = {"video": str(out), "frames": len(result.frames), "width": result.width, "height": result.height,
                "fps": result.fps, "frames_per_s": round(result.frames_per_s, 2), "flicker": result.flicker.summary()}
+    if shot.retimed:
+        outputs["retimed"] = shot.retimed
     if not preview:
         job.update(stage="checking the labels (provenance)", force=True)
         camera_path = folder / "camera_path.json"

@@ -112,7 +112,9 @@ def render_summary(session: dict) -> tuple[str | None, list[str] | None, str]:
         return None, None, ""
     files = [video[k] for k in ("video", "camera_path", "recipe") if video.get(k) and Path(video[k]).is_file()]
     text = (f"{video['frames']} frames at {video['width']} × {video['height']}, {video['fps']:g} fps "
-            f"({video['frames_per_s']} frames/s rendered). {video['flicker']}\n\n"
+            f"({video['frames_per_s']} frames/s rendered). {video['flicker']}"
+            + (f" {video['retimed'][0].upper()}{video['retimed'][1:]}." if video.get("retimed") else "")
+            + "\n\n"
             f"**Provenance**\n```\n{video.get('provenance', '')}\n```")
     return video["video"], files, text
 
