@@ -73,6 +73,10 @@ class OccupancyGrid:
         self.threshold = threshold
         self._binarize(threshold)
 
+    def seen_state(self) -> dict[str, torch.Tensor]:
+        """The mask as a weights-file entry (none if every cell can be occupied)."""
+        return {} if self.seen is None else {"occupancy.seen": self.seen.to(torch.uint8).contiguous()}
+
     def _cells(self, u: torch.Tensor) -> torch.Tensor:
         """Integer cells [..., 3] of u, clamped to the grid. Clamped as floats before truncating (the same cells as
         truncating, then clamping), so NaN (cell 0) and infinity never reach the float-to-int cast; as

@@ -35,7 +35,7 @@ __all__ = ["DEFAULT_CHUNK_RAYS", "Image", "RadianceField", "RayBundleOutput", "R
 
 _REAL_STEP_THRESHOLD = False
 """Threshold unbounded cells by their real step (`unbounded.world_step_at`)? Off: the far cells' r^2 lifts the grid's
-mean, nerfacc's min(threshold, mean) stops protecting a young foreground, and fox-small lost it (bench/RESULTS.md)."""
+mean, nerfacc's min(threshold, mean) stopped protecting a young foreground on fox-small (bench/RESULTS.md)."""
 
 
 class RadianceField(Protocol):
@@ -135,9 +135,7 @@ class Renderable:
     def state(self) -> dict[str, torch.Tensor]:
         state = {f"field.{k}": v.detach().contiguous() for k, v in self.field.state_dict().items()}
         state["occupancy.density"] = self.grid.density.contiguous()
-        if self.grid.seen is not None:
-            state["occupancy.seen"] = self.grid.seen.to(torch.uint8).contiguous()
-        return state
+        return state | self.grid.seen_state()
 
 
 def _occupied_cell_points(scene: Renderable, max_points: int, seed: int,
