@@ -39,12 +39,15 @@ from measure import run_measured  # noqa: E402  (bench/compare/measure.py)
 
 VARIANTS = {
     "plain": [],
+    "occupancy": ["--sampler", "occupancy"],
+    "proposal": ["--sampler", "proposal"],
     "appearance": ["--appearance"],
     "camera": ["--camera-refinement"],
     "appearance+camera": ["--appearance", "--camera-refinement"],
     "appearance+camera+huber": ["--appearance", "--camera-refinement", "--photo-loss", "huber"],
 }
-"""Vista's switches for real photos (`TrainConfig.appearance`, `camera_refinement`, `photo_loss`)."""
+"""Vista's switches for real photos (`TrainConfig.appearance`, `camera_refinement`, `photo_loss`) and the unbounded
+sampler (`SamplingConfig.unbounded_sampler`; "plain" is the preset's)."""
 MIN_REGISTERED_FRACTION = 0.5
 
 

@@ -69,6 +69,14 @@ class SamplingConfig:
     unbounded_step: float = 1 / 64
     """Unbounded scenes, "contracted" schedule: the marching step in contracted space (the unit cube has side 2,
     the contracted scene 4)."""
+    unbounded_sampler: Literal["occupancy", "proposal"] = "occupancy"
+    """Unbounded scenes: "occupancy" marches the occupancy grid with `unbounded_schedule`; "proposal" samples
+    `proposal_samples` per pass from small proposal density fields, then `nerf_samples` from the NeRF
+    (mip-NeRF 360 / nerfacto; render/proposal.py)."""
+    proposal_samples: tuple[int, ...] = (64, 32)
+    """"proposal" sampler: samples per ray of each proposal pass (nerfacto: 256, 96)."""
+    nerf_samples: int = 24
+    """"proposal" sampler: samples per ray through the NeRF (nerfacto: 48)."""
     mask_unseen: bool = True
     """Cells no training photo sees are never occupied (`render.occupancy.cells_seen_by`, as nerfacc's
     `mark_invisible_cells`); set when training starts and saved with the grid."""
@@ -85,6 +93,13 @@ class SamplingConfig:
             raise ConfigValueError(f"unbounded_schedule must be 'contracted' or 'disparity', got "
                                    f"{self.unbounded_schedule!r}")
         check_float("unbounded_step", self.unbounded_step, 1e-3, 0.5)
+        if self.unbounded_sampler not in ("occupancy", "proposal"):
+            raise ConfigValueError(f"unbounded_sampler must be 'occupancy' or 'proposal', got {self.unbounded_sampler!r}")
+        if not (isinstance(self.proposal_samples, tuple) and 1 <= len(self.proposal_samples) <= 3):
+            raise ConfigValueError(f"proposal_samples must list 1 to 3 sample counts, got {self.proposal_samples!r}")
+        for count in self.proposal_samples:
+            check_int("proposal_samples", count, 2, MAX_SAMPLES_PER_RAY)
+        check_int("nerf_samples", self.nerf_samples, 2, MAX_SAMPLES_PER_RAY)
         if not isinstance(self.mask_unseen, bool):
             raise ConfigValueError(f"mask_unseen must be true or false, got {self.mask_unseen!r}")
 

@@ -57,3 +57,41 @@ def exp_map_so3xr3(tangent: torch.Tensor) -> torch.Tensor:
     from nerfstudio.cameras.lie_groups import exp_map_SO3xR3
 
     return exp_map_SO3xR3(tangent)
+
+
+class ProposalSampler:
+    """mip-NeRF 360's proposal sampling as nerfacto does it, with nerfstudio's own pieces: lin-disp bins
+    (`UniformLinDispPiecewiseSampler`), then each proposal pass's weights resampled by inverse CDF (`PDFSampler`),
+    then the NeRF's samples; the interlevel loss (`interlevel_loss`) trains the proposal densities to bound the
+    NeRF's weights from above, and `distortion_loss` is mip-NeRF 360's on the final samples."""
+
+    def __init__(self, proposal_samples: tuple[int, ...], nerf_samples: int):
+        from nerfstudio.model_components.ray_samplers import ProposalNetworkSampler
+
+        self.sampler = ProposalNetworkSampler(num_proposal_samples_per_ray=proposal_samples,
+                                              num_nerf_samples_per_ray=nerf_samples,
+                                              num_proposal_network_iterations=len(proposal_samples),
+                                              single_jitter=True, update_sched=lambda step: 1)
+
+    def sample(self, origins: torch.Tensor, directions: torch.Tensor, near: float, far: float, density_fns: list,
+               stratified: bool):
+        """(nerfstudio RaySamples [R, S], proposal weights list, proposal RaySamples list)."""
+        from nerfstudio.cameras.rays import RayBundle
+
+        n = origins.shape[0]
+        bundle = RayBundle(origins=origins, directions=directions, pixel_area=origins.new_ones(n, 1),
+                           nears=origins.new_full((n, 1), near), fars=origins.new_full((n, 1), far))
+        self.sampler.train(stratified)
+        return self.sampler.generate_ray_samples(bundle, density_fns=density_fns)
+
+
+def sample_weights(ray_samples, density: torch.Tensor) -> torch.Tensor:
+    """[R, S, 1] compositing weights of densities [R, S, 1] at `ray_samples` (nerfstudio's `get_weights`)."""
+    return ray_samples.get_weights(density)
+
+
+def interlevel_and_distortion(weights_list: list, samples_list: list) -> tuple[torch.Tensor, torch.Tensor]:
+    """mip-NeRF 360's interlevel (proposal) loss and distortion loss, nerfstudio's implementations."""
+    from nerfstudio.model_components.losses import distortion_loss, interlevel_loss
+
+    return interlevel_loss(weights_list, samples_list), distortion_loss(weights_list, samples_list)

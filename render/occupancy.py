@@ -211,3 +211,27 @@ def cells_seen_by(cameras, scene_from_world: torch.Tensor, resolution: int, kind
         seen |= p.in_front & (x >= 0) & (x < float(widths[i])) & (y >= 0) & (y < float(heights[i]))
     grid = seen.reshape(1, 1, resolution, resolution, resolution).float()
     return (torch.nn.functional.max_pool3d(grid, kernel_size=3, stride=1, padding=1) > 0).reshape(-1)
+
+
+def occupied_cell_points(scene, max_points: int, seed: int,
+                          view_direction_scene: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Occupied cell centres of a `render.render.Renderable`'s grid (unbounded scenes: only the uncontracted inner
+    region, the capture's focus) and the field's colour there, seen along `view_direction_scene`."""
+    grid = scene.grid
+    cells = torch.nonzero(grid.occupied).reshape(-1)
+    if len(cells) == 0:
+        return torch.zeros((0, 3)), torch.zeros((0, 3))
+    u = grid.cell_centers(cells, torch.full((len(cells), 3), 0.5, device=cells.device))
+    if scene.kind == "object":
+        points = u * 2 - 1
+    else:
+        points = u * 4 - 2
+        inner = (points.abs() <= 1).all(dim=-1)
+        points, u = points[inner], u[inner]
+    if len(u) > max_points:
+        pick = torch.randperm(len(u), generator=torch.Generator().manual_seed(seed))[:max_points].to(u.device)
+        points, u = points[pick], u[pick]
+    with torch.no_grad():
+        _, features = scene.field.density_and_features(u)
+        colours = scene.field.color(features, view_direction_scene.expand(len(u), 3)).clamp(0, 1)
+    return points, colours

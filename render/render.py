@@ -24,7 +24,8 @@ import torch
 from render import march_native, unbounded
 from render.cameras import Cameras, Rays, image_rays
 from render.config import DEFAULT_CHUNK_RAYS, SamplingConfig
-from render.occupancy import OccupancyGrid
+from render.occupancy import OccupancyGrid, occupied_cell_points
+from render.proposal import Proposals, render_proposal_rays
 from render.representation import Image, ParameterGroups, RayBundleOutput, SceneKind, SceneRepresentation
 from render.volume import accumulate, distortion_loss, exclusive_optical_depth, ray_start_offsets, render_weights
 
@@ -69,6 +70,7 @@ class Renderable:
     scene_from_world: torch.Tensor  # [4, 4] similarity: scale * rotation, translation
     background: torch.Tensor  # [3]
     sampling: SamplingConfig
+    proposals: Proposals | None = None  # unbounded scenes with the "proposal" sampler (render/proposal.py)
 
     @property
     def scale(self) -> float:
@@ -112,10 +114,11 @@ class Renderable:
     def preview_points(self, max_points: int, seed: int,
                        view_direction_scene: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Occupied cell centres (unbounded scenes: only the uncontracted inner region, the capture's focus)."""
-        return _occupied_cell_points(self, max_points, seed, view_direction_scene)
+        return occupied_cell_points(self, max_points, seed, view_direction_scene)
 
     def parameter_groups(self) -> ParameterGroups:
-        return self.field.parameter_groups()
+        groups = self.field.parameter_groups()
+        return groups if self.proposals is None else groups | {"proposal": self.proposals.parameters()}
 
     def refresh(self, step: int, generator: torch.Generator, *, warm_up: bool = True) -> None:
         """The occupancy grid's update, when its schedule says so."""
@@ -131,33 +134,13 @@ class Renderable:
 
     def train(self, mode: bool = True) -> None:
         self.field.train(mode)
+        if self.proposals is not None:
+            self.proposals.train(mode)
 
     def state(self) -> dict[str, torch.Tensor]:
         state = {f"field.{k}": v.detach().contiguous() for k, v in self.field.state_dict().items()}
         state["occupancy.density"] = self.grid.density.contiguous()
-        return state | self.grid.seen_state()
-
-
-def _occupied_cell_points(scene: Renderable, max_points: int, seed: int,
-                          view_direction_scene: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    grid = scene.grid
-    cells = torch.nonzero(grid.occupied).reshape(-1)
-    if len(cells) == 0:
-        return torch.zeros((0, 3)), torch.zeros((0, 3))
-    u = grid.cell_centers(cells, torch.full((len(cells), 3), 0.5, device=cells.device))
-    if scene.kind == "object":
-        points = u * 2 - 1
-    else:
-        points = u * 4 - 2
-        inner = (points.abs() <= 1).all(dim=-1)
-        points, u = points[inner], u[inner]
-    if len(u) > max_points:
-        pick = torch.randperm(len(u), generator=torch.Generator().manual_seed(seed))[:max_points].to(u.device)
-        points, u = points[pick], u[pick]
-    with torch.no_grad():
-        _, features = scene.field.density_and_features(u)
-        colours = scene.field.color(features, view_direction_scene.expand(len(u), 3)).clamp(0, 1)
-    return points, colours
+        return state | self.grid.seen_state() | ({} if self.proposals is None else self.proposals.state())
 
 
 def field_coords(positions: torch.Tensor, kind: SceneKind) -> torch.Tensor:
@@ -348,6 +331,8 @@ def render_rays(scene: SceneRepresentation, rays_scene: Rays, *, jitter: torch.T
 def _render_field_rays(scene: Renderable, rays_scene: Rays, jitter: torch.Tensor | None,
                        background: torch.Tensor | None, with_distortion: bool) -> RayBundleOutput:
     """The NeRF's `render_rays`: march, find the samples that matter, evaluate them, composite (NeRF)."""
+    if scene.proposals is not None:
+        return render_proposal_rays(scene, scene.proposals, rays_scene, jitter, background, with_distortion)
     n_rays = len(rays_scene)
     samples = march(scene, rays_scene, jitter)
     deltas = samples.t_ends - samples.t_starts

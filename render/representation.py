@@ -32,6 +32,8 @@ class RayBundleOutput:
     opacity: torch.Tensor  # [R]
     n_samples: int
     distortion: torch.Tensor | None = None
+    regularizer: torch.Tensor | None = None
+    """The representation's own training term, added to the loss as is (the proposal sampler's interlevel loss)."""
 
 
 @dataclass

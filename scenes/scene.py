@@ -18,11 +18,13 @@ from safetensors.torch import load_file, save
 from render.cameras import Cameras
 from render.configio import config_from_dict, config_to_dict
 from render.occupancy import OccupancyGrid, UpdateSchedule
+from render.proposal import Proposals
 from render.render import Renderable, SceneKind
 from scenes.backends import resolve_backend
 from scenes.config import TrainConfig
 from scenes.corrections import PhotoCorrections
 from scenes.field import NerfField
+from scenes.proposal_field import make_proposals
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_bytes, atomic_write_json, read_json
 
@@ -57,12 +59,15 @@ class Scene:
     corrections: PhotoCorrections | None = None
     """Per-training-photo appearance and pose corrections, as the config switches them on (`scenes.corrections`):
     training uses them, new views do not (neutral appearance); the weights file keeps them."""
+    proposals: Proposals | None = None
+    """The proposal density fields of an unbounded scene trained with the "proposal" sampler (`render.proposal`)."""
 
     def renderable(self) -> Renderable:
         """The scene as a `render.representation.SceneRepresentation`: what rendering, training and path fitting
         use (the hash-grid NeRF; the one place a scene chooses its representation)."""
         background = torch.tensor(self.background, device=self.grid.device)
-        return Renderable(self.field, self.grid, self.kind, self.scene_from_world, background, self.config.sampling)
+        return Renderable(self.field, self.grid, self.kind, self.scene_from_world, background, self.config.sampling,
+                          self.proposals)
 
 
 def new_scene(config: TrainConfig, backend: str, kind: SceneKind, scene_from_world: torch.Tensor,
@@ -72,8 +77,10 @@ def new_scene(config: TrainConfig, backend: str, kind: SceneKind, scene_from_wor
     torch.manual_seed(config.seed)  # nn.Linear initialises from the global generator
     field_module = NerfField(config.field, backend, generator)
     grid = OccupancyGrid(config.sampling.grid_resolution, schedule=UpdateSchedule.from_sampling(config.sampling))
+    proposals = (make_proposals(config.sampling, backend, generator)
+                 if kind == "unbounded" and config.sampling.unbounded_sampler == "proposal" else None)
     return Scene(field_module, grid, kind, scene_from_world, background, config, backend, capture, capture_names,
-                 data_source, corrections=PhotoCorrections(config, len(capture_names)))
+                 data_source, corrections=PhotoCorrections(config, len(capture_names)), proposals=proposals)
 
 
 def scene_state(scene: Scene) -> dict[str, torch.Tensor]:
@@ -157,6 +164,8 @@ def load_scene(directory: Path, backend: str = "auto") -> Scene:
                           str(meta.get("data_source", "")))
         field_state = {k[len("field."):]: v for k, v in state.items() if k.startswith("field.")}
         scene.field.load_state_dict(field_state)
+        if scene.proposals is not None:
+            scene.proposals.load(state)
         occ = meta.get("occupancy", {})
         density = _occupancy_density(state, scene.grid.resolution, weights_path)
         seen = state.get("occupancy.seen")

@@ -97,6 +97,8 @@ def photo_loss(scene: SceneRepresentation, pixels: TrainingPixels, n_rays: int, 
     loss = mse if loss_kind == "mse" else photometric_loss(loss_kind, rgb, target)
     if out.distortion is not None:
         loss = loss + distortion_weight * out.distortion
+    if out.regularizer is not None:
+        loss = loss + out.regularizer
     return PhotoTerm(loss, mse, n_rays, out.n_samples)
 
 

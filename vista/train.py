@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "0: no cap)")
     train.add_argument("--skip-missing", action="store_true",
                        help="train on the frames whose images exist when some listed in transforms are missing")
+    train.add_argument("--sampler", choices=["occupancy", "proposal"], default=None,
+                       help="unbounded captures: march the occupancy grid, or a fixed number of samples per ray "
+                            "placed by small proposal fields (mip-NeRF 360 / nerfacto) (default: the preset's)")
     train.set_defaults(handler=run_train)
 
     evaluate = subparsers.add_parser("eval", help="PSNR/SSIM of a scene on its held-out views")
@@ -62,7 +65,7 @@ def run_train(args: argparse.Namespace) -> int:
     request = TrainRequest(args.data, args.out, args.preset, minutes=args.minutes, steps=args.steps, seed=args.seed,
                            backend=args.backend, pixel_jitter=args.pixel_jitter, resume=args.resume,
                            overwrite=args.overwrite, evaluate=not args.no_eval, downscale=args.downscale,
-                           max_long_side=args.max_long_side, skip_missing=args.skip_missing)
+                           max_long_side=args.max_long_side, skip_missing=args.skip_missing, sampler=args.sampler)
     with TerminalProgress() as progress:
         result = train(request, progress)
     print(result.speed_line())

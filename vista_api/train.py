@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from scenes.scene import Scene
 
 BACKENDS = ("auto", "torch", "tcnn")
+SAMPLERS = ("occupancy", "proposal")
 STAGE_TRAINING = "training"
 STAGE_EVALUATING = "evaluating on held-out views"
 
@@ -55,11 +56,15 @@ class TrainRequest:
     """Downscale by more, if needed, so no photo's long side exceeds this many pixels (None: 1600; 0: no cap)."""
     skip_missing: bool = False
     """Train on the frames whose images exist when some listed ones are missing (otherwise refuse, naming them)."""
+    sampler: str | None = None
+    """Unbounded captures' sampler, "occupancy" or "proposal" (None: the preset's)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "out_dir", Path(self.out_dir))
         require_choice(self.backend, BACKENDS, "backend")
+        if self.sampler is not None:
+            require_choice(self.sampler, SAMPLERS, "sampler")
         if self.minutes is not None and not (is_finite_number(self.minutes) and self.minutes > 0):
             raise VistaError(f"minutes must be a positive number, got {self.minutes}")
         self.config()  # the preset's own checks (unknown preset, steps < 1) with its messages
@@ -75,8 +80,11 @@ class TrainRequest:
     def config(self) -> TrainConfig:
         from scenes.config import preset_config
 
-        return preset_config(self.preset, steps=self.steps, seed=self.seed, backend=self.backend,
-                             pixel_jitter=self.pixel_jitter)
+        config = preset_config(self.preset, steps=self.steps, seed=self.seed, backend=self.backend,
+                               pixel_jitter=self.pixel_jitter)
+        if self.sampler is None:
+            return config
+        return replace(config, sampling=replace(config.sampling, unbounded_sampler=self.sampler))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ render with the neutral appearance and their dataset pose.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -47,6 +48,8 @@ def main() -> None:
     parser.add_argument("--appearance", action="store_true")
     parser.add_argument("--camera-refinement", action="store_true")
     parser.add_argument("--photo-loss", default="mse")
+    parser.add_argument("--sampler", default=None, choices=["occupancy", "proposal"],
+                        help="unbounded scenes' sampler (default: the preset's)")
     parser.add_argument("--frame-size", action="append", default=[], help="WxH to time (repeatable)")
     args = parser.parse_args()
 
@@ -58,6 +61,9 @@ def main() -> None:
     data = load_posed_images(args.data)
     config = preset_config(args.preset, steps=args.steps, appearance=args.appearance,
                            camera_refinement=args.camera_refinement, photo_loss=args.photo_loss)
+    if args.sampler is not None:
+        config = dataclasses.replace(config, sampling=dataclasses.replace(config.sampling,
+                                                                          unbounded_sampler=args.sampler))
     scene = train_scene(data, args.out, config, minutes=args.minutes, overwrite=True, show_progress=False)
     metrics = evaluate_scene(scene, data)
     camera_index = data.heldout_indices[0]
@@ -69,7 +75,7 @@ def main() -> None:
                               for size in args.frame_size},
         "flagged_photos": scene.metrics.get("photos", {}).get("flagged"),
         "config": {"preset": args.preset, "appearance": args.appearance, "camera_refinement": args.camera_refinement,
-                   "photo_loss": args.photo_loss},
+                   "photo_loss": args.photo_loss, "unbounded_sampler": config.sampling.unbounded_sampler},
     }
     args.record.parent.mkdir(parents=True, exist_ok=True)
     args.record.write_text(json.dumps(record, indent=2))

@@ -1,0 +1,102 @@
+"""Proposal sampling for unbounded scenes (mip-NeRF 360, Barron et al. 2022; nerfacto's sampler).
+
+The occupancy grid (`render.render`) decides where rays sample from the NeRF's own density, so a real capture,
+still foggy after minutes of CPU training, costs 130-180 samples per ray (fox-small, skull-66: measured). Here the
+sample count is fixed instead: a small density field (`scenes.proposal_field`, Vista's fused hash grid with 5
+levels and a 16-wide MLP) is evaluated at lin-disp bins along each ray, its weights are resampled (twice, as
+nerfacto does with one network per pass), and only the final `nerf_samples` samples per ray go through the full
+field. The interlevel loss trains the proposal density to bound the NeRF's weights; nerfstudio supplies the
+samplers and both losses (`render.nerfstudio_parts.ProposalSampler`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from render import unbounded
+from render.cameras import Rays
+from render.nerfstudio_parts import ProposalSampler, contract, interlevel_and_distortion, sample_weights
+from render.representation import RayBundleOutput
+
+
+class DensityField(Protocol):
+    def density(self, u: torch.Tensor) -> torch.Tensor:
+        """Density [P] at points u [P, 3] of the field's unit cube."""
+
+
+def _coords(positions: torch.Tensor) -> torch.Tensor:
+    """Scene points -> the field's unit cube, as `render.render.field_coords` does for unbounded scenes."""
+    return (contract(positions) + 2.0) * 0.25
+
+
+@dataclass
+class Proposals:
+    """The proposal density fields (torch modules, one per pass) and the sampler that uses them."""
+
+    fields: list
+    sampler: ProposalSampler
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return [p for f in self.fields for p in f.parameters()]
+
+    def train(self, mode: bool) -> None:
+        for f in self.fields:
+            f.train(mode)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {f"proposal.{i}.{k}": v.detach().contiguous() for i, f in enumerate(self.fields)
+                for k, v in f.state_dict().items()}
+
+    def load(self, state: dict[str, torch.Tensor]) -> None:
+        for i, f in enumerate(self.fields):
+            prefix = f"proposal.{i}."
+            f.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+
+
+def _density_fn(field: DensityField):
+    def density(positions: torch.Tensor) -> torch.Tensor:
+        shape = positions.shape[:-1]
+        return field.density(_coords(positions.reshape(-1, 3))).reshape(*shape, 1)
+
+    return density
+
+
+def _seed_from(jitter: torch.Tensor) -> int:
+    """A seed for nerfstudio's samplers, which draw from torch's global generator: taken from this batch's jitter
+    (drawn from the training generator), so a seed and a step count still give the same run, resumed or not."""
+    return int((jitter.double() * 1e6).sum().item()) % (1 << 62)
+
+
+def render_proposal_rays(renderable, proposals: Proposals, rays: Rays, jitter: torch.Tensor | None,
+                         background: torch.Tensor | None, with_distortion: bool) -> RayBundleOutput:
+    """Render scene-space rays through the proposal passes and the NeRF (`renderable.field`); in training (jitter
+    given) the output carries the interlevel loss (and the distortion loss if asked) as `regularizer`."""
+    training = jitter is not None
+    fns = [_density_fn(p) for p in proposals.fields]
+    with torch.random.fork_rng(devices=[]):
+        if training:
+            torch.manual_seed(_seed_from(jitter))
+        samples, weights_list, samples_list = proposals.sampler.sample(rays.origins, rays.directions, unbounded.NEAR,
+                                                             unbounded.FAR, fns, stratified=training)
+    n_rays, n_samples = samples.frustums.starts.shape[:2]
+    positions = samples.frustums.get_positions().reshape(-1, 3)
+    sigma, features = renderable.field.density_and_features(_coords(positions))
+    directions = rays.directions[:, None, :].expand(n_rays, n_samples, 3).reshape(-1, 3)
+    rgb = renderable.field.color(features, directions).reshape(n_rays, n_samples, 3)
+    weights = sample_weights(samples, sigma.reshape(n_rays, n_samples, 1))
+    opacity = weights[..., 0].sum(dim=-1)
+    t_mids = ((samples.frustums.starts + samples.frustums.ends) * 0.5)[..., 0]
+    depth = (weights[..., 0] * t_mids).sum(dim=-1) / opacity.clamp(min=1e-6)
+    bg = renderable.background if background is None else background
+    color = (weights * rgb).sum(dim=-2) + (1.0 - opacity)[:, None] * bg
+    regularizer = distortion = None
+    if training:
+        weights_list.append(weights)
+        samples_list.append(samples)
+        interlevel, distortion_value = interlevel_and_distortion(weights_list, samples_list)
+        regularizer = interlevel
+        distortion = distortion_value if with_distortion else None
+    return RayBundleOutput(color, depth, opacity, n_rays * n_samples, distortion, regularizer)
