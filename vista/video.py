@@ -49,6 +49,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     render.add_argument("--recipe", type=Path, help="render again from a recipe JSON; checks the frames are identical")
     render.add_argument("--keep-frames", action="store_true", help="keep the frame cache (OUT.frames) after encoding")
     render.add_argument("--no-progress", action="store_true", help="no progress bar")
+    render.add_argument("--ray", metavar="ADDRESS",
+                        help="render the frames on a Ray cluster (pip install -e '.[farm]'): host:port or "
+                             "ray://host:10001 joins one, 'auto' joins the one Ray finds (RAY_ADDRESS, one started "
+                             "on this machine) or starts a local one, 'local' always starts a local one; this "
+                             "machine writes the frame cache, encodes, labels and writes the recipe")
+    render.add_argument("--ray-threads", type=int, default=1,
+                        help="torch threads (and Ray CPUs) per frame task (default 1)")
     render.set_defaults(handler=run_render)
 
     verify = subparsers.add_parser(
@@ -94,6 +101,8 @@ def _rerender(args: argparse.Namespace, progress) -> int:
                                         ("--fps", args.fps), ("--frames", args.frames)) if value is not None]
     if ignored or args.preview:
         raise VistaError(f"--recipe fixes the path, size and frames; drop {', '.join(ignored) or '--preview'}")
+    if args.ray is not None:
+        raise VistaError("--ray renders new shots only; render a recipe again without --ray")
     repro = rerender(RerenderRequest(args.recipe, args.out, args.scene, _labels(args)), progress)
     _print_result(repro.shot.render, repro.shot.recipe_file)
     if repro.identical:
@@ -105,6 +114,7 @@ def _rerender(args: argparse.Namespace, progress) -> int:
 
 
 def _render(args: argparse.Namespace, progress) -> int:
+    from vista_api.farm import RayFarm
     from vista_api.render import ExtraOutputs, Quality, ShotRequest, render_shot
     from vista_core.errors import VistaError
 
@@ -115,7 +125,8 @@ def _render(args: argparse.Namespace, progress) -> int:
     request = ShotRequest(
         args.scene, args.path, args.out, args.width, args.height, args.fps, frames=args.frames, preview=args.preview,
         quality=Quality(crf=args.crf, supersample=args.supersample), labels=_labels(args),
-        extras=ExtraOutputs(args.png_dir, args.depth_video, args.opacity_video, args.keep_frames), seed=args.seed)
+        extras=ExtraOutputs(args.png_dir, args.depth_video, args.opacity_video, args.keep_frames), seed=args.seed,
+        farm=None if args.ray is None else RayFarm(args.ray, threads=args.ray_threads))
     shot = render_shot(request, progress)
     _print_result(shot.render, shot.recipe_file)
     return 0

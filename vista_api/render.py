@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from render.paths import CameraPath
     from render.provenance import VerifyReport
     from render.video import VideoConfig, VideoResult
+    from vista_api.farm import RayFarm
 
 STAGE_RENDERING = "rendering frames"
 """render.frame_cache's event after each frame (done, total, eta_s)."""
@@ -88,6 +89,8 @@ class ShotRequest:
     """Recorded in the recipe."""
     path_source: str | None = None
     """What the recipe says the path came from (None: the file name, or "camera path")."""
+    farm: RayFarm | None = None
+    """Render the frames on a Ray cluster (vista_api.farm); encoding, labels and the recipe stay local."""
 
     def __post_init__(self) -> None:
         from render.video import VideoConfig
@@ -179,10 +182,30 @@ def render_shot(request: ShotRequest, progress: ProgressCallback | None = None) 
     outputs = VideoOutputs(png_dir=extras.png_dir, depth_video=extras.depth_video,
                            opacity_video=extras.opacity_video, sign_cert=labels.sign_cert, sign_key=labels.sign_key,
                            keep_frames=extras.keep_frames)
+    farm_run = _render_on_farm(request, cameras, frames, config, progress) if request.farm is not None else None
     result, recipe_file = render_and_record(
         load_scene(request.scene_dir), cameras, request.out, config, outputs, frames=frames, seed=request.seed,
         path_source=source, show_progress=False, progress=progress)
+    if farm_run is not None:
+        from vista_api.farm import check_frame_hashes
+
+        check_frame_hashes(farm_run, frames, result.frame_sha256)
+        result.rendered, result.render_seconds = farm_run.rendered, farm_run.seconds  # the cluster's, not the encode's
     return ShotResult(result.video, recipe_file, result)
+
+
+def _render_on_farm(request: ShotRequest, cameras: Cameras, frames: list[int], config: VideoConfig,
+                    progress: ProgressCallback | None):
+    """The frames missing from the shot's frame cache, rendered on Ray into it (vista_api.farm), so that
+    render_and_record only encodes, labels and records them."""
+    from render.frame_cache import frame_cache_dir
+    from render.video import VideoOutputs, check_outputs
+    from scenes.recipe import scene_content_hash
+    from vista_api.farm import render_frames_on_ray
+
+    check_outputs(cameras, request.out, config, VideoOutputs(), 0)  # refuse a bad size before the cluster starts
+    return render_frames_on_ray(request.farm, request.scene_dir, scene_content_hash(request.scene_dir), cameras,
+                                frames, config, frame_cache_dir(request.out), request.out, progress)
 
 
 def _shot_cameras(request: ShotRequest) -> tuple[Cameras, float]:
