@@ -240,6 +240,8 @@ class FarmRun:
     """host:pid of every worker process that returned a chunk."""
     busy_seconds: float = 0.0
     """Rendering time summed over workers (seconds minus this spread over the slots is Ray's overhead)."""
+    store_seconds: float = 0.0
+    """Time the driver spent checking and writing frames into the cache (serial: it bounds a large farm)."""
 
 
 def contiguous_chunks(frames: list[int], size: int) -> list[tuple[int, ...]]:
@@ -366,6 +368,7 @@ def _get(ref) -> ChunkResult:
 
 def _store(result: ChunkResult, cache, run: FarmRun) -> None:
     """Step 4: each frame checked against the worker's hash, then written into the cache by the driver."""
+    start = time.perf_counter()
     for frame in result.frames:
         if hashlib.sha256(frame.rgb.tobytes()).hexdigest() != frame.sha256:
             raise VistaError(f"frame {frame.index} from Ray worker {result.worker} arrived altered")
@@ -374,6 +377,7 @@ def _store(result: ChunkResult, cache, run: FarmRun) -> None:
     run.rendered += len(result.frames)
     run.busy_seconds += result.seconds
     run.workers.add(result.worker)
+    run.store_seconds += time.perf_counter() - start
 
 
 def check_frame_hashes(run: FarmRun, indices: list[int], recipe_hashes: list[str]) -> None:
