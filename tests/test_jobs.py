@@ -27,6 +27,7 @@ from vista_api.render import ShotRequest
 from vista_core.errors import VistaError
 from vista_core.progress import ProgressEvent
 from vista_studio import jobs as studio_jobs
+from vista_studio import workspace as wsp
 
 FRAMES = 16
 
@@ -128,3 +129,46 @@ def test_the_queue_is_bounded_and_a_session_has_one_job(tmp_path, monkeypatch, c
 def test_a_request_the_table_cannot_hold_is_refused(tmp_path):
     with pytest.raises(VistaError, match="unknown job kind 'paint'"):
         JobStore(tmp_path).submit("paint", ShotRequest(tmp_path, Path("p.json"), Path("o.mp4")))
+
+
+STUDIO_KILLED_MID_BUILD = """
+import os, signal, sys, time
+from pathlib import Path
+from vista_studio import jobs, workspace as wsp
+
+def build(job):
+    job.update(stage="training", step=5, total=100, force=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # the server dies mid-job
+
+wsp.start_job(Path(sys.argv[1]), "build", build).thread.join(60)
+"""
+
+
+def test_the_studios_own_jobs_are_listed_cancelled_from_the_table_and_interrupted_by_a_restart(tmp_path):
+    root = wsp.workspace_root(tmp_path / "studio")
+    killed, mine = wsp.new_workspace(root), wsp.new_workspace(root)
+    child = subprocess.run([sys.executable, "-c", STUDIO_KILLED_MID_BUILD, str(killed)], cwd=REPO,
+                           capture_output=True, text=True, timeout=120)
+    assert child.returncode == -9, child.stderr
+    [line] = studio_jobs.jobs_table(root, killed)  # the restarted studio opens the table
+    assert line[1:3] == ["build", "interrupted"]
+    with pytest.raises(VistaError, match="ran inside the studio: start its step there again"):
+        studio_jobs.resume(root, killed, line[0])
+
+    def work(job):
+        for step in range(10_000):
+            job.update(stage="rendering frames", step=step, total=10_000)
+            job.check_cancelled()
+            time.sleep(0.01)
+        return {}
+
+    wsp.start_job(mine, "render", work)
+    deadline = time.monotonic() + 30
+    while not studio_jobs.jobs_table(root, mine) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [line] = studio_jobs.jobs_table(root, mine)
+    assert line[1] == "render" and line[2] in ("queued", "running")
+    assert studio_jobs.jobs_table(root, killed)[0][0] != line[0]  # each session sees its own
+    assert "asked to stop" in studio_jobs.cancel(root, mine, line[0])
+    assert wsp.wait_job(mine, 30).status == "cancelled"
+    assert studio_jobs.jobs_table(root, mine)[0][2] == "cancelled"

@@ -166,6 +166,26 @@ class JobStore:
             db.execute("COMMIT")
             return int(cursor.lastrowid)
 
+    def record(self, kind: str, owner: str) -> int:  # kind: the studio's step (build, render, preview, ...)
+        """A row for a job another process runs itself (the studio's step threads): running, with that process's
+        pid, so a restart marks it interrupted; `mirror` keeps it current. No request: it cannot be resumed here."""
+        now = time.time()
+        with self._db() as db:
+            cursor = db.execute("INSERT INTO jobs (kind, state, owner, request, pid, host, created_at, started_at, "
+                                "updated_at) VALUES (?, 'running', ?, '{}', ?, ?, ?, ?, ?)",
+                                (kind, owner, os.getpid(), socket.gethostname(), now, now, now))
+            return int(cursor.lastrowid)
+
+    def mirror(self, job_id: int, state: str, stage: str, done: int, total: int, eta_s: float | None,
+               message: str = "", result: str | None = None) -> bool:
+        """Update a recorded job's row; True when someone asked it to stop."""
+        if state not in STATES:
+            state = "failed"
+        finished = time.time() if state not in ACTIVE else None
+        self._set(job_id, state=state, stage=stage, done=done, total=total, eta_s=eta_s, message=message,
+                  result=result, finished_at=finished)
+        return self.get(job_id).cancel_requested
+
     def get(self, job_id: int) -> JobRow:
         with self._db() as db:
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -191,17 +211,18 @@ class JobStore:
         """Cancel a queued job now, or ask a running one to stop (its worker notices at its next progress event);
         returns what happened, in words."""
         row = self.get(job_id)
-        if row.state in ("queued", "interrupted"):
+        if row.state == "interrupted" or (row.state == "queued" and row.pid is None):  # no process holds it
             self._set(job_id, state="cancelled", stage="cancelled", message="cancelled", finished_at=time.time())
             return f"job {job_id} cancelled"
-        if row.state == "running":
+        if row.active:  # running, or queued inside a process that runs it (the studio's)
             self._set(job_id, cancel_requested=1)
             return f"job {job_id}: asked to stop; it keeps what it made (checkpoints, cached frames)"
         raise VistaError(f"job {job_id} is {row.state}: nothing to cancel")
 
     def recover(self) -> list[int]:
-        """Rows left running (or claimed) by a worker process that no longer exists -> interrupted."""
-        lost = [row.id for row in self.rows() if row.state == "running" and not _pid_alive(row.pid, row.host)]
+        """Rows left running (or queued in the studio) by a process that no longer exists -> interrupted."""
+        lost = [row.id for row in self.rows()
+                if row.active and row.pid is not None and not _pid_alive(row.pid, row.host)]
         for job_id in lost:
             self._set(job_id, state="interrupted", stage="interrupted", finished_at=time.time(),
                       message="its worker process stopped (killed, or the server restarted); `vista jobs resume` "
@@ -214,6 +235,9 @@ class JobStore:
         row = self.get(job_id)
         if row.state not in ("interrupted", "failed"):
             raise VistaError(f"job {job_id} is {row.state}: only interrupted or failed jobs are resumed")
+        if not row.request:
+            raise VistaError(f"job {job_id} ran inside the studio: start its step there again (training resumes "
+                             "from its checkpoint, a render from its cached frames)")
         request = dict(row.request)
         if row.kind == "train":
             request.update(resume=True, overwrite=False)

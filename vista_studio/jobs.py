@@ -8,6 +8,9 @@ a name the client sent). The limits are vista_studio.limits': at most `max_waiti
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,11 @@ from vista_studio import limits
 from vista_studio import workspace as wsp
 
 COLUMNS = ["job", "kind", "state", "progress", "result", "started"]
+log = logging.getLogger(__name__)
+_ROWS: dict[tuple[str, float], int] = {}
+"""This process's studio jobs (workspace, start time) -> their row."""
+_STORES: dict[Path, JobStore] = {}
+_LOCK = threading.Lock()
 
 
 def studio_store(root: Path) -> JobStore:
@@ -78,3 +86,35 @@ def submit(root: Path, workspace: Path, kind: str, request: Any) -> int:
     job_id = store.submit(kind, request, owner=_owner(workspace))
     start_worker(store.workspace, job_id)
     return job_id
+
+
+def _result_path(result: dict) -> str | None:
+    """The file or folder a studio job made (its result's first path), for the table."""
+    for value in result.values():
+        if isinstance(value, str) and "/" in value:
+            return value
+    return None
+
+
+def mirror(workspace: Path, state: wsp.JobState) -> bool:
+    """workspace.JOB_HOOKS' hook: the studio's step jobs (threads writing job.json) as rows of the server's table, so
+    the jobs panel lists them, a restart marks them interrupted, and Cancel there stops them (returns True)."""
+    workspace = Path(workspace)
+    if workspace.parent.name != wsp.SESSIONS:  # not a studio session folder: nothing to mirror into
+        return False
+    root = workspace.parent.parent
+    try:
+        with _LOCK:
+            store = _STORES.get(root) or _STORES.setdefault(root, JobStore(root))
+            key = (str(workspace), state.started_at)
+            if key not in _ROWS:
+                _ROWS[key] = store.record(state.kind, workspace.name)
+            row = _ROWS[key]
+        return store.mirror(row, state.status, state.stage, state.step, state.total, state.eta_s, state.message,
+                            _result_path(state.result))
+    except (VistaError, sqlite3.Error) as error:  # the table is a view: it must never stop the job
+        log.warning("could not record the job in the jobs table: %s", error)
+        return False
+
+
+wsp.JOB_HOOKS.append(mirror)
