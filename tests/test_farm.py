@@ -25,6 +25,7 @@ from vista_api.farm import (
     ChunkSpec,
     RayFarm,
     WorkerRefused,
+    _check_reachable,
     check_worker,
     chunk_size,
     code_identity,
@@ -170,3 +171,7 @@ def test_bad_farm_options_are_one_line_errors():
         RayFarm("auto", threads=0)
     with pytest.raises(VistaError, match="--ray: give a cluster address"):
         RayFarm(" ")
+    with pytest.raises(VistaError, match="no Ray cluster answers there"):  # Ray alone would retry for minutes
+        _check_reachable("127.0.0.1:1")
+    with pytest.raises(VistaError, match="expected HOST:PORT"):
+        _check_reachable("head-node")

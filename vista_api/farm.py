@@ -1,14 +1,12 @@
 """A shot's frames rendered on a Ray cluster (`vista render ... --ray ADDRESS|auto|local`); the one importer of `ray`.
 
-The driver (the machine running `vista render`) does everything but the rendering, in numbered steps of
-`render_frames_on_ray`:
+The driver (the machine running `vista render`) does all but the rendering; steps of `render_frames_on_ray`:
 1. open the shot's frame cache (render.frame_cache: the key names the scene hash, cameras and settings, so this
    is the same cache a local render of the same shot uses) and list the frames it lacks;
 2. join the cluster, or start a local Ray instance, and put the scene folder's two files (scene.json and
    field.safetensors, hashed as the recipe hashes them) and the cameras in Ray's object store once;
-3. submit the missing frames as contiguous chunks: first one frame per worker slot, which measures the frame
-   cost, then chunks of about `target_chunk_s` seconds, at least two per worker slot so the last ones balance
-   (frames-per-task, as render farms such as Deadline size it);
+3. submit the missing frames as contiguous chunks: one frame per worker slot first, which measures the frame cost,
+   then chunks of ~`target_chunk_s` seconds, at least two per slot so the last ones balance (as Deadline does);
 4. as chunks come back, check every frame's SHA-256 and write it into the frame cache: the driver writes the
    cache, so workers need no shared storage (nothing but a Vista install of the same version);
 5. vista_api.render then encodes, labels, signs and writes the recipe once, locally, finding every frame cached,
@@ -55,9 +53,8 @@ log = logging.getLogger(__name__)
 
 STAGE_RENDERING = "rendering frames"
 """The same stage as a local render's events (render.frame_cache), so bars and the studio show both alike."""
-_CODE_PACKAGES = ("vista_core", "render", "scenes")
-"""The packages whose source decides a frame's pixels; a worker with other source is refused."""
-_VERSIONED = ("vista", "torch", "numpy")
+_CODE_PACKAGES, _VERSIONED = ("vista_core", "render", "scenes"), ("vista", "torch", "numpy")
+"""The packages whose source, and those whose versions, decide a frame's pixels: a worker must match them."""
 
 
 @dataclass(frozen=True)
@@ -256,6 +253,19 @@ def chunk_size(frame_s: float, remaining: int, slots: int, target_chunk_s: float
     return min(by_time, balanced)
 
 
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Refuse an address nothing answers at within `timeout_s`: Ray itself retries for minutes, then aborts."""
+    host_port = address.removeprefix("ray://")
+    host, _, port = host_port.rpartition(":")
+    if not host or not port.isdigit():
+        raise VistaError(f"--ray {address}: expected HOST:PORT, ray://HOST:PORT, 'auto' or 'local'")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise VistaError(f"--ray {address}: no Ray cluster answers there ({error.strerror or error}); start one with "
+                         "`ray start --head`, or pass --ray local") from error
+
+
 def _connect(farm: RayFarm) -> bool:
     """Join or start Ray; True when this call started it (so the driver shuts it down after)."""
     import ray
@@ -268,6 +278,7 @@ def _connect(farm: RayFarm) -> bool:
         elif farm.address == "auto":
             ray.init(include_dashboard=False)
         else:
+            _check_reachable(farm.address)
             ray.init(address=farm.address)
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise VistaError(f"--ray {farm.address}: cannot join the Ray cluster ({str(error).splitlines()[0]}); "
