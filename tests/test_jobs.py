@@ -7,6 +7,7 @@ itself after 4 frames, as a server killed mid-render would.
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -172,3 +173,15 @@ def test_the_studios_own_jobs_are_listed_cancelled_from_the_table_and_interrupte
     assert "asked to stop" in studio_jobs.cancel(root, mine, line[0])
     assert wsp.wait_job(mine, 30).status == "cancelled"
     assert studio_jobs.jobs_table(root, mine)[0][2] == "cancelled"
+
+
+def test_requests_round_trip_with_their_options_and_only_vista_api_classes_are_made(tmp_path):
+    from vista_api.farm import RayFarm
+    from vista_api.render import Quality
+
+    request = ShotRequest(tmp_path, tmp_path / "p.json", tmp_path / "o.mp4", width=64, height=48,
+                          quality=Quality(supersample=2), farm=RayFarm("local", threads=2))
+    assert jobs.request_from_dict(json.loads(json.dumps(jobs.request_to_dict(request)))) == request
+    for forged in ("os:system", "vista_api.render:render_shot", "vista_api.render:nothing"):
+        with pytest.raises(VistaError, match="not a vista_api request"):
+            jobs.request_from_dict({"__class__": forged})

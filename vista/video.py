@@ -56,6 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "machine writes the frame cache, encodes, labels and writes the recipe")
     render.add_argument("--ray-threads", type=int, default=1,
                         help="torch threads (and Ray CPUs) per frame task (default 1)")
+    render.add_argument("--background", action="store_true",
+                        help="queue the render as a job of the output folder (see `vista jobs --workspace DIR`) and "
+                             "run it in a worker process; this command returns at once")
     render.set_defaults(handler=run_render)
 
     verify = subparsers.add_parser(
@@ -127,6 +130,14 @@ def _render(args: argparse.Namespace, progress) -> int:
         quality=Quality(crf=args.crf, supersample=args.supersample), labels=_labels(args),
         extras=ExtraOutputs(args.png_dir, args.depth_video, args.opacity_video, args.keep_frames), seed=args.seed,
         farm=None if args.ray is None else RayFarm(args.ray, threads=args.ray_threads))
+    if args.background:
+        from vista_api.jobs import JobStore, start_worker
+
+        store = JobStore(request.out.absolute().parent)
+        job_id = store.submit("render", request)
+        print(f"job {job_id} queued, worker process {start_worker(store.workspace, job_id).pid}: "
+              f"vista jobs --workspace {store.workspace}")
+        return 0
     shot = render_shot(request, progress)
     _print_result(shot.render, shot.recipe_file)
     return 0

@@ -327,53 +327,70 @@ def start_worker(workspace: Path, job_id: int, log_file: Path | None = None) -> 
 # --- requests as JSON, and what each kind runs --------------------------------------------------------------
 
 def request_to_dict(request: Any) -> dict:
-    """A vista_api request's top-level fields as JSON values (paths as text); nested options are refused."""
-    if not dataclasses.is_dataclass(request):
+    """A vista_api request as JSON values: paths as text, nested option dataclasses (Quality, Labels, RayFarm) as
+    objects naming their class; anything else (a CameraPath object, a tensor) is refused."""
+    if not dataclasses.is_dataclass(request) or not type(request).__module__.startswith("vista_api."):
         raise VistaError(f"a job's request must be a vista_api request, not {type(request).__name__}")
-    out = {}
+    out: dict[str, Any] = {"__class__": f"{type(request).__module__}:{type(request).__qualname__}"}
     for f in dataclasses.fields(request):
         value = getattr(request, f.name)
-        if dataclasses.is_dataclass(value) and value == f.default:
-            continue  # nested options at their defaults
-        if isinstance(value, Path):
-            value = str(value)
-        if not isinstance(value, (str, int, float, bool, type(None))):
-            raise VistaError(f"a job cannot carry {f.name}={value!r} yet: only plain options and paths")
+        if dataclasses.is_dataclass(value):
+            value = request_to_dict(value)
+        elif isinstance(value, Path):
+            value = str(value.absolute())  # the worker, or a later `vista jobs resume`, may run from another folder
+        elif not isinstance(value, (str, int, float, bool, type(None))):
+            raise VistaError(f"a job cannot carry {f.name}={value!r}: only options, paths and vista_api options")
         out[f.name] = value
     return out
 
 
-def request_from_dict(cls: type, data: dict) -> Any:
+def request_from_dict(data: dict) -> Any:
+    """request_to_dict's inverse; only vista_api classes are made (a row names its class, the table is a file)."""
+    import importlib
+
+    module, _, name = str(data.get("__class__", "")).partition(":")
+    cls = getattr(importlib.import_module(module), name, None) if module.startswith("vista_api.") else None
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        raise VistaError(f"a job's request names {data.get('__class__')!r}, not a vista_api request")
     paths = {f.name for f in dataclasses.fields(cls) if "Path" in str(f.type)}
-    return cls(**{name: Path(v) if name in paths and isinstance(v, str) else v for name, v in data.items()})
+    values = {}
+    for key, value in data.items():
+        if key == "__class__":
+            continue
+        if isinstance(value, dict):
+            value = request_from_dict(value)
+        elif key in paths and isinstance(value, str):
+            value = Path(value)
+        values[key] = value
+    return cls(**values)
 
 
 def _render(request: dict, progress) -> Path:
-    from vista_api.render import ShotRequest, render_shot
+    from vista_api.render import render_shot
 
-    return render_shot(request_from_dict(ShotRequest, request), progress).video
+    return render_shot(request_from_dict(request), progress).video
 
 
 def _train(request: dict, progress) -> Path:
-    from vista_api.train import TrainRequest, train
+    from vista_api.train import train
 
-    req = request_from_dict(TrainRequest, request)
+    req = request_from_dict(request)
     train(req, progress)
     return req.out_dir
 
 
 def _poses(request: dict, progress) -> Path:
-    from vista_api.poses import PosesRequest, estimate_poses
+    from vista_api.poses import estimate_poses
 
-    req = request_from_dict(PosesRequest, request)
+    req = request_from_dict(request)
     estimate_poses(req, progress)
     return req.out_dir
 
 
 def _refine(request: dict, progress) -> Path:
-    from vista_api.refine import RefineRequest, refine
+    from vista_api.refine import refine
 
-    req = request_from_dict(RefineRequest, request)
+    req = request_from_dict(request)
     refine(req, progress)
     return req.out_dir
 
