@@ -17,10 +17,9 @@ tasks whose worker died); a driver killed mid-render leaves the chunks it receiv
 submits only the missing frames. A worker refuses a chunk when its Vista code or package versions differ from the
 driver's (which the recipe records), or when the scene it was given does not hash to the recipe's scene hash.
 
-Frames are bit-identical to a local render: a worker renders with `render.bands.render_frame` exactly as
-render.frame_cache does, with `torch.set_num_threads(threads)` pinned per task (the C marchers and the fused hash
-grid split work by thread but write disjoint ranges, so the pixels do not depend on the count; tests/test_farm.py
-checks 1-thread workers against a 2-thread local render).
+Frames are bit-identical to a local render: workers call `render.bands.render_frame` as render.frame_cache does,
+with `torch.set_num_threads(threads)` pinned per task (the C kernels split work by thread into disjoint ranges, so
+pixels do not depend on the count; tests/test_farm.py checks 1-thread workers against a 2-thread local render).
 """
 
 from __future__ import annotations
@@ -161,8 +160,7 @@ class ChunkResult:
     frames: list[RenderedFrame]
     seconds: float
     """Wall time the worker spent rendering (loading excluded), to size the next chunks."""
-    worker: str
-    """host:pid, for the log."""
+    worker: str  # host:pid, for the log
 
 
 _loaded: dict[str, Any] = {}
@@ -233,8 +231,7 @@ class FarmRun:
     """The workers' hash of each frame they rendered, by camera index."""
     chunks: int = 0
     worker_slots: int = 0
-    workers: set[str] = field(default_factory=set)
-    """host:pid of every worker process that returned a chunk."""
+    workers: set[str] = field(default_factory=set)  # host:pid of each worker process that returned a chunk
     busy_seconds: float = 0.0
     """Rendering time summed over workers (seconds minus this spread over the slots is Ray's overhead)."""
     store_seconds: float = 0.0
@@ -290,9 +287,9 @@ def render_frames_on_ray(farm: RayFarm, scene_dir: Path, scene_hash: str, camera
                          config: VideoConfig, cache_dir: Path, out: Path,
                          progress: ProgressCallback | None = None,
                          task: Callable[..., ChunkResult] = render_chunk) -> FarmRun:
-    """Render the frames `indices` of `cameras` missing from the frame cache in `cache_dir` on Ray (steps 1-4 of the
-    module docstring). `task` is the worker function (tests wrap it to kill a worker). A `Cancelled` raised by
-    `progress` cancels the chunks in flight; the frames received so far stay in the cache."""
+    """Render the frames `indices` missing from the frame cache in `cache_dir` on Ray (steps 1-4 above). `task` is
+    the worker function (tests wrap it to kill a worker). A `Cancelled` from `progress` cancels the chunks in flight;
+    the frames received so far stay in the cache."""
     try:
         import ray
     except ImportError as error:
@@ -371,10 +368,12 @@ def _get(ref) -> ChunkResult:
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as error:
-        cause = getattr(error, "cause", None)
-        if isinstance(cause, VistaError):
-            raise VistaError(str(cause)) from None
+        if isinstance(getattr(error, "cause", None), VistaError):
+            raise VistaError(str(error.cause)) from None
         raise
+    except (ray.exceptions.WorkerCrashedError, ray.exceptions.OutOfMemoryError) as error:  # after max_retries
+        raise VistaError(f"Ray workers died rendering a chunk ({type(error).__name__}) more often than it was "
+                         "retried; the frames received are kept in the cache: run again to resume") from None
 
 
 def _store(result: ChunkResult, cache, run: FarmRun) -> None:
