@@ -18,6 +18,7 @@ import torch
 
 from render.encode import probe_video
 from render.frame_cache import frame_cache_dir
+from render.video import VideoConfig
 from scenes.recipe import read_recipe, recipe_path_for
 from tests.test_recipe import scene_dir, write_path  # noqa: F401  (scene_dir is a module fixture)
 from vista import main
@@ -160,7 +161,7 @@ def test_a_worker_with_other_code_is_refused_in_one_line(local_ray, scene_dir, s
 
 def test_a_worker_given_another_scene_is_refused(scene_dir):  # noqa: F811
     files = scene_files(scene_dir)
-    spec = ChunkSpec((0,), "sha256:" + "0" * 64, code_identity(), 1 << 16, 1 << 14, 1, 1)
+    spec = ChunkSpec((0,), "sha256:" + "0" * 64, code_identity(), VideoConfig(), 1)
     with pytest.raises(WorkerRefused, match="hashes to sha256:"):
         check_worker(spec, files)
 

@@ -50,8 +50,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STAGE_RENDERING = "rendering frames"
-"""The same stage as a local render's events (render.frame_cache), so bars and the studio show both alike."""
+STAGE_RENDERING = "rendering frames"  # a local render's stage (render.frame_cache): bars show both alike
 _CODE_PACKAGES, _VERSIONED = ("vista_core", "render", "scenes"), ("vista", "torch", "numpy")
 """The packages whose source, and those whose versions, decide a frame's pixels: a worker must match them."""
 
@@ -75,10 +74,8 @@ class RayFarm:
             raise VistaError("--ray: give a cluster address (host:port or ray://host:10001), 'auto' or 'local'")
         if self.threads < 1:
             raise VistaError(f"--ray-threads {self.threads}: must be at least 1")
-        if not self.target_chunk_s > 0:
-            raise VistaError(f"chunk time {self.target_chunk_s}: must be positive")
-        if self.max_retries < 0:
-            raise VistaError(f"retries {self.max_retries}: must be 0 or more")
+        if not self.target_chunk_s > 0 or self.max_retries < 0:
+            raise VistaError(f"chunk time {self.target_chunk_s} must be positive, retries {self.max_retries} >= 0")
 
 
 # --- what a worker must match ---------------------------------------------------------------------------------
@@ -101,6 +98,9 @@ def code_identity() -> dict[str, str]:
             digest.update(str(path.relative_to(folder.parent)).encode() + b"\0" + path.read_bytes())
     identity["code"] = digest.hexdigest()[:16]
     return identity
+
+
+code_identity()  # now, as the code is imported: source edited on disk during a long render must not pass for it
 
 
 def scene_files(scene_dir: Path) -> dict[str, bytes]:
@@ -138,9 +138,8 @@ class ChunkSpec:
     scene_hash: str
     identity: dict[str, str]
     """The driver's `code_identity()`."""
-    band_pixels: int
-    chunk_rays: int
-    supersample: int
+    config: VideoConfig
+    """The render settings; a frame is rendered from them as render.frame_cache renders it."""
     threads: int
 
 
@@ -210,7 +209,9 @@ def render_chunk(spec: ChunkSpec, files: dict[str, bytes], cameras: Cameras) -> 
     start = time.perf_counter()
     out = []
     for index in spec.frames:
-        image = render_frame(renderable, cameras, index, spec.band_pixels, spec.chunk_rays, spec.supersample)
+        # the call render.frame_cache.render_to_cache makes for a frame: keep the two the same (bit-identical frames)
+        image = render_frame(renderable, cameras, index, spec.config.band_pixels, spec.config.chunk_rays,
+                             spec.config.supersample)
         rgb = to_uint8(image.rgb)
         out.append(RenderedFrame(index, rgb, image.depth.cpu().numpy(), image.opacity.cpu().numpy(),
                                  hashlib.sha256(rgb.tobytes()).hexdigest()))
@@ -317,8 +318,7 @@ def render_frames_on_ray(farm: RayFarm, scene_dir: Path, scene_hash: str, camera
                 raise VistaError(f"--ray-threads {farm.threads}: the cluster has only {cpus} CPUs")
             remote = ray.remote(num_cpus=farm.threads, max_retries=farm.max_retries)(task)
             refs = ray.put(files), ray.put(cameras)
-            spec = ChunkSpec((), scene_hash, code_identity(), config.band_pixels, config.chunk_rays,
-                             config.supersample, farm.threads)
+            spec = ChunkSpec((), scene_hash, code_identity(), config, farm.threads)
             return _run_chunks(lambda frames: remote.remote(replace(spec, frames=frames), *refs), todo, len(indices),
                                cache, farm, cpus // farm.threads, progress)
         finally:
