@@ -24,6 +24,7 @@ import gradio as gr
 
 from vista_core.errors import VistaError
 from vista_studio import build, path, photos, published, refine, session, views
+from vista_studio import jobs as studio_jobs
 from vista_studio import render as render_step
 from vista_studio import workspace as wsp
 from vista_studio.limits import LIMITS
@@ -125,9 +126,8 @@ class Studio:
         return run
 
 
-# --- the layout: one section per step, each followed by its events -----------------------------------
-# Every action refreshes the views of all steps (and some read a later step's fields), so the events are
-# wired once all sections exist; each wire_* function sits right under the section it belongs to.
+# --- the layout: one section per step, each followed by its events (wired once all sections exist: every action
+# refreshes the views of all steps, and some read a later step's fields) ----------------------------------------
 
 def header(ui: Studio) -> None:
     # the browser's opaque session key (vista_studio.session); the server maps it to a folder on page load
@@ -347,6 +347,17 @@ def wire_details(ui: Studio, demo: gr.Blocks) -> None:
               api_visibility="private")
 
 
+def jobs_section(ui: Studio) -> None:  # the job service's table (vista_studio.jobs): it survives a restart
+    with gr.Accordion("Jobs", open=False):  # the studio's steps still run as job.json threads; see vista_studio.jobs
+        ui.jobs_table = gr.Dataframe(headers=studio_jobs.COLUMNS, interactive=False, elem_id="jobs")
+        ui.job_id = gr.Number(None, label="Job", precision=0)
+        ui.jobs_btn, ui.job_cancel = gr.Button("Refresh", size="sm"), gr.Button("Cancel job", variant="stop")
+    table = ui.query(lambda w: studio_jobs.jobs_table(ui.root, w), "jobs_table")
+    ui.jobs_btn.click(table, [], [ui.jobs_table], api_name="jobs")
+    ui.job_cancel.click(ui.action(lambda w, n: studio_jobs.cancel(ui.root, w, n)), [ui.job_id], ui.view,
+                        api_name="cancel_job")
+
+
 def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
     """The studio as a gr.Blocks (not launched). The root is never an allowed path of the web server: when it lies
     outside the cwd and the temp dir, the files a view shows are published (vista_studio.published) first."""
@@ -354,7 +365,7 @@ def build_app(root: Path = DEFAULT_WORKSPACE) -> gr.Blocks:
     ui = Studio(root, None if published.servable_without_help(root) else published.Publisher(root))
     with gr.Blocks(title="Vista studio") as demo:
         for section in (header, photos_section, build_section, path_section, refine_section, render_section,
-                        details_section):
+                        details_section, jobs_section):
             section(ui)
         for wire in (wire_photos, wire_build, wire_path, wire_refine, wire_render):
             wire(ui)

@@ -9,5 +9,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # torch first and alone: the pinned build is resolved once, and nothing later can pull another one.
 .venv/bin/pip install -q torch==2.14.1 torchvision==0.29.1
-.venv/bin/pip install -q -e ".[test]"
+# the farm extra (Ray) too: its tests run in CI (tests/test_farm.py)
+.venv/bin/pip install -q -e ".[test,farm]"
 echo "Vista installed in .venv — try: .venv/bin/vista --help"

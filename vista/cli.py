@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "vista.video",  # render, verify
     "vista.paths",  # path
     "vista.refine",  # refine
+    "vista.jobs",  # jobs (the workspace's background jobs)
 ]
 
 

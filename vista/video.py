@@ -67,6 +67,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     render.add_argument("--recipe", type=Path, help="render again from a recipe JSON; checks the frames are identical")
     render.add_argument("--keep-frames", action="store_true", help="keep the frame cache (OUT.frames) after encoding")
     render.add_argument("--no-progress", action="store_true", help="no progress bar")
+    render.add_argument("--ray", metavar="ADDRESS",
+                        help="render the frames on a Ray cluster (pip install -e '.[farm]'): host:port or "
+                             "ray://host:10001 joins one, 'auto' joins the one Ray finds (RAY_ADDRESS, one started "
+                             "on this machine) or starts a local one, 'local' always starts a local one; this "
+                             "machine writes the frame cache, encodes, labels and writes the recipe")
+    render.add_argument("--ray-threads", type=int, default=1,
+                        help="torch threads (and Ray CPUs) per frame task (default 1)")
+    render.add_argument("--background", action="store_true",
+                        help="queue the render as a job of the output folder (see `vista jobs --workspace DIR`) and "
+                             "run it in a worker process; this command returns at once")
     render.set_defaults(handler=run_render)
 
     verify = subparsers.add_parser(
@@ -115,6 +125,8 @@ def _rerender(args: argparse.Namespace, progress) -> int:
                                         ("--motion-blur", args.motion_blur or None)) if value is not None]
     if ignored or args.preview:
         raise VistaError(f"--recipe fixes the path, size, frames and motion blur; drop {', '.join(ignored) or '--preview'}")
+    if args.ray is not None:
+        raise VistaError("--ray renders new shots only; render a recipe again without --ray")
     repro = rerender(RerenderRequest(args.recipe, args.out, args.scene, _labels(args)), progress)
     _print_result(repro.shot.render, repro.shot.recipe_file)
     if repro.identical:
@@ -126,6 +138,7 @@ def _rerender(args: argparse.Namespace, progress) -> int:
 
 
 def _render(args: argparse.Namespace, progress) -> int:
+    from vista_api.farm import RayFarm
     from vista_api.render import ExtraOutputs, Quality, ShotRequest, render_shot
     from vista_core.errors import VistaError
 
@@ -138,7 +151,15 @@ def _render(args: argparse.Namespace, progress) -> int:
         quality=Quality(crf=args.crf, supersample=args.supersample, motion_blur=args.motion_blur,
                         motion_blur_samples=args.motion_blur_samples), labels=_labels(args),
         extras=ExtraOutputs(args.png_dir, args.depth_video, args.opacity_video, args.keep_frames), seed=args.seed,
-        output_format=args.output_format)
+        output_format=args.output_format, farm=None if args.ray is None else RayFarm(args.ray, threads=args.ray_threads))
+    if args.background:
+        from vista_api.jobs import JobStore, start_worker
+
+        store = JobStore(request.out.absolute().parent)
+        job_id = store.submit("render", request)
+        print(f"job {job_id} queued, worker process {start_worker(store.workspace, job_id).pid}: "
+              f"vista jobs --workspace {store.workspace}")
+        return 0
     shot = render_shot(request, progress)
     if shot.retimed:
         print(shot.retimed)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from render.paths import CameraPath
     from render.provenance import VerifyReport
     from render.video import VideoConfig, VideoResult
+    from vista_api.farm import RayFarm
 
 STAGE_RENDERING = "rendering frames"
 """render.frame_cache's event after each frame (done, total, eta_s)."""
@@ -97,6 +98,8 @@ class ShotRequest:
     output_format: str | None = None
     """"mp4", "prores" (ProRes 4444 .mov with alpha), "png" or "exr" (a folder of frames with alpha; EXR adds
     depth); None: from `out` (.mp4, .mov). See render.frames_out."""
+    farm: RayFarm | None = None
+    """Render the frames on a Ray cluster (vista_api.farm); encoding, labels and the recipe stay local."""
 
     def __post_init__(self) -> None:
         from render.frames_out import resolve_format
@@ -180,7 +183,7 @@ class ShotResult:
 def render_shot(request: ShotRequest, progress: ProgressCallback | None = None) -> ShotResult:
     """Render, encode, label, write the recipe. Frames are cached beside the video: if `progress` raises
     Cancelled (or the run is killed) the same request resumes from them."""
-    from render.frames_out import resolve_format
+    from render.frames_out import ALPHA_FORMATS, resolve_format
     from render.video import VideoOutputs
     from scenes.recipe import render_shot as render_and_record
     from scenes.scene import load_scene
@@ -195,10 +198,32 @@ def render_shot(request: ShotRequest, progress: ProgressCallback | None = None) 
     outputs = VideoOutputs(png_dir=extras.png_dir, depth_video=extras.depth_video,
                            opacity_video=extras.opacity_video, sign_cert=labels.sign_cert, sign_key=labels.sign_key,
                            keep_frames=extras.keep_frames, format=resolve_format(request.out, request.output_format))
+    farm_run = (None if request.farm is None
+                else _render_on_farm(request, cameras, frames, config, outputs.format in ALPHA_FORMATS, progress))
     result, recipe_file = render_and_record(
         load_scene(request.scene_dir), cameras, request.out, config, outputs, frames=frames, seed=request.seed,
         path_source=source, show_progress=False, progress=progress)
+    if farm_run is not None:
+        from vista_api.farm import check_frame_hashes
+
+        check_frame_hashes(farm_run, frames, result.frame_sha256)
+        result.rendered, result.render_seconds = farm_run.rendered, farm_run.seconds  # the cluster's, not the encode's
     return ShotResult(result.video, recipe_file, result, retimed)
+
+
+def _render_on_farm(request: ShotRequest, cameras: Cameras, frames: list[int], config: VideoConfig,
+                    float_color: bool, progress: ProgressCallback | None):
+    """The frames missing from the shot's frame cache, rendered on Ray into it (vista_api.farm), so that
+    render_and_record only encodes, labels and records them."""
+    from render.frame_cache import frame_cache_dir
+    from render.video import VideoOutputs, check_outputs
+    from scenes.recipe import scene_content_hash
+    from vista_api.farm import render_frames_on_ray
+
+    check_outputs(cameras, request.out, config, VideoOutputs(), 0)  # refuse a bad size before the cluster starts
+    return render_frames_on_ray(request.farm, request.scene_dir, scene_content_hash(request.scene_dir), cameras,
+                                frames, config, frame_cache_dir(request.out), request.out, progress,
+                                float_color=float_color)
 
 
 def _shot_cameras(request: ShotRequest) -> tuple[Cameras, float, str | None]:

@@ -192,6 +192,11 @@ class JobState:
         return self.status in ("queued", "running")
 
 
+JOB_HOOKS: list[Callable[[Path, JobState], bool]] = []
+"""Called with each state a job writes (vista_studio.jobs mirrors it into the job service's table); a hook returning
+True asks the job to stop (Cancel pressed in the jobs table)."""
+
+
 class Job:
     """A handle the work function uses to report progress and to notice Cancel."""
 
@@ -241,6 +246,9 @@ class Job:
             atomic_write_json(self.workspace / JOB_FILE, _finite(data))
         except VistaError as error:  # a full disk must not kill the job's own error reporting
             log.warning("could not write job state: %s", error)
+        for hook in JOB_HOOKS:
+            if hook(self.workspace, self.state):
+                self._cancel.set()
 
 
 def _finite(value: Any) -> Any:
