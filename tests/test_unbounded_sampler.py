@@ -148,3 +148,12 @@ def test_scenes_saved_before_the_contracted_schedule_load_with_the_former_one():
     assert config_from_dict(TrainConfig, _without_retired_keys(current)).sampling.unbounded_schedule == "contracted"
     del current["sampling"]["unbounded_schedule"]
     assert config_from_dict(TrainConfig, _without_retired_keys(current)).sampling.unbounded_schedule == "disparity"
+
+
+def test_the_contraction_is_nerfstudios_bit_for_bit():
+    from render.nerfstudio_parts import contract_nerfstudio
+
+    g = torch.Generator().manual_seed(7)
+    points = torch.cat([torch.randn(5000, 3, generator=g) * 0.4, torch.randn(5000, 3, generator=g) * 50,
+                        torch.tensor([[1.0, 0.0, 0.0], [0.0, -1.0, 0.5], [1e6, 2.0, -3.0]])])
+    assert torch.equal(contract(points), contract_nerfstudio(points))
