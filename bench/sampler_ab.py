@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 from render.cameras import Cameras  # noqa: E402
 from render.render import Renderable, render_camera  # noqa: E402
 from scenes.config import preset_config  # noqa: E402
-from scenes.data import load_posed_images  # noqa: E402
+from scenes.data import LoadOptions, load_posed_images  # noqa: E402
 from scenes.evaluate import evaluate_scene  # noqa: E402
 from scenes.step import TrainingPixels, photo_loss  # noqa: E402
 from scenes.train import train_scene  # noqa: E402
@@ -169,6 +169,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "fox-small")
     parser.add_argument("--preset", default="preview")
+    parser.add_argument("--downscale", type=int, default=1, help="train and evaluate at 1/N of the photos' size")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--variants", default="disparity,contracted:0.015625")
     parser.add_argument("--frame-sizes", default="1280x720")
@@ -190,7 +191,7 @@ def main() -> None:
         existing["runs"].append(record)
         args.out.write_text(json.dumps(existing, indent=1) + "\n")
         return
-    data = load_posed_images(args.data)
+    data = load_posed_images(args.data, options=LoadOptions(downscale=args.downscale))
     load_before = os.getloadavg()
     results = [train_variant(v, data, args) for v in args.variants.split(",")]
     sizes = [tuple(int(x) for x in s.split("x")) for s in args.frame_sizes.split(",") if s]
@@ -211,7 +212,7 @@ def main() -> None:
     record = {"commit": commit, "command": " ".join(sys.argv), "machine": platform.platform(),
               "cpus": os.cpu_count(), "threads": torch.get_num_threads(), "load_average_before": load_before,
               "load_average_after": os.getloadavg(), "data": str(args.data), "preset": args.preset,
-              "steps": args.steps, "results": rows}
+              "steps": args.steps, "downscale": args.downscale, "results": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     existing = json.loads(args.out.read_text()) if args.out.is_file() else {"runs": []}
     existing["runs"].append(record)
