@@ -205,6 +205,10 @@ def _without_retired_keys(recorded: object) -> object:
         # scenes from before render/unbounded.py's "contracted" schedule: their occupancy grid was thresholded for
         # the former one, so they keep rendering with it
         config["sampling"] = {**sampling, "unbounded_schedule": "disparity"}
+        sampling = config["sampling"]
+    if isinstance(sampling, dict) and "unbounded_sampler" not in sampling:
+        # scenes from before the proposal sampler: their weights hold no proposal fields
+        config["sampling"] = {**sampling, "unbounded_sampler": "occupancy"}
     return config
 
 

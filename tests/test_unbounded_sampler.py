@@ -157,3 +157,13 @@ def test_the_contraction_is_nerfstudios_bit_for_bit():
     points = torch.cat([torch.randn(5000, 3, generator=g) * 0.4, torch.randn(5000, 3, generator=g) * 50,
                         torch.tensor([[1.0, 0.0, 0.0], [0.0, -1.0, 0.5], [1e6, 2.0, -3.0]])])
     assert torch.equal(contract(points), contract_nerfstudio(points))
+
+
+def test_scenes_saved_before_the_proposal_sampler_load_with_the_occupancy_grid():
+    from render.configio import config_from_dict, config_to_dict
+    from scenes.config import TrainConfig, preset_config
+    from scenes.scene import _without_retired_keys
+
+    current = config_to_dict(preset_config("preview"))
+    del current["sampling"]["unbounded_sampler"]
+    assert config_from_dict(TrainConfig, _without_retired_keys(current)).sampling.unbounded_sampler == "occupancy"
