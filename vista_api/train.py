@@ -55,6 +55,8 @@ class TrainRequest:
     """Downscale by more, if needed, so no photo's long side exceeds this many pixels (None: 1600; 0: no cap)."""
     skip_missing: bool = False
     """Train on the frames whose images exist when some listed ones are missing (otherwise refuse, naming them)."""
+    anti_alias: bool = False
+    """Weigh the hash grid's levels by each sample's pixel footprint (`HashGridConfig.footprint_weighting`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -73,10 +75,11 @@ class TrainRequest:
         return LoadOptions(self.downscale, cap, self.skip_missing)
 
     def config(self) -> TrainConfig:
-        from scenes.config import preset_config
+        from scenes.config import preset_config, with_footprint_weighting
 
-        return preset_config(self.preset, steps=self.steps, seed=self.seed, backend=self.backend,
-                             pixel_jitter=self.pixel_jitter)
+        config = preset_config(self.preset, steps=self.steps, seed=self.seed, backend=self.backend,
+                               pixel_jitter=self.pixel_jitter)
+        return with_footprint_weighting(config) if self.anti_alias else config
 
 
 @dataclass(frozen=True)
