@@ -241,6 +241,11 @@ class Rays:
     def __len__(self) -> int:
         return self.origins.shape[0]
 
+    def to(self, device: torch.device) -> Rays:
+        """The rays on `device` (the same tensors when already there)."""
+        radii = None if self.radii is None else self.radii.to(device)
+        return Rays(self.origins.to(device), self.directions.to(device), radii)
+
     def slice(self, start: int, stop: int) -> Rays:
         """Rays start..stop-1 (a chunk), radii included."""
         radii = None if self.radii is None else self.radii[start:stop]

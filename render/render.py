@@ -21,10 +21,9 @@ from typing import Protocol
 
 import torch
 
-from render import march_native, unbounded
+from render import footprint, march_native, unbounded
 from render.cameras import Cameras, Rays, image_rays
 from render.config import DEFAULT_CHUNK_RAYS, SamplingConfig
-from render.footprint import field_footprints
 from render.occupancy import OccupancyGrid
 from render.representation import Image, ParameterGroups, RayBundleOutput, SceneKind, SceneRepresentation
 from render.volume import accumulate, distortion_loss, exclusive_optical_depth, ray_start_offsets, render_weights
@@ -45,15 +44,6 @@ class RadianceField(Protocol):
 
     def color(self, features: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
         """RGB [S, 3] in [0, 1] from geometry features and unit view directions [S, 3]."""
-
-
-class FootprintField(RadianceField, Protocol):
-    """A radiance field that can weigh its features by each sample's pixel footprint (anti-aliasing)."""
-
-    @property
-    def uses_footprint(self) -> bool:
-        """True: `render_rays` passes footprints [S] (pixel-cone radii in the unit cube's units) as a second argument
-        of `density_and_features` for rays that carry `Rays.radii`."""
 
 
 class TrainableField(RadianceField, Protocol):
@@ -183,14 +173,12 @@ def rays_to_scene(rays: Rays, scene_from_world: torch.Tensor) -> Rays:
     linear = scene_from_world[:3, :3]
     origins = rays.origins @ linear.T + scene_from_world[:3, 3]
     directions = rays.directions @ linear.T
-    # a similarity keeps angles, so the cone radii per unit distance are unchanged
-    return Rays(origins, directions / directions.norm(dim=-1, keepdim=True), rays.radii)
+    return Rays(origins, directions / directions.norm(dim=-1, keepdim=True), rays.radii)  # similarity: same angles
 
 
 def rays_to_device(rays: Rays, device: torch.device) -> Rays:
     """The rays on the scene's device (the same tensors when already there)."""
-    return Rays(rays.origins.to(device), rays.directions.to(device),
-                None if rays.radii is None else rays.radii.to(device))
+    return rays.to(device)
 
 
 def _box_interval(rays: Rays) -> tuple[torch.Tensor, torch.Tensor]:
@@ -305,9 +293,8 @@ _FIRST_ROUND = 4
 """Steps per live ray in the first density round; each later round doubles it."""
 
 
-def _front_to_back(scene: Renderable, samples: Samples, deltas: torch.Tensor, n_rays: int,
-                   with_values: bool, footprint: torch.Tensor | None = None,
-                   ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+def _front_to_back(scene: Renderable, samples: Samples, deltas: torch.Tensor, n_rays: int, with_values: bool,
+                   radii: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Which samples matter (transmittance before them above the early-stop level, opacity above `min_alpha`):
     [S] bool; with `with_values`, also the density [K] and features [K, G] of the K kept samples.
 
@@ -326,7 +313,7 @@ def _front_to_back(scene: Renderable, samples: Samples, deltas: torch.Tensor, n_
         now = index_in_ray[pending] < end
         chosen, pending = pending[now], pending[~now]
         rays = samples.ray_indices[chosen]
-        sigma, features = _density_and_features(scene.field, samples.u, footprint, chosen)
+        sigma, features = footprint.density_and_features(scene.field, samples.u, radii, chosen)
         sigma_delta = sigma * deltas[chosen]
         within = exclusive_optical_depth(sigma_delta, rays, n_rays)
         transmittance = torch.exp(-(depth_before[rays] + within))
@@ -345,19 +332,11 @@ def _front_to_back(scene: Renderable, samples: Samples, deltas: torch.Tensor, n_
     if not with_values:
         return keep, None, None
     if not sigma_parts:
-        sigma, features = _density_and_features(scene.field, samples.u, footprint, slice(0, 0))
+        sigma, features = footprint.density_and_features(scene.field, samples.u, radii, slice(0, 0))
         return keep, sigma, features
     # each round took a few steps of every live ray: put the kept values back in sample (ray-major) order
     order = torch.argsort(torch.cat(kept_parts))
     return keep, torch.cat(sigma_parts)[order], torch.cat(feature_parts)[order]
-
-
-def _density_and_features(field: RadianceField, u: torch.Tensor, footprint: torch.Tensor | None,
-                          index: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
-    """The field at samples `index` of u, with their footprints (`render.footprint`) when there are any."""
-    if footprint is None:
-        return field.density_and_features(u[index])
-    return field.density_and_features(u[index], footprint[index])  # type: ignore[call-arg]  # a FootprintField
 
 
 def render_rays(scene: SceneRepresentation, rays_scene: Rays, *, jitter: torch.Tensor | None = None,
@@ -371,19 +350,15 @@ def _render_field_rays(scene: Renderable, rays_scene: Rays, jitter: torch.Tensor
     """The NeRF's `render_rays`: march, find the samples that matter, evaluate them, composite (NeRF)."""
     n_rays = len(rays_scene)
     samples = march(scene, rays_scene, jitter)
-    deltas = samples.t_ends - samples.t_starts
-    footprint = None  # [S] pixel-cone radii in field units, for a field that weighs its grid by them
-    if getattr(scene.field, "uses_footprint", False):
-        footprint = field_footprints(scene.kind, rays_scene, samples.ray_indices, samples.t_starts, samples.t_ends)
+    deltas, radii = samples.t_ends - samples.t_starts, footprint.field_footprints(scene, rays_scene, samples)
     # Pass 1, no gradient: find where each ray becomes opaque and which samples matter.
     with torch.no_grad():
         keep, sigma, features = _front_to_back(scene, samples, deltas, n_rays,
-                                               with_values=not torch.is_grad_enabled(), footprint=footprint)
+                                               with_values=not torch.is_grad_enabled(), radii=radii)
+    if torch.is_grad_enabled():
+        sigma, features = footprint.density_and_features(scene.field, samples.u, radii, keep)
     samples = samples.select(keep)
     deltas = deltas[keep]
-    if torch.is_grad_enabled():
-        sigma, features = _density_and_features(scene.field, samples.u, None if footprint is None else footprint[keep],
-                                                slice(None))
     directions = rays_scene.directions[samples.ray_indices]
     rgb = scene.field.color(features, directions)
     weights, _, _ = render_weights(sigma, deltas, samples.ray_indices, n_rays)
