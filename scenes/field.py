@@ -44,8 +44,9 @@ class NerfField(nn.Module):
         encoded = self.encoding(u.clamp(0.0, 1.0))  # [S, L*F], level-major
         if footprint is not None and self.config.grid.footprint_weighting:
             # after the (fused) grid, in torch: autograd carries the weights into the table's gradient
-            weights = footprint_level_weights(footprint.to(encoded), self._level_scales.to(encoded.device))
-            encoded = encoded * weights.repeat_interleave(self.config.grid.n_features_per_level, dim=1)
+            weights = footprint_level_weights(footprint.to(encoded), self._level_scales.to(encoded.device))  # [S, L]
+            levels = encoded.reshape(len(encoded), len(self._level_scales), -1)  # [S, L, F]
+            encoded = (levels * weights[:, :, None]).reshape(encoded.shape)
         h = self.density_mlp(encoded)
         # the -1 bias starts densities low so early rays are not saturated (as nerfacto does)
         return trunc_exp(h[:, 0] - 1.0), h[:, 1:]
