@@ -45,7 +45,8 @@ class NerfField(nn.Module):
         if footprint is not None and self.config.grid.footprint_weighting:
             # after the (fused) grid, in torch: autograd carries the weights into the table's gradient
             weights = footprint_level_weights(footprint.to(encoded), self._level_scales.to(encoded.device))  # [S, L]
-            levels = encoded.reshape(len(encoded), len(self._level_scales), -1)  # [S, L, F]
+            grid = self.config.grid
+            levels = encoded.reshape(len(encoded), grid.n_levels, grid.n_features_per_level)  # [S, L, F]
             encoded = (levels * weights[:, :, None]).reshape(encoded.shape)
         h = self.density_mlp(encoded)
         # the -1 bias starts densities low so early rays are not saturated (as nerfacto does)
