@@ -92,6 +92,8 @@ def test_switched_off_or_without_footprint_the_field_is_bit_identical():
         assert torch.equal(other[0], sigma) and torch.equal(other[1], features)
     # switched on with a footprint, the fine levels fade and the output changes
     assert not torch.equal(on.density_and_features(u, footprint)[1], features)
+    # a chunk of rays that hits nothing (empty space) evaluates no samples
+    assert on.density_and_features(u[:0], footprint[:0])[1].shape == (0, features.shape[1])
     # a zero footprint weighs every level by exactly 1
     zero = on.density_and_features(u, torch.zeros(500))
     assert torch.equal(zero[0], sigma) and torch.equal(zero[1], features)
