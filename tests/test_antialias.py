@@ -192,3 +192,10 @@ def test_a_footprint_weighted_field_still_learns(tmp_path):
                         show_progress=False)
     # measured 23.6 dB (the same run switched off: see the report); test_train's floor for the plain field is 18
     assert evaluate_scene(scene, lego).mean_psnr > 20.0
+
+
+def test_vista_train_anti_alias_switches_it_on(tmp_path):
+    from vista_api.train import TrainRequest
+
+    assert TrainRequest(tmp_path, tmp_path / "out", "test", anti_alias=True).config().field.grid.footprint_weighting
+    assert not TrainRequest(tmp_path, tmp_path / "out", "test").config().field.grid.footprint_weighting
