@@ -147,6 +147,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=30, help="pull-back frames (default 30)")
     parser.add_argument("--size", type=int, default=100, help="pull-back frame side in px (default 100)")
     parser.add_argument("--end-factor", type=float, default=4.0, help="pull back to this x the capture distance")
+    parser.add_argument("--results", type=Path, default=RESULTS, help=f"JSON to write (default {RESULTS})")
     parser.add_argument("--smoke", action="store_true", help="tiny settings: that it runs (< 3 min); writes nothing")
     args = parser.parse_args()
     if args.smoke:
@@ -211,9 +212,9 @@ def main() -> None:
               "machine": platform.platform(), "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
               "load_average_before": load_before, "load_average_after": os.getloadavg(),
               "settings": {k: str(v) for k, v in vars(args).items()}, "results": rows, "goal": goal}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"written {RESULTS}")
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"written {args.results}")
 
 
 if __name__ == "__main__":
