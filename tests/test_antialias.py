@@ -142,7 +142,7 @@ def test_fused_grid_and_torch_twin_give_the_same_weighted_values_and_gradients(m
     torch.testing.assert_close(fused_out, twin_out, rtol=1e-5, atol=1e-6)
     for fused, twin in zip(fused_grads, twin_grads):
         torch.testing.assert_close(fused, twin, rtol=1e-4, atol=1e-6)
-    # the table's gradient carries the weights: the finest level gets less than it would unweighted
+    # the gradient still reaches the finest, most down-weighted level's rows through the weights
     table_grad = fused_grads[0]
     offsets = grid_layout(GRID).offsets
     assert table_grad[offsets[3]:].abs().sum() > 0
