@@ -226,22 +226,51 @@ class Projection:
     in_front: torch.Tensor  # [...] bool: in front of the camera (pixels are meaningless elsewhere)
 
 
+PIXEL_RADIUS_FACTOR = 2.0 / 12.0**0.5
+"""mip-NeRF's base radius: a cone of radius 2/sqrt(12) pixel widths has the variance of the pixel's box footprint."""
+
+
 @dataclass(frozen=True)
 class Rays:
     origins: torch.Tensor  # [R, 3]
     directions: torch.Tensor  # [R, 3], unit length
+    radii: torch.Tensor | None = None
+    """[R] the pixel's cone radius per unit distance along the ray (mip-NeRF's base radius), or None: rays of no
+    known pixel (a footprint-weighted field then samples points, as every field did before radii existed)."""
 
     def __len__(self) -> int:
         return self.origins.shape[0]
 
+    def to(self, device: torch.device) -> Rays:
+        """The rays on `device` (the same tensors when already there)."""
+        radii = None if self.radii is None else self.radii.to(device)
+        return Rays(self.origins.to(device), self.directions.to(device), radii)
+
+    def slice(self, start: int, stop: int) -> Rays:
+        """Rays start..stop-1 (a chunk), radii included."""
+        radii = None if self.radii is None else self.radii[start:stop]
+        return Rays(self.origins[start:stop], self.directions[start:stop], radii)
+
+
+def pixel_radii(cameras: Cameras, camera_index: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cone radius per unit distance [R] of the pixels at normalized pinhole coordinates (x, y) of cameras
+    `camera_index`: 2/sqrt(12) x the square root of the pixel's solid angle, 1 / (fx fy (1 + x^2 + y^2)^(3/2))
+    (a pixel off the axis sees a smaller angle). At the image centre it is mip-NeRF's 2/sqrt(12) / f. Lens
+    distortion's local stretch of a pixel is ignored."""
+    i = camera_index
+    solid_angle = 1.0 / (cameras.fx[i] * cameras.fy[i] * (1.0 + x * x + y * y) ** 1.5)
+    return PIXEL_RADIUS_FACTOR * solid_angle.sqrt()
+
 
 def camera_rays(cameras: Cameras, camera_index: torch.Tensor, pixels: torch.Tensor) -> Rays:
-    """Rays through pixel positions `pixels` [R, 2] = (x, y) of cameras `camera_index` [R].
+    """Rays through pixel positions `pixels` [R, 2] = (x, y) of cameras `camera_index` [R], with their pixels'
+    cone radii (`pixel_radii`).
 
     Pixel positions are continuous (0.5 is the first pixel's centre)."""
     i = camera_index
     x = (pixels[:, 0] - cameras.cx[i]) / cameras.fx[i]
     y = (pixels[:, 1] - cameras.cy[i]) / cameras.fy[i]
+    radii = pixel_radii(cameras, i, x, y)
     if cameras.distortion is not None:
         undistorted = _undistort(torch.stack([x, y], dim=-1), cameras.distortion[i])
         x, y = undistorted[:, 0], undistorted[:, 1]
@@ -249,7 +278,7 @@ def camera_rays(cameras: Cameras, camera_index: torch.Tensor, pixels: torch.Tens
     rotation = cameras.world_from_camera[i, :, :3]
     directions = torch.einsum("rij,rj->ri", rotation, directions_camera)
     directions = directions / directions.norm(dim=-1, keepdim=True)
-    return Rays(cameras.world_from_camera[i, :, 3].contiguous(), directions)
+    return Rays(cameras.world_from_camera[i, :, 3].contiguous(), directions, radii)
 
 
 def _undistort(coords: torch.Tensor, distortion: torch.Tensor) -> torch.Tensor:

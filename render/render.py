@@ -21,7 +21,7 @@ from typing import Protocol
 
 import torch
 
-from render import march_native, unbounded
+from render import footprint, march_native, unbounded
 from render.cameras import Cameras, Rays, image_rays
 from render.config import DEFAULT_CHUNK_RAYS, SamplingConfig
 from render.occupancy import OccupancyGrid, occupied_cell_points
@@ -156,12 +156,12 @@ def rays_to_scene(rays: Rays, scene_from_world: torch.Tensor) -> Rays:
     linear = scene_from_world[:3, :3]
     origins = rays.origins @ linear.T + scene_from_world[:3, 3]
     directions = rays.directions @ linear.T
-    return Rays(origins, directions / directions.norm(dim=-1, keepdim=True))
+    return Rays(origins, directions / directions.norm(dim=-1, keepdim=True), rays.radii)  # similarity: same angles
 
 
 def rays_to_device(rays: Rays, device: torch.device) -> Rays:
     """The rays on the scene's device (the same tensors when already there)."""
-    return Rays(rays.origins.to(device), rays.directions.to(device))
+    return rays.to(device)
 
 
 def _box_interval(rays: Rays) -> tuple[torch.Tensor, torch.Tensor]:
@@ -276,8 +276,8 @@ _FIRST_ROUND = 4
 """Steps per live ray in the first density round; each later round doubles it."""
 
 
-def _front_to_back(scene: Renderable, samples: Samples, deltas: torch.Tensor, n_rays: int,
-                   with_values: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+def _front_to_back(scene: Renderable, samples: Samples, deltas: torch.Tensor, n_rays: int, with_values: bool,
+                   radii: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Which samples matter (transmittance before them above the early-stop level, opacity above `min_alpha`):
     [S] bool; with `with_values`, also the density [K] and features [K, G] of the K kept samples.
 
@@ -296,7 +296,7 @@ def _front_to_back(scene: Renderable, samples: Samples, deltas: torch.Tensor, n_
         now = index_in_ray[pending] < end
         chosen, pending = pending[now], pending[~now]
         rays = samples.ray_indices[chosen]
-        sigma, features = scene.field.density_and_features(samples.u[chosen])
+        sigma, features = footprint.density_and_features(scene.field, samples.u, radii, chosen)
         sigma_delta = sigma * deltas[chosen]
         within = exclusive_optical_depth(sigma_delta, rays, n_rays)
         transmittance = torch.exp(-(depth_before[rays] + within))
@@ -315,7 +315,7 @@ def _front_to_back(scene: Renderable, samples: Samples, deltas: torch.Tensor, n_
     if not with_values:
         return keep, None, None
     if not sigma_parts:
-        sigma, features = scene.field.density_and_features(samples.u[:0])
+        sigma, features = footprint.density_and_features(scene.field, samples.u, radii, slice(0, 0))
         return keep, sigma, features
     # each round took a few steps of every live ray: put the kept values back in sample (ray-major) order
     order = torch.argsort(torch.cat(kept_parts))
@@ -335,15 +335,15 @@ def _render_field_rays(scene: Renderable, rays_scene: Rays, jitter: torch.Tensor
         return render_proposal_rays(scene, scene.proposals, rays_scene, jitter, background, with_distortion)
     n_rays = len(rays_scene)
     samples = march(scene, rays_scene, jitter)
-    deltas = samples.t_ends - samples.t_starts
+    deltas, radii = samples.t_ends - samples.t_starts, footprint.field_footprints(scene, rays_scene, samples)
     # Pass 1, no gradient: find where each ray becomes opaque and which samples matter.
     with torch.no_grad():
         keep, sigma, features = _front_to_back(scene, samples, deltas, n_rays,
-                                               with_values=not torch.is_grad_enabled())
+                                               with_values=not torch.is_grad_enabled(), radii=radii)
+    if torch.is_grad_enabled():
+        sigma, features = footprint.density_and_features(scene.field, samples.u, radii, keep)
     samples = samples.select(keep)
     deltas = deltas[keep]
-    if torch.is_grad_enabled():
-        sigma, features = scene.field.density_and_features(samples.u)
     directions = rays_scene.directions[samples.ray_indices]
     rgb = scene.field.color(features, directions)
     weights, _, _ = render_weights(sigma, deltas, samples.ray_indices, n_rays)
@@ -371,7 +371,7 @@ def render_camera(scene: SceneRepresentation, cameras: Cameras, index: int, chun
     rays = rays_to_scene(rays_world, scene.scene_from_world.to(rays_world.origins.dtype))
     rgb, depth, opacity = [], [], []
     for start in range(0, len(rays), chunk_rays):
-        chunk = Rays(rays.origins[start:start + chunk_rays], rays.directions[start:start + chunk_rays])
+        chunk = rays.slice(start, start + chunk_rays)
         shift = None if jitter is None else torch.full((len(chunk),), float(jitter), device=chunk.origins.device)
         out = render_rays(scene, chunk, jitter=shift)
         rgb.append(out.rgb)

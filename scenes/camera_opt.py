@@ -29,7 +29,7 @@ class CameraRefinement(nn.Module):
         """Rays (scene coordinates) of photo `slots[i]` after its correction."""
         correction = exp_map_so3xr3(self.adjustment[slots])  # [R, 3, 4]
         directions = (correction[:, :, :3] @ rays.directions.unsqueeze(-1)).squeeze(-1)
-        return Rays(rays.origins + correction[:, :, 3], directions)
+        return Rays(rays.origins + correction[:, :, 3], directions, rays.radii)  # a rotation keeps cone angles
 
     def penalty(self, translation_weight: float, rotation_weight: float) -> torch.Tensor:
         """nerfstudio's camera-optimizer regulariser: weighted mean norms of the translations and rotations."""

@@ -14,6 +14,7 @@ from render.nerfstudio_parts import spherical_harmonics, trunc_exp
 from render.representation import ParameterGroups
 from scenes.backends import make_encoding, make_mlp
 from scenes.config import FieldConfig
+from scenes.hashgrid import footprint_level_weights, grid_layout
 
 
 class NerfField(nn.Module):
@@ -24,13 +25,30 @@ class NerfField(nn.Module):
         self.config = config
         self.backend = backend
         self.encoding = make_encoding(config.grid, backend, generator)
+        # the levels' cells per unit for footprint weighting: derived from the config, so a plain tensor, not saved
+        self._level_scales = torch.tensor(grid_layout(config.grid).scales, dtype=torch.float32)
         self.density_mlp = make_mlp(config.grid.n_output_dims, 1 + config.geo_feature_dim, config.hidden_dim, 1,
                                     backend)
         self.color_mlp = make_mlp(config.sh_degree**2 + config.geo_feature_dim, 3, config.color_hidden_dim, 2,
                                   backend)
 
-    def density_and_features(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.density_mlp(self.encoding(u.clamp(0.0, 1.0)))
+    @property
+    def uses_footprint(self) -> bool:
+        """Whether `density_and_features` weighs the grid's levels by a footprint (`render.render` then passes one)."""
+        return self.config.grid.footprint_weighting
+
+    def density_and_features(self, u: torch.Tensor,
+                             footprint: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Density [S] and geometry features [S, G] at u [S, 3]; `footprint` [S] (the samples' pixel-cone radii in
+        the unit cube's units, no gradient) weighs the grid's levels when the config switches it on."""
+        encoded = self.encoding(u.clamp(0.0, 1.0))  # [S, L*F], level-major
+        if footprint is not None and self.config.grid.footprint_weighting:
+            # after the (fused) grid, in torch: autograd carries the weights into the table's gradient
+            weights = footprint_level_weights(footprint.to(encoded), self._level_scales.to(encoded.device))  # [S, L]
+            grid = self.config.grid
+            levels = encoded.reshape(len(encoded), grid.n_levels, grid.n_features_per_level)  # [S, L, F]
+            encoded = (levels * weights[:, :, None]).reshape(encoded.shape)
+        h = self.density_mlp(encoded)
         # the -1 bias starts densities low so early rays are not saturated (as nerfacto does)
         return trunc_exp(h[:, 0] - 1.0), h[:, 1:]
 

@@ -104,6 +104,17 @@ def hash_encode_reference(x: torch.Tensor, table: torch.Tensor, layout: GridLayo
     return torch.cat(features, dim=-1)
 
 
+def footprint_level_weights(footprint: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """Zip-NeRF's per-level feature weights (Barron et al. 2023, sec. 3), [S, L]: erf(1 / sqrt(8 sigma^2 n_l^2)) for
+    footprint radii sigma [S] in the grid's unit-cube coordinates and the levels' cells per unit n_l = `scales` [L]
+    (the grid spacing is 1/scale: tiny-cuda-nn's "resolution" counts vertices, one more). A level whose cells are
+    smaller than the footprint contributes little (its features would alias there); sigma = 0 gives 1 on every
+    level. Zip-NeRF derives the erf from blurring a level's features with the footprint's Gaussian."""
+    x = footprint[:, None] * scales[None, :]  # footprint in cells of each level
+    # 1/sqrt(8 x^2) written as rsqrt so x = 0 gives inf, and erf(inf) = 1 exactly
+    return torch.erf(torch.rsqrt(8.0 * x * x))
+
+
 def init_table(layout: GridLayout, n_features: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Uniform(-1e-4, 1e-4) as tiny-cuda-nn initialises its grids."""
     return (torch.rand(layout.n_params, n_features, generator=generator) * 2 - 1) * 1e-4

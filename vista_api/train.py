@@ -58,6 +58,8 @@ class TrainRequest:
     """Train on the frames whose images exist when some listed ones are missing (otherwise refuse, naming them)."""
     sampler: str | None = None
     """Unbounded captures' sampler, "occupancy" or "proposal" (None: the preset's)."""
+    anti_alias: bool = False
+    """Weigh the hash grid's levels by each sample's pixel footprint (`HashGridConfig.footprint_weighting`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -78,13 +80,13 @@ class TrainRequest:
         return LoadOptions(self.downscale, cap, self.skip_missing)
 
     def config(self) -> TrainConfig:
-        from scenes.config import preset_config
+        from scenes.config import preset_config, with_footprint_weighting
 
         config = preset_config(self.preset, steps=self.steps, seed=self.seed, backend=self.backend,
                                pixel_jitter=self.pixel_jitter)
-        if self.sampler is None:
-            return config
-        return replace(config, sampling=replace(config.sampling, unbounded_sampler=self.sampler))
+        if self.sampler is not None:
+            config = replace(config, sampling=replace(config.sampling, unbounded_sampler=self.sampler))
+        return with_footprint_weighting(config) if self.anti_alias else config
 
 
 @dataclass(frozen=True)
