@@ -270,18 +270,20 @@ def refine_section(ui: Studio) -> None:
     gr.Markdown("## 4. Refine (optional)")
     with gr.Row():
         ui.tier = gr.Radio(list(refine.FIXERS_OFFERED), value="prior", label="Guidance tier",
-                           info="prior: a small model trained on your photos (CPU); pipeline: an img2img "
-                                "diffusion model from a local folder (GPU)")
+                           info="prior: a small model trained on your photos (CPU); inpaint: holes filled "
+                                "without a model (CPU, fast); pipeline: an img2img diffusion model from a local "
+                                "folder (GPU)")
         ui.model_dir = gr.Textbox(label="Model folder (pipeline tier, inside the workspace)")
-        ui.refine_steps = gr.Slider(3, 3000, value=600, step=1, label="Guided training steps")
-        ui.prior_steps = gr.Slider(10, 3000, value=1500, step=10, label="Prior training steps (~15 min per 1500 "
+        ui.refine_steps = gr.Slider(3, 3000, value=refine.RefineRequest.steps, step=1, label="Guided training steps")
+        ui.prior_steps = gr.Slider(10, 3000, value=refine.RefineRequest.prior_steps, step=10, label="Prior training steps (~15 min per 1500 "
                                                                         "on 2 CPU cores)")
     with gr.Row():
         ui.refine_btn = gr.Button("Refine along the path", interactive=False, elem_id="refine")
         ui.refine_cancel = gr.Button("Cancel", variant="stop", elem_id="refine-cancel")
         ui.original_btn = gr.Button("Use the original scene")
     ui.refine_progress = gr.HTML("", elem_id="refine-progress")
-    ui.refine_gallery = gr.Gallery(label="Before / after on path frames", columns=6, height=220, interactive=False)
+    ui.refine_gallery = gr.Gallery(label="Before | after on path frames, with the check along the path",
+                                   columns=3, height=260, interactive=False)
 
 
 def wire_refine(ui: Studio) -> None:

@@ -1,16 +1,22 @@
 """Does guidance keep the establishing shot clean? The issue-6 benchmark (prints a table; not a test).
 
-A procedural scene with exact depth (`guidance.procedural`) is captured along a short hand-held arc;
+A procedural scene with exact depth (`tests.support.procedural`) is captured along a short hand-held arc;
 the in-between views are held out (interpolation), and an establishing shot that pulls back 1.5x
-and rises 20 degrees (`guidance.paths.establishing_path`) is the target path. For each seed a base
-scene is trained, then continued for the same number of steps four ways:
+and rises 20 degrees (`guidance.paths.establishing_path`) is the target path. Each seed is its own scene
+(`procedural_world(seed)`: shapes, placements, colours and textures; seed 0 is the fixed scene of earlier
+runs), with its own patch prior and base scene, then continued for the same number of steps several ways:
 
   none        plain continued training (the spine's photo loss)
   geometric   + Nerfbusters visibility loss, depth smoothness on path patches (RegNeRF, planes exempt)
               (and mip-NeRF 360's distortion loss if --distortion-weight > 0)
-  fixer       + Tier-1 fixer loop (patch prior, one-step fixes of the holes as pseudo-ground-truth)
+  inpaint     + the fixer loop with OpenCV inpainting of the holes only (no diffusion step)
+  fixer       + Tier-1 fixer loop (inpainting, then the patch prior's one-step fix of the holes)
+  no-polish   fixer without the final photo-only polish
   score       + the patch prior's score regulariser on rendered patches
   none@time   plain training for as long (wall clock) as `score` took
+
+The refine settings (steps, keyframes, rounds, prior steps) are `vista refine`'s defaults, read from
+`vista_api.refine.RefineRequest`, unless a flag overrides them. Real photos: bench/guidance_real.py.
 
 Metrics on path views: PSNR, SSIM, floater mass (compositing weight more than 5% in front of the true
 surface, mean over surface pixels), coverage (opacity > 0.95) and flicker (mean |frame difference of
@@ -38,6 +44,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from guidance.fixers.inpaint import inpaint_fixer  # noqa: E402
 from guidance.fixers.patch_prior import fix_masked  # noqa: E402
 from guidance.patch_prior import PriorConfig, train_patch_prior  # noqa: E402
 from guidance.refine import RefineConfig, refine_scene  # noqa: E402
@@ -47,6 +54,10 @@ from scenes.config import preset_config  # noqa: E402
 from scenes.evaluate import psnr, ssim  # noqa: E402
 from scenes.train import train_scene  # noqa: E402
 from tests.support.procedural import synthetic_capture  # noqa: E402
+from vista_api.refine import RefineRequest  # noqa: E402
+
+CLI = RefineRequest(Path("scene"), Path("refined"))
+"""`vista refine`'s defaults."""
 
 OUT = REPO / "bench" / "out" / "guidance"
 
@@ -93,13 +104,15 @@ def measure_procedural(scene, capture) -> dict:
     }
 
 
-def variants(refine_steps: int, seed: int, distortion_weight: float | None = None) -> dict[str, RefineConfig]:
-    base = RefineConfig(steps=refine_steps, seed=seed, keyframes=5, rounds=3)
+def variants(refine_steps: int, seed: int, distortion_weight: float | None = None,
+             keyframes: int = CLI.keyframes) -> dict[str, RefineConfig]:
+    base = dataclasses.replace(CLI, steps=refine_steps, keyframes=keyframes, seed=seed).config("prior")
     if distortion_weight is not None:
         base = dataclasses.replace(base, distortion_weight=distortion_weight)
     return {
         "none": dataclasses.replace(base, geometric=False, fixer="none"),
         "geometric": dataclasses.replace(base, geometric=True, fixer="none"),
+        "inpaint": dataclasses.replace(base, geometric=True, fixer="inpaint"),
         "fixer": dataclasses.replace(base, geometric=True, fixer="prior"),
         "no-polish": dataclasses.replace(base, geometric=True, fixer="prior", polish_fraction=0.0),
         "score": dataclasses.replace(base, geometric=True, fixer="prior", score_weight=0.02),
@@ -107,23 +120,27 @@ def variants(refine_steps: int, seed: int, distortion_weight: float | None = Non
 
 
 def run_procedural(args) -> list[dict]:
-    capture = synthetic_capture(width=args.width, height=args.height, n_path=args.path_frames)
-    data = capture.data
-    print(f"procedural scene: {len(data.train_indices)} arc views, {len(data.heldout_indices)} in-between views, "
-          f"{len(capture.path)} path views, {args.width}x{args.height}", flush=True)
-    t0 = time.perf_counter()
-    prior = train_patch_prior(data.images[data.train_indices], PriorConfig(steps=args.prior_steps, batch_size=16),
-                              source="procedural arc")
-    prior_s = time.perf_counter() - t0
-    print(f"patch prior: {prior.info['parameters']:,} parameters, {args.prior_steps} steps in {prior_s:.0f} s "
-          f"({prior_s / args.prior_steps:.2f} s/step; 1,500 steps would take ~{1500 * prior_s / args.prior_steps / 60:.0f} "
-          f"min here), final loss {prior.info['final_loss']:.3f}", flush=True)
-    fixer = lambda rgb, mask, seed: fix_masked(prior, rgb, mask, timestep=args.fix_timestep, seed=seed)  # noqa: E731
     rows = []
     for seed in args.seeds:
+        # each seed its own scene (tests.support.procedural.procedural_world), photos and patch prior
+        capture = synthetic_capture(width=args.width, height=args.height, n_path=args.path_frames, seed=seed)
+        data = capture.data
+        print(f"seed {seed}: procedural scene {seed}, {len(data.train_indices)} arc views, "
+              f"{len(data.heldout_indices)} in-between views, {len(capture.path)} path views, "
+              f"{args.width}x{args.height}", flush=True)
+        t0 = time.perf_counter()
+        prior = train_patch_prior(data.images[data.train_indices],
+                                  PriorConfig(steps=args.prior_steps, batch_size=16, seed=seed),
+                                  source=f"procedural arc {seed}")
+        prior_s = time.perf_counter() - t0
+        print(f"seed {seed}: patch prior {prior.info['parameters']:,} parameters, {args.prior_steps} steps in "
+              f"{prior_s:.0f} s, final loss {prior.info['final_loss']:.3f}", flush=True)
+        fixers = {"prior": lambda rgb, mask, s, prior=prior: fix_masked(prior, rgb, mask, timestep=args.fix_timestep,
+                                                                         seed=s),
+                  "inpaint": inpaint_fixer()}
         t0 = time.perf_counter()
         config = bench_train_config(args.base_steps, seed)
-        folder = OUT / f"base-{args.width}x{args.height}-{seed}"
+        folder = OUT / f"base-{args.width}x{args.height}-scene{seed}-{seed}"
         base = _cached_base(folder, config, data) if args.reuse_bases else None
         if base is None:
             base = train_scene(data, folder, config, overwrite=True, show_progress=False)
@@ -131,13 +148,12 @@ def run_procedural(args) -> list[dict]:
         row_base = measure_procedural(base, capture)
         rows.append({"seed": seed, "variant": "base", "seconds": 0.0, **row_base})
         times = {}
-        for name, config in variants(args.refine_steps, seed, args.distortion_weight).items():
+        for name, config in variants(args.refine_steps, seed, args.distortion_weight, args.keyframes).items():
             if args.variants and name not in args.variants:
                 continue
             t0 = time.perf_counter()
-            scene, report = refine_scene(base, data, capture.path, config, None,
-                                         fixer=fixer if config.fixer == "prior" else None, prior=prior,
-                                         show_progress=False)
+            scene, report = refine_scene(base, data, capture.path, config, None, fixer=fixers.get(config.fixer),
+                                         prior=prior, show_progress=False)
             times[name] = time.perf_counter() - t0
             metrics = measure_procedural(scene, capture)
             masks = [round(r.mask_fraction, 3) for r in report.rounds]
@@ -145,7 +161,7 @@ def run_procedural(args) -> list[dict]:
             print(f"seed {seed} {name:>9}: {fmt(rows[-1])}  ({times[name]:.0f} s, masked {masks})", flush=True)
         if args.equal_time:
             steps = max(1, round(args.refine_steps * times["score"] / times["none"]))
-            config = dataclasses.replace(variants(steps, seed)["none"], steps=steps)
+            config = dataclasses.replace(variants(steps, seed, keyframes=args.keyframes)["none"], steps=steps)
             t0 = time.perf_counter()
             scene, _ = refine_scene(base, data, capture.path, config, None, show_progress=False)
             rows.append({"seed": seed, "variant": "none@time", "seconds": time.perf_counter() - t0, "steps": steps,
@@ -227,7 +243,8 @@ def run_lego(args) -> list[dict]:
           f"{len(front_test)} front held-out views", flush=True)
     prior = train_patch_prior(subset.images[front], PriorConfig(steps=args.prior_steps, batch_size=16),
                               source="lego-200 front")
-    fixer = lambda rgb, mask, seed: fix_masked(prior, rgb, mask, timestep=args.fix_timestep, seed=seed)  # noqa: E731
+    fixers = {"prior": lambda rgb, mask, seed: fix_masked(prior, rgb, mask, timestep=args.fix_timestep, seed=seed),
+              "inpaint": inpaint_fixer()}
     eval_cameras = data.cameras.scaled(0.5)  # 100x100 renders: the CPU is shared
 
     def truth(i):
@@ -264,12 +281,12 @@ def run_lego(args) -> list[dict]:
         if base is None:
             base = train_scene(subset, folder, config, overwrite=True, show_progress=False)
         rows.append({"seed": seed, "variant": "base", "seconds": 0.0, **measure(base)})
-        for name, config in variants(args.refine_steps, seed, args.distortion_weight).items():
+        for name, config in variants(args.refine_steps, seed, args.distortion_weight, args.keyframes).items():
             if args.variants and name not in args.variants:
                 continue
             t0 = time.perf_counter()
-            scene, _ = refine_scene(base, subset, back_cameras, config, None,
-                                    fixer=fixer if config.fixer == "prior" else None, prior=prior, show_progress=False)
+            scene, _ = refine_scene(base, subset, back_cameras, config, None, fixer=fixers.get(config.fixer),
+                                    prior=prior, show_progress=False)
             rows.append({"seed": seed, "variant": name, "seconds": time.perf_counter() - t0, **measure(scene)})
             print(f"lego seed {seed} {name:>9}: path {rows[-1]['path_psnr']:.2f} dB, floaters "
                   f"{rows[-1]['floater_mass']:.4f}, interp {rows[-1]['interp_psnr']:.2f} dB", flush=True)
@@ -283,15 +300,18 @@ def main() -> int:
     parser.add_argument("--height", type=int, default=72)
     parser.add_argument("--path-frames", type=int, default=8)
     parser.add_argument("--base-steps", type=int, default=1500)
-    parser.add_argument("--refine-steps", type=int, default=600)
-    parser.add_argument("--prior-steps", type=int, default=300)
+    parser.add_argument("--refine-steps", type=int, default=CLI.steps, help="(default: vista refine's, %(default)s)")
+    parser.add_argument("--prior-steps", type=int, default=CLI.prior_steps,
+                        help="(default: vista refine's, %(default)s; runs before issue 24 used 300)")
+    parser.add_argument("--keyframes", type=int, default=CLI.keyframes,
+                        help="(default: vista refine's, %(default)s; runs before issue 24 used 5)")
     parser.add_argument("--fix-timestep", type=int, default=RefineConfig.fix_timestep)
     parser.add_argument("--distortion-weight", type=float, default=None,
                         help="mip-NeRF 360 distortion weight of the guided variants (default: RefineConfig's)")
     parser.add_argument("--reuse-bases", action="store_true",
                         help="reuse base scenes an earlier run trained with the same settings")
     parser.add_argument("--equal-time", action="store_true", help="also run `none` for as long as `score` took")
-    parser.add_argument("--variants", nargs="+", choices=["none", "geometric", "fixer", "no-polish", "score"],
+    parser.add_argument("--variants", nargs="+", choices=["none", "geometric", "inpaint", "fixer", "no-polish", "score"],
                         help="run only these (default: all; --equal-time needs none and score)")
     parser.add_argument("--lego", action="store_true", help="also run lego-200 with the back unseen")
     parser.add_argument("--lego-only", action="store_true")

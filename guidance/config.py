@@ -29,8 +29,8 @@ class RefineConfig:
     distortion_weight: float = 0.0
     """mip-NeRF 360's distortion loss; off by default: on a sparse arc it pulled weight in front of the surface."""
     fixer: str = "prior"
-    """A `guidance.fixers.FIXERS` name: 'none' (priors only), 'prior' (the patch prior's one-step fixer) or
-    'pipeline' (an img2img pipeline)."""
+    """A `guidance.fixers.FIXERS` name: 'none' (priors only), 'inpaint' (OpenCV inpainting of the holes, no
+    diffusion), 'prior' (inpainting then the patch prior's one-step fixer) or 'pipeline' (an img2img pipeline)."""
     fix_timestep: int = 50
     """Noise level of the one-step fixer (of 1000); on holes 50 beat 100, 200 and 400."""
     pseudo_weight: float = 0.05

@@ -123,7 +123,7 @@ def test_tier2_bad_model_folders_are_clear_errors(tiny_pipeline_dir, tmp_path):
 # ---------------------------------------------------------------- the registry
 
 def test_fixers_are_chosen_by_name_with_their_default_masks(photos, tiny_prior):
-    assert list(FIXERS) == ["none", "prior", "pipeline"]
+    assert list(FIXERS) == ["none", "inpaint", "prior", "pipeline"]
     assert fixer_method("prior").default_mask.cues == ("holes",)  # Tier 1 repaints holes only
     assert fixer_method("pipeline").default_mask.cues == ("holes", "uncovered", "unstable")
     assert not fixer_method("none").repaints and build_fixer("none", FixerRequest()).fix is None

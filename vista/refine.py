@@ -7,7 +7,9 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from vista_api.refine import TIERS
+    from vista_api.refine import TIERS, RefineRequest
+
+    defaults = RefineRequest.__dataclass_fields__  # one source of defaults for the CLI, the studio and bench/
 
     refine = subparsers.add_parser(
         "refine", help="clean up novel views along a camera path with diffusion guidance (new scene folder)",
@@ -19,23 +21,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     refine.add_argument("--path", type=Path, help="camera path JSON (default: the views between the capture photos)")
     refine.add_argument("--data", type=Path, help="dataset folder (default: the one the scene was trained on)")
     refine.add_argument("--tier", default="auto", choices=TIERS,
-                        help="prior: a small diffusion model trained on your photos (CPU); pipeline: a diffusers "
+                        help="prior: a small diffusion model trained on your photos (CPU); inpaint: OpenCV "
+                             "inpainting of the holes, no diffusion (CPU, no model); pipeline: a diffusers "
                              "img2img pipeline from --model-dir (CUDA); auto: pipeline if --model-dir is given and "
                              "CUDA is present, else prior (default)")
     refine.add_argument("--model-dir", type=Path, help="local diffusers pipeline folder for --tier pipeline")
-    refine.add_argument("--steps", type=int, default=600, help="training steps added to the scene (default 600)")
-    refine.add_argument("--prior-steps", type=int, default=1500,
-                        help="training steps of the patch prior (default 1500, ~15 min on 2 CPU cores)")
+    steps, prior_steps = defaults["steps"].default, defaults["prior_steps"].default
+    refine.add_argument("--steps", type=int, default=steps, help=f"training steps added to the scene (default {steps})")
+    refine.add_argument("--prior-steps", type=int, default=prior_steps,
+                        help=f"training steps of the patch prior (default {prior_steps}, ~15 min per 1500 on 2 CPU "
+                             "cores)")
     refine.add_argument("--strength", type=float, default=0.3,
                         help="img2img strength for --tier pipeline (default 0.3)")
-    refine.add_argument("--score-weight", type=float, default=0.0,
-                        help="weight of the patch prior's score regulariser (default 0: off)")
+    refine.add_argument("--score-weight", type=float, default=defaults["score_weight"].default,
+                        help="weight of the patch prior's score regulariser (default %(default)s: off)")
     refine.add_argument("--smoothness-weight", type=float, default=None,
                         help="weight of the depth-smoothness prior on patches of the path (default: "
                              "RefineConfig's, 0.003; 0: off)")
-    refine.add_argument("--rounds", type=int, default=3,
-                        help="progressive rounds from the capture to the path (default 3)")
-    refine.add_argument("--keyframes", type=int, default=6, help="path cameras fixed per round (default 6)")
+    refine.add_argument("--rounds", type=int, default=defaults["rounds"].default,
+                        help="progressive rounds from the capture to the path (default %(default)s)")
+    refine.add_argument("--keyframes", type=int, default=defaults["keyframes"].default,
+                        help="path cameras fixed per round (default %(default)s)")
+    refine.add_argument("--no-check", action="store_true",
+                        help="skip the before/after check along the path (coverage and floaters; seconds)")
     refine.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     refine.set_defaults(handler=run_refine)
 
@@ -47,11 +55,15 @@ def run_refine(args: argparse.Namespace) -> int:
     request = RefineRequest(args.scene, args.out, args.path, data_dir=args.data, tier=args.tier,
                             model_dir=args.model_dir, steps=args.steps, prior_steps=args.prior_steps,
                             strength=args.strength, rounds=args.rounds, keyframes=args.keyframes,
-                            score_weight=args.score_weight, smoothness_weight=args.smoothness_weight, seed=args.seed)
+                            score_weight=args.score_weight, smoothness_weight=args.smoothness_weight, seed=args.seed,
+                            check=not args.no_check)
     with TerminalProgress() as progress:
         result = refine(request, progress)
     for line in result.round_lines():
         print(line)
+    check = result.check_line()
+    if check is not None:
+        print(check)
     print(f"refined scene ({result.scene.step} steps, {result.report.total_seconds:.0f} s) written to {args.out}; "
           f"{args.scene} is unchanged")
     return 0

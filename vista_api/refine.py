@@ -10,13 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from guidance.config import RefineConfig
 from guidance.fixers import FIXERS
+from guidance.patch_prior import PriorConfig
 from vista_api.checks import is_finite_number
 from vista_core.errors import VistaError
 from vista_core.progress import ProgressCallback, report
 
 if TYPE_CHECKING:
-    from guidance.refine import RefineConfig, RefineReport
+    from guidance.check import PathCheck
+    from guidance.refine import RefineReport
     from render.cameras import Cameras
     from render.paths import CameraPath
     from scenes.scene import Scene
@@ -42,23 +45,28 @@ class RefineRequest:
     data_dir: Path | None = None
     """Dataset folder (None: the one the scene was trained on)."""
     tier: str = "auto"
-    """prior: a small diffusion model trained on the photos (CPU); pipeline: a diffusers img2img pipeline from
-    `model_dir` (CUDA); auto: pipeline if `model_dir` is given and CUDA is present, else prior."""
+    """prior: a small diffusion model trained on the photos (CPU); inpaint: OpenCV inpainting of the holes, no
+    diffusion step (CPU, no model); pipeline: a diffusers img2img pipeline from `model_dir` (CUDA); auto: pipeline
+    if `model_dir` is given and CUDA is present, else prior."""
     model_dir: Path | None = None
-    steps: int = 600
+    # The numeric defaults are RefineConfig's and PriorConfig's, read here once: the CLI's flags and the
+    # benchmarks (bench/guidance_real.py) take theirs from these fields, so benchmarked settings = CLI defaults.
+    steps: int = RefineConfig.steps
     """Training steps added to the scene."""
-    prior_steps: int = 1500
+    prior_steps: int = PriorConfig.steps
     """Training steps of the patch prior."""
     strength: float = 0.3
     """img2img strength of the pipeline tier."""
-    rounds: int = 3
+    rounds: int = RefineConfig.rounds
     """Progressive rounds from the capture to the path."""
-    keyframes: int = 6
+    keyframes: int = RefineConfig.keyframes
     """Path cameras fixed per round."""
-    score_weight: float = 0.0
+    score_weight: float = RefineConfig.score_weight
     smoothness_weight: float | None = None
     """None: RefineConfig's default."""
     seed: int = 0
+    check: bool = True
+    """Check the scene along the path before and after (coverage and floaters, `guidance.check`; seconds)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scene_dir", Path(self.scene_dir))
@@ -105,8 +113,6 @@ class RefineRequest:
     def config(self, tier: str) -> RefineConfig:
         import dataclasses
 
-        from guidance.refine import RefineConfig
-
         config = RefineConfig(steps=self.steps, rounds=self.rounds, keyframes=self.keyframes,
                               fixer=tier, score_weight=self.score_weight,
                               seed=self.seed)
@@ -136,6 +142,19 @@ class RefineResult:
     tier: str
     cues: tuple[str, ...]
     """Which uncertainty cues chose the pixels to fix (keys of CUE_NAMES)."""
+    before: PathCheck | None = None
+    """The cheap check along the path of the scene refinement started from (None: not checked)."""
+    after: PathCheck | None = None
+    """The same check of the refined scene."""
+
+    def check_line(self) -> str | None:
+        """Before -> after of the path check, in one line (None when it was not run)."""
+        if self.before is None or self.after is None:
+            return None
+        b, a = self.before, self.after
+        return (f"along the path ({a.frames} frames at {a.width_px} px): coverage {b.coverage:.2f} -> "
+                f"{a.coverage:.2f} (share of what the frames show that photos saw), floaters {b.floaters:.3f} -> "
+                f"{a.floaters:.3f} (share of weight in front of the surface; lower is cleaner)")
 
     def round_lines(self) -> list[str]:
         """One line per round: how far toward the path and which pixels were fixed."""
@@ -167,15 +186,35 @@ def refine(request: RefineRequest, progress: ProgressCallback | None = None) -> 
     # 2. the fixer
     config = request.config(tier)
     fixer, prior = _make_fixer(request, tier, scene, data, config, progress)
-    # 3. the loop
+    # 3. the loop, with the cheap path check before and after
+    before = _checked(request, scene, targets, progress, "before")
     refined, refine_report = refine_scene(scene, data, targets, config, request.out_dir, fixer=fixer, prior=prior,
                                           source_dir=request.scene_dir, show_progress=False, progress=progress)
     if prior is not None:
         from guidance.patch_prior import save_patch_prior
 
         save_patch_prior(prior, request.out_dir / "patch-prior")
+    after = _checked(request, refined, targets, progress, "after")
+    if before is not None and after is not None:
+        from vista_core.files import atomic_write_json
+
+        atomic_write_json(request.out_dir / CHECK_FILE, {"before": before.to_dict(), "after": after.to_dict()})
     cues = tuple((config.mask or default_mask(config.fixer)).cues)
-    return RefineResult(request.out_dir, refined, refine_report, tier, cues)
+    return RefineResult(request.out_dir, refined, refine_report, tier, cues, before, after)
+
+
+CHECK_FILE = "path_check.json"
+"""In the refined scene folder: the path check before and after (`RefineResult.before`, `.after`)."""
+
+
+def _checked(request: RefineRequest, scene: Scene, targets: Cameras, progress: ProgressCallback | None,
+             which: str) -> PathCheck | None:
+    if not request.check:
+        return None
+    from guidance.check import check_path
+
+    report(progress, f"checking the path {which} refining (coverage and floaters)")
+    return check_path(scene, targets, progress=progress)
 
 
 def _targets_note(path: CameraPath | Path | None, count: int) -> str:
@@ -186,18 +225,26 @@ def _targets_note(path: CameraPath | Path | None, count: int) -> str:
     return f"guiding toward {count} path cameras from {where}"
 
 
+def fixer_request(request: RefineRequest, config: RefineConfig, photos, background: tuple[float, float, float],
+                  source: str, progress: ProgressCallback | None = None):
+    """What the fixer of `config.fixer` is built from (`guidance.fixers.FixerRequest`), as `vista refine` builds it;
+    bench/guidance_real.py uses it too, so the benchmark's fixers are the CLI's."""
+    from guidance.fixers import FixerRequest
+
+    return FixerRequest(photos=photos, background=background, source=source, timestep=config.fix_timestep,
+                        prior_config=PriorConfig(steps=request.prior_steps, seed=request.seed),
+                        model_dir=request.model_dir, strength=request.strength, progress=progress)
+
+
 def _make_fixer(request: RefineRequest, tier: str, scene: Scene, data, config: RefineConfig,
                 progress: ProgressCallback | None):
-    """(fixer, patch prior or None) from the registry (guidance.fixers): the img2img pipeline, or a patch prior
-    trained on the photos (its "patch prior" events go to `progress`)."""
-    from guidance.fixers import FixerRequest, build_fixer
-    from guidance.patch_prior import PriorConfig
+    """(fixer, patch prior or None) from the registry (guidance.fixers): the img2img pipeline, inpainting, or a
+    patch prior trained on the photos (its "patch prior" events go to `progress`)."""
+    from guidance.fixers import build_fixer
 
     images = data.images[data.train_indices]
-    if tier != "pipeline":
+    if tier == "prior":
         report(progress, f"training the patch prior on {len(images)} photos ({request.prior_steps} steps)")
-    built = build_fixer(config.fixer, FixerRequest(
-        photos=images, background=scene.background, source=str(data.source), timestep=config.fix_timestep,
-        prior_config=PriorConfig(steps=request.prior_steps, seed=request.seed), model_dir=request.model_dir,
-        strength=request.strength, progress=progress))
+    built = build_fixer(config.fixer, fixer_request(request, config, images, scene.background, str(data.source),
+                                                    progress))
     return built.fix, built.prior

@@ -1,6 +1,7 @@
 """Step 4, refine (optional): diffusion guidance along the session's path into a new scene folder, then
-before/after renders of a few path frames. The scene it starts from is never touched; "Use the original
-scene" goes back to it."""
+before | after renders of a few path frames side by side, captioned with the refine's own check along the path
+(coverage and floaters, before -> after; `vista refine` prints the same line). The scene it starts from is never
+touched; "Use the original scene" goes back to it."""
 
 from __future__ import annotations
 
@@ -67,13 +68,24 @@ def refine_work(job: wsp.Job, workspace: Path, request: RefineRequest) -> dict:
 
     refined = refine(request, progress)
     job.update(stage="before / after renders", force=True)
-    pairs = before_after(original, refined.scene, path, request.out_dir)
-    wsp.update_session(workspace, refined=str(request.out_dir), refine_pairs=pairs)
-    return {"refined": str(request.out_dir), "frames_compared": len(pairs) // 2}
+    pairs = before_after(original, refined.scene, path, request.out_dir, check_caption(refined))
+    wsp.update_session(workspace, refined=str(request.out_dir), refine_pairs=pairs, refine_check=refined.check_line())
+    return {"refined": str(request.out_dir), "frames_compared": len(pairs), "check": refined.check_line()}
 
 
-def before_after(original, refined, path, out: Path) -> list[list[str]]:
-    """The first, middle and last path frames rendered from both scenes: [png file, caption] pairs."""
+def check_caption(result) -> str:
+    """The path check, before -> after, short enough for a gallery caption ('' when it was not run)."""
+    if result.before is None or result.after is None:
+        return ""
+    b, a = result.before, result.after
+    return f"coverage {b.coverage:.2f} → {a.coverage:.2f}, floaters {b.floaters:.3f} → {a.floaters:.3f}"
+
+
+def before_after(original, refined, path, out: Path, numbers: str = "") -> list[list[str]]:
+    """The first, middle and last path frames rendered from both scenes, before | after side by side in one
+    image each: [png file, caption] pairs, the caption ending with `numbers` (the path check)."""
+    import numpy as np
+
     from render.render import render_camera
 
     cameras = path.sample(original.capture.width, original.capture.height)
@@ -81,10 +93,12 @@ def before_after(original, refined, path, out: Path) -> list[list[str]]:
     cameras = cameras.scaled(scale)
     pairs = []
     for k, index in enumerate(sorted({0, len(cameras) // 2, len(cameras) - 1})):
-        for label, scene in (("before", original), ("after", refined)):
-            file = out / "before-after" / f"{k}-{label}.png"
-            atomic_write_bytes(file, png_bytes(render_camera(scene.renderable(), cameras, index).rgb.numpy()))
-            pairs.append([str(file), f"frame {index}: {label}"])
+        before, after = (render_camera(scene.renderable(), cameras, index).rgb.clamp(0, 1).numpy()
+                         for scene in (original, refined))
+        gap = np.ones((cameras.height, max(2, cameras.width // 64), 3), dtype=before.dtype)  # a white seam
+        file = out / "before-after" / f"{k}-before-after.png"
+        atomic_write_bytes(file, png_bytes(np.concatenate([before, gap, after], axis=1)))
+        pairs.append([str(file), f"frame {index}: before | after" + (f" · {numbers}" if numbers else "")])
     return pairs
 
 
@@ -92,5 +106,5 @@ def use_original(workspace: Path) -> str:
     require_idle(workspace, "switch scenes")
     if not wsp.read_session(workspace).get("refined"):
         return "The original scene is already in use."
-    wsp.update_session(workspace, refined=None, refine_pairs=None)
+    wsp.update_session(workspace, refined=None, refine_pairs=None, refine_check=None)
     return "Rendering the original (unrefined) scene again; the refined folder is kept."

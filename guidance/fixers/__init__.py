@@ -1,7 +1,10 @@
 """The fixers refinement can use, by name (`RefineConfig.fixer`): a small registry in place of if/else chains.
 
 - "none": no fixer; the geometric priors train alone.
-- "prior" (`patch_prior.py`): Tier 1, the patch prior's one-step denoiser on holes (CPU).
+- "inpaint" (`inpaint.py`): OpenCV inpainting of the holes alone, no diffusion step (CPU, no model); it isolates
+  what the patch prior's step adds.
+- "prior" (`patch_prior.py`): Tier 1, the patch prior's one-step denoiser on holes, started from that inpainting
+  (CPU).
 - "pipeline" (`pipeline.py`): Tier 2, a diffusers img2img pipeline from a local folder (GPU).
 
 A new method is one file with a `METHOD` (`base.FixerMethod`) and one entry below.
@@ -9,7 +12,7 @@ A new method is one file with a `METHOD` (`base.FixerMethod`) and one entry belo
 
 from __future__ import annotations
 
-from guidance.fixers import patch_prior, pipeline
+from guidance.fixers import inpaint, patch_prior, pipeline
 from guidance.fixers.base import BuiltFixer, Fixer, FixerMethod, FixerRequest
 from guidance.masks import MaskConfig
 from vista_core.errors import VistaError
@@ -18,7 +21,8 @@ __all__ = ["FIXERS", "BuiltFixer", "Fixer", "FixerMethod", "FixerRequest", "buil
 
 NONE = FixerMethod("none", MaskConfig(), lambda request: BuiltFixer(None), repaints=False)
 
-FIXERS: dict[str, FixerMethod] = {method.name: method for method in (NONE, patch_prior.METHOD, pipeline.METHOD)}
+FIXERS: dict[str, FixerMethod] = {method.name: method for method in (NONE, inpaint.METHOD, patch_prior.METHOD,
+                                                                     pipeline.METHOD)}
 
 
 def fixer_method(name: str) -> FixerMethod:

@@ -9,6 +9,10 @@ ground texture does not alias.
 `synthetic_capture(...)` returns the posed images of a short hand-held arc (training views, the
 in-between views held out) plus the cameras of an establishing shot that pulls back and rises,
 and `render_truth(cameras)` gives exact RGB and depth for any cameras.
+
+`procedural_world(seed)` is the scene itself: seed 0 is the fixed scene below (BOXES, SPHERES, the ground
+texture of seed 1234), any other seed draws other shapes, sizes, placements, colours, stripes and ground
+texture, so that a benchmark's seeds are different scenes, not one scene seen with different camera wobble.
 """
 
 from __future__ import annotations
@@ -111,45 +115,91 @@ def _soft_square_wave(x: torch.Tensor, sharpness: float = 6.0) -> torch.Tensor:
 _GROUND_EXTENT = 24.0  # world units covered by the ground texture (it repeats beyond)
 
 
-def _ground_texture() -> torch.Tensor:
-    """A fixed, non-periodic RGB texture [1, 3, 256, 256]: smooth random colour patches at two scales.
+def _ground_texture(seed: int = 1234, grass: tuple[float, float, float] = (0.3, 0.55, 0.25),
+                    stone: tuple[float, float, float] = (0.75, 0.7, 0.58)) -> torch.Tensor:
+    """A non-periodic RGB texture [1, 3, 256, 256]: smooth random colour patches at two scales.
 
     Repeating tiles would let a radiance field explain the ground at a wrong depth (the pattern
-    matches itself one period over), so the pattern is random noise (fixed seed), blurred."""
-    generator = torch.Generator().manual_seed(1234)
+    matches itself one period over), so the pattern is random noise (seeded), blurred."""
+    generator = torch.Generator().manual_seed(seed)
     coarse = torch.rand(1, 1, 16, 16, generator=generator)
     fine = torch.rand(1, 3, 128, 128, generator=generator)
     size = (256, 256)
     coarse = torch.nn.functional.interpolate(coarse, size=size, mode="bicubic", align_corners=False)
     fine = torch.nn.functional.interpolate(fine, size=size, mode="bilinear", align_corners=False)
-    grass = torch.tensor([0.3, 0.55, 0.25])[None, :, None, None]
-    stone = torch.tensor([0.75, 0.7, 0.58])[None, :, None, None]
-    base = grass * coarse + stone * (1 - coarse)
+    base = torch.tensor(grass)[None, :, None, None] * coarse + torch.tensor(stone)[None, :, None, None] * (1 - coarse)
     return (base * (0.6 + 0.5 * fine)).clamp(0, 1)
 
 
 _TEXTURE = _ground_texture()
 
 
-def _ground_albedo(p: torch.Tensor) -> torch.Tensor:
+@dataclass(frozen=True)
+class World:
+    """The procedural scene: boxes, spheres and the ground texture [1, 3, 256, 256]."""
+
+    boxes: tuple[Box, ...]
+    spheres: tuple[Sphere, ...]
+    texture: torch.Tensor
+
+
+DEFAULT_WORLD = World(BOXES, SPHERES, _TEXTURE)
+
+
+def _colour(generator: torch.Generator) -> tuple[float, float, float]:
+    return tuple(float(v) for v in 0.15 + 0.8 * torch.rand(3, generator=generator))
+
+
+def procedural_world(seed: int = 0) -> World:
+    """Seed 0: the fixed scene (DEFAULT_WORLD). Other seeds: a central box the arc looks at (its size, yaw and
+    stripes drawn) plus 2-3 more boxes and 1-3 spheres placed at random around it, all coloured at random, on a
+    ground texture of the seed's own noise and tints."""
+    if seed == 0:
+        return DEFAULT_WORLD
+    g = torch.Generator().manual_seed(10_000 + seed)
+
+    def uniform(lo: float, hi: float) -> float:
+        return lo + (hi - lo) * float(torch.rand((), generator=g))
+
+    def around() -> tuple[float, float]:  # 1.1-2.2 units from the centre, any direction
+        angle, radius = uniform(0, 2 * math.pi), uniform(1.1, 2.2)
+        return radius * math.cos(angle), radius * math.sin(angle)
+
+    h = uniform(0.35, 0.6)
+    boxes = [Box((0.0, 0.0, h), (uniform(0.3, 0.6), uniform(0.25, 0.45), h), uniform(-45, 45), _colour(g), _colour(g),
+                 uniform(0.15, 0.35))]
+    for _ in range(int(torch.randint(2, 4, (), generator=g))):
+        x, y = around()
+        half = (uniform(0.15, 0.6), uniform(0.15, 0.35), uniform(0.15, 0.45))
+        boxes.append(Box((x, y, half[2]), half, uniform(-60, 60), _colour(g), _colour(g), uniform(0.12, 0.35)))
+    spheres = []
+    for _ in range(int(torch.randint(1, 4, (), generator=g))):
+        x, y = around()
+        r = uniform(0.2, 0.5)
+        spheres.append(Sphere((x, y, r), r, _colour(g), _colour(g)))
+    texture = _ground_texture(20_000 + seed, grass=_colour(g), stone=_colour(g))
+    return World(tuple(boxes), tuple(spheres), texture)
+
+
+def _ground_albedo(p: torch.Tensor, texture: torch.Tensor = _TEXTURE) -> torch.Tensor:
     uv = (p[:, :2] / (_GROUND_EXTENT / 2))[None, None]  # [-1, 1] over the texture
-    return torch.nn.functional.grid_sample(_TEXTURE, uv, mode="bilinear", padding_mode="reflection",
+    return torch.nn.functional.grid_sample(texture, uv, mode="bilinear", padding_mode="reflection",
                                            align_corners=False)[0, :, 0].T
 
 
-def _occluded(points: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
+def _occluded(points: torch.Tensor, normals: torch.Tensor, world: World = DEFAULT_WORLD) -> torch.Tensor:
     origins = points + normals * 1e-3
     directions = SUN.expand_as(points)
     blocked = torch.zeros(points.shape[0], dtype=torch.bool)
-    for box in BOXES:
+    for box in world.boxes:
         blocked |= torch.isfinite(_intersect_box(box, origins, directions)[0])
-    for sphere in SPHERES:
+    for sphere in world.spheres:
         blocked |= torch.isfinite(_intersect_sphere(sphere, origins, directions)[0])
     return blocked
 
 
-def cast(rays: Rays) -> Hit:
-    """Exact colour and depth of world-space rays."""
+def cast(rays: Rays, world: World = DEFAULT_WORLD) -> Hit:
+    """Exact colour and depth of world-space rays in `world`."""
     o, d = rays.origins.float(), rays.directions.float()
     n_rays = o.shape[0]
     depth = torch.full((n_rays,), math.inf)
@@ -161,9 +211,9 @@ def cast(rays: Rays) -> Hit:
     hit = t_ground < depth
     depth = torch.where(hit, t_ground, depth)
     point = o + d * torch.where(torch.isfinite(depth), depth, torch.zeros_like(depth))[:, None]
-    albedo[hit] = _ground_albedo(point[hit])
+    albedo[hit] = _ground_albedo(point[hit], world.texture)
     normal[hit] = WORLD_UP
-    for box in BOXES:
+    for box in world.boxes:
         t, local, n = _intersect_box(box, o, d)
         hit = t < depth
         depth = torch.where(hit, t, depth)
@@ -171,7 +221,7 @@ def cast(rays: Rays) -> Hit:
         color = torch.tensor(box.color_a) * stripes + torch.tensor(box.color_b) * (1 - stripes)
         albedo[hit] = color[hit]
         normal[hit] = n[hit]
-    for sphere in SPHERES:
+    for sphere in world.spheres:
         t, n = _intersect_sphere(sphere, o, d)
         hit = t < depth
         depth = torch.where(hit, t, depth)
@@ -186,7 +236,7 @@ def cast(rays: Rays) -> Hit:
     lambert = (normal * SUN).sum(-1).clamp(min=0)
     shadow = torch.zeros(n_rays, dtype=torch.bool)
     if surface.any():
-        shadow[surface] = _occluded(point[surface], normal[surface])
+        shadow[surface] = _occluded(point[surface], normal[surface], world)
     light = 0.35 + 0.65 * lambert * (~shadow).float()
     up = d[:, 2].clamp(0, 1)[:, None] ** 0.6
     sky = SKY_HORIZON * (1 - up) + SKY_ZENITH * up
@@ -194,17 +244,17 @@ def cast(rays: Rays) -> Hit:
     return Hit(depth, rgb.clamp(0, 1))
 
 
-def render_truth(cameras: Cameras, index: int, supersample: int = 2) -> Hit:
+def render_truth(cameras: Cameras, index: int, supersample: int = 2, world: World = DEFAULT_WORLD) -> Hit:
     """Exact RGB [H, W, 3] and depth [H, W] (distance along the ray through the pixel centre) of one camera."""
     h, w = cameras.height, cameras.width
     s = supersample
     ys, xs = torch.meshgrid(torch.arange(h * s), torch.arange(w * s), indexing="ij")
     xy = (torch.stack([xs.reshape(-1), ys.reshape(-1)], -1).float() + 0.5) / s
     rays = camera_rays(cameras, torch.full((xy.shape[0],), index, dtype=torch.long), xy)
-    rgb = cast(rays).rgb.reshape(h, s, w, s, 3).mean(dim=(1, 3))
+    rgb = cast(rays, world).rgb.reshape(h, s, w, s, 3).mean(dim=(1, 3))
     ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     centres = torch.stack([xs.reshape(-1), ys.reshape(-1)], -1).float() + 0.5
-    depth = cast(camera_rays(cameras, torch.full((h * w,), index, dtype=torch.long), centres)).depth.reshape(h, w)
+    depth = cast(camera_rays(cameras, torch.full((h * w,), index, dtype=torch.long), centres), world).depth.reshape(h, w)
     return Hit(depth, rgb)
 
 
@@ -260,13 +310,15 @@ class SyntheticCapture:
 
 def synthetic_capture(n_train: int = 12, width: int = 64, height: int = 48, n_path: int = 8, seed: int = 0,
                       pull_back: float = 1.5, rise_deg: float = 20.0) -> SyntheticCapture:
-    """Render the hand-held arc, its in-between views and an establishing shot of the procedural scene.
+    """Render the hand-held arc, its in-between views and an establishing shot of `procedural_world(seed)`.
 
-    The capture is the same for every seed of a benchmark unless `seed` changes the hand-held wobble."""
+    `seed` draws the scene (shapes, sizes, placements, colours, textures) and the hand-held wobble: each seed is
+    a different scene; seed 0 is the fixed one."""
+    world = procedural_world(seed)
     train = hand_held_arc(n_train, width, height, seed)
     between = interpolation_cameras(train)
     cameras = train.concat(between)
-    truths = [render_truth(cameras, i) for i in range(len(cameras))]
+    truths = [render_truth(cameras, i, world=world) for i in range(len(cameras))]
     images = torch.stack([(t.rgb * 255 + 0.5).clamp(0, 255).to(torch.uint8) for t in truths])
     train_idx = list(range(n_train))
     heldout = list(range(n_train, len(cameras)))
@@ -274,5 +326,5 @@ def synthetic_capture(n_train: int = 12, width: int = 64, height: int = 48, n_pa
     data = PosedImages(cameras, images, names, train_idx, heldout, "unbounded", normalize_unbounded(train),
                        (0.0, 0.0, 0.0), f"procedural(seed={seed}, {width}x{height})")
     path = establishing_path(train, data.scene_from_world, n_path, pull_back=pull_back, rise_deg=rise_deg)
-    path_truth = [render_truth(path, i) for i in range(len(path))]
+    path_truth = [render_truth(path, i, world=world) for i in range(len(path))]
     return SyntheticCapture(data, heldout, path, path_truth, [truths[i] for i in heldout])

@@ -1,0 +1,110 @@
+"""The table, the gate and the provenance of bench/guidance_real.py's results (issue 24)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+KEYS = ("path_psnr", "path_ssim", "floaters", "floaters_own", "flicker", "train_psnr", "seconds", "prior_seconds")
+
+
+def fmt(row: dict) -> str:
+    return (f"path {row['path_psnr']:.2f} dB / {row['path_ssim']:.3f}, floaters {row['floaters']:.4f} "
+            f"(own {row['floaters_own']:.4f}), flicker {row['flicker'] * 255:.2f}/255 "
+            f"({row['flicker_compared']:.0%} of pixels compared), train {row['train_psnr']:.2f} dB")
+
+
+def summarise(result: dict) -> tuple[dict, list[str]]:
+    """Means over seeds per variant, the per-seed deltas against `none`, the gate; (means, table lines)."""
+    rows = result["rows"]
+    names = list(dict.fromkeys(r["variant"] for r in rows))
+    seeds = sorted({r["seed"] for r in rows})
+    means = {n: {k: float(np.mean([r[k] for r in rows if r["variant"] == n and k in r]))
+                 for k in KEYS if any(k in r for r in rows if r["variant"] == n)} for n in names}
+    lines = [f"### {result['dataset']}: {len(result['split']['path'])} held-out path views, mean over seeds {seeds}",
+             "", "| variant | path PSNR | path SSIM | floaters (vs reference depth) | floaters (own check) | "
+             "flicker (/255) | train PSNR | refine s | + prior s |", "|---|---|---|---|---|---|---|---|---|"]
+    for n in names:
+        m = means[n]
+        lines.append(f"| {n} | {m['path_psnr']:.2f} | {m['path_ssim']:.3f} | {m['floaters']:.4f} | "
+                     f"{m['floaters_own']:.4f} | {m['flicker'] * 255:.2f} | {m['train_psnr']:.2f} | "
+                     f"{m.get('seconds', 0):.0f} | {m.get('prior_seconds', 0):.0f} |")
+    base_s = means.get("base", {}).get("seconds", float("nan"))
+    lines.append(f"\nbase scene training: {base_s:.0f} s (mean over seeds)")
+    for variant, why in result["skipped"].items():
+        lines.append(f"- {variant}: skipped ({why})")
+    gate = {}
+    if "none" in means:
+        for n in [n for n in names if n not in ("none", "base")]:
+            per_seed = []
+            for seed in seeds:
+                a = next((r for r in rows if r["seed"] == seed and r["variant"] == n), None)
+                b = next((r for r in rows if r["seed"] == seed and r["variant"] == "none"), None)
+                if a and b:
+                    per_seed.append(delta(a, b))
+            d = {k: float(np.mean([p[k] for p in per_seed])) for k in per_seed[0]} if per_seed else {}
+            if not d:
+                continue
+            passed = (d["path_psnr"] >= 0.5 and d["floaters"] <= -0.25 and d["train_psnr"] >= -0.1
+                      and d["flicker"] <= 0)
+            gate[n] = {"mean": d, "per_seed": dict(zip(map(str, seeds), per_seed)), "gate": passed}
+            lines.append(f"- {n} vs none: path {d['path_psnr']:+.2f} dB, floaters {d['floaters'] * 100:+.0f}%, "
+                         f"train {d['train_psnr']:+.2f} dB, flicker {d['flicker'] * 255:+.2f}/255 -> gate "
+                         f"{'PASSED' if passed else 'not reached'}; per seed path dB "
+                         + ", ".join(f"{p['path_psnr']:+.2f}" for p in per_seed))
+    if {"fixer", "inpaint"} <= set(names):
+        gate["diffusion_pays"] = diffusion_pays(rows, seeds)
+        lines.append(f"- fixer vs inpaint (does the diffusion step pay?): {gate['diffusion_pays']['verdict']}")
+    if "fixer" in means and "base" in means:
+        total = means["fixer"]["seconds"] + means["fixer"].get("prior_seconds", 0)
+        lines.append(f"- time: the default refine (with its patch prior) {total:.0f} s against {base_s:.0f} s of "
+                     f"training: {'no longer' if total <= base_s else 'LONGER'} than the training it refines")
+    result["means"], result["gate"] = means, gate
+    return means, lines
+
+
+def delta(a: dict, b: dict) -> dict:
+    return {"path_psnr": a["path_psnr"] - b["path_psnr"], "path_ssim": a["path_ssim"] - b["path_ssim"],
+            "floaters": a["floaters"] / max(b["floaters"], 1e-12) - 1, "flicker": a["flicker"] - b["flicker"],
+            "train_psnr": a["train_psnr"] - b["train_psnr"]}
+
+
+def diffusion_pays(rows: list[dict], seeds: list[int]) -> dict:
+    """fixer minus inpaint per seed, against the seed-to-seed spread (standard deviation over seeds) of either."""
+    def values(variant: str, key: str) -> list[float]:
+        return [next(r[key] for r in rows if r["seed"] == s and r["variant"] == variant) for s in seeds]
+
+    out = {}
+    for key, better in (("path_psnr", 1.0), ("floaters", -1.0)):
+        fixer, inpaint = np.array(values("fixer", key)), np.array(values("inpaint", key))
+        margin = float(np.mean(fixer - inpaint)) * better
+        spread = float(max(np.std(fixer), np.std(inpaint))) if len(seeds) > 1 else float("nan")
+        out[key] = {"margin": margin, "spread": spread, "pays": bool(len(seeds) > 1 and margin > spread)}
+    pays = any(v["pays"] for v in out.values())
+    out["verdict"] = ("needs 2 or more seeds" if len(seeds) < 2 else
+                      ("yes" if pays else "no") + f" (path {out['path_psnr']['margin']:+.2f} dB vs spread "
+                      f"{out['path_psnr']['spread']:.2f}; floaters {out['floaters']['margin']:+.4f} lower vs spread "
+                      f"{out['floaters']['spread']:.4f})")
+    out["pays"] = pays
+    return out
+
+
+def provenance() -> dict:
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                        "cuda": torch.cuda.is_available()}}
