@@ -143,8 +143,7 @@ def photos_section(ui: Studio) -> None:
     gr.Markdown("## 1. Photos")
     with gr.Row():
         with gr.Column():
-            # step-1 buttons wake up when the page's load event has run: a click before it would be undone by
-            # the load's (older) view of the session
+            # step-1 buttons wake up after the page's load event: its (older) view of the session would undo a click
             ui.sample_btn = gr.Button("Use the sample scene (lego)", variant="primary", elem_id="use-sample",
                                       interactive=False)
             with gr.Row():
@@ -270,13 +269,12 @@ def refine_section(ui: Studio) -> None:
     gr.Markdown("## 4. Refine (optional)")
     with gr.Row():
         ui.tier = gr.Radio(list(refine.FIXERS_OFFERED), value="prior", label="Guidance tier",
-                           info="prior: a small model trained on your photos (CPU); inpaint: holes filled "
-                                "without a model (CPU, fast); pipeline: an img2img diffusion model from a local "
-                                "folder (GPU)")
+                           info="prior: a small model trained on your photos (CPU); inpaint: holes filled without a "
+                                "model (CPU, fast); pipeline: an img2img diffusion model from a local folder (GPU)")
         ui.model_dir = gr.Textbox(label="Model folder (pipeline tier, inside the workspace)")
         ui.refine_steps = gr.Slider(3, 3000, value=refine.RefineRequest.steps, step=1, label="Guided training steps")
-        ui.prior_steps = gr.Slider(10, 3000, value=refine.RefineRequest.prior_steps, step=10, label="Prior training steps (~15 min per 1500 "
-                                                                        "on 2 CPU cores)")
+        ui.prior_steps = gr.Slider(10, 3000, value=refine.RefineRequest.prior_steps, step=10,
+                                   label="Prior training steps (~15 min per 1500 on 2 CPU cores)")
     with gr.Row():
         ui.refine_btn = gr.Button("Refine along the path", interactive=False, elem_id="refine")
         ui.refine_cancel = gr.Button("Cancel", variant="stop", elem_id="refine-cancel")
