@@ -275,6 +275,11 @@ def probe_video(path: Path) -> VideoInfo:
 
 def read_frames(path: Path, indices: Iterable[int] | None = None) -> list[np.ndarray]:
     """Decode frames (all, or those at `indices`) to uint8 RGB with FFmpeg's H.264 decoder."""
+    return _decode(path, indices, lambda frame: frame.to_ndarray(format="rgb24"))
+
+
+def _decode(path: Path, indices: Iterable[int] | None, convert) -> list[np.ndarray]:
+    """`convert(frame)` of the video's frames (all, or those at `indices`), decoded by FFmpeg through PyAV."""
     import av
 
     wanted = None if indices is None else set(indices)
@@ -283,7 +288,7 @@ def read_frames(path: Path, indices: Iterable[int] | None = None) -> list[np.nda
         with av.open(str(path)) as container:
             for k, frame in enumerate(container.decode(video=0)):
                 if wanted is None or k in wanted:
-                    out.append(frame.to_ndarray(format="rgb24"))
+                    out.append(convert(frame))
     except av.FFmpegError as error:
         raise VistaError(f"{path}: not a readable video ({error})") from error
     return out
@@ -292,15 +297,5 @@ def read_frames(path: Path, indices: Iterable[int] | None = None) -> list[np.nda
 def read_frames_rgba16(path: Path, indices: Iterable[int] | None = None) -> list[np.ndarray]:
     """Decode frames (all, or those at `indices`) to uint16 RGBA [H, W, 4] (alpha 65535 if the video has none);
     for ProRes 4444 the alpha is the stored one, the colour BT.709 as tagged."""
-    import av
-
-    wanted = None if indices is None else set(indices)
-    out = []
-    try:
-        with av.open(str(path)) as container:
-            for k, frame in enumerate(container.decode(video=0)):
-                if wanted is None or k in wanted:
-                    out.append(frame.reformat(format="rgba64le", src_colorspace=1, src_color_range=1).to_ndarray())
-    except av.FFmpegError as error:
-        raise VistaError(f"{path}: not a readable video ({error})") from error
-    return out
+    return _decode(path, indices,
+                   lambda frame: frame.reformat(format="rgba64le", src_colorspace=1, src_color_range=1).to_ndarray())

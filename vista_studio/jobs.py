@@ -52,8 +52,8 @@ def jobs_table(root: Path, workspace: Path) -> list[list[Any]]:
     return [_line(row, workspace) for row in studio_store(root).rows(owner=_owner(workspace))]
 
 
-def cancel(root: Path, workspace: Path, job_id: int | str | None) -> str:
-    """Cancel one of this session's jobs; another session's job number is unknown here."""
+def _own_job(root: Path, workspace: Path, job_id: int | str | None):
+    """(the store, the job's number) for one of this session's jobs; another session's number is unknown here."""
     try:
         number = int(job_id)
     except (TypeError, ValueError) as error:
@@ -61,18 +61,18 @@ def cancel(root: Path, workspace: Path, job_id: int | str | None) -> str:
     store = studio_store(root)
     if not any(row.id == number for row in store.rows(owner=_owner(workspace))):
         raise VistaError(f"no job {number} in this session")
+    return store, number
+
+
+def cancel(root: Path, workspace: Path, job_id: int | str | None) -> str:
+    """Cancel one of this session's jobs."""
+    store, number = _own_job(root, workspace, job_id)
     return store.cancel(number)
 
 
 def resume(root: Path, workspace: Path, job_id: int | str | None) -> str:
     """Run one of this session's interrupted (or failed) jobs again, in a new worker process."""
-    try:
-        number = int(job_id)
-    except (TypeError, ValueError) as error:
-        raise VistaError("choose a job: type its number from the jobs table") from error
-    store = studio_store(root)
-    if not any(row.id == number for row in store.rows(owner=_owner(workspace))):
-        raise VistaError(f"no job {number} in this session")
+    store, number = _own_job(root, workspace, job_id)
     store.resume(number)
     start_worker(store.workspace, number)
     return f"job {number} resumed"
