@@ -108,7 +108,7 @@ def train_variant(name: str, data, args) -> dict:
 
 def counting_renderable(scene) -> Renderable:
     r = scene.renderable()
-    return Renderable(CountingField(r.field), r.grid, r.kind, r.scene_from_world, r.background, r.sampling)
+    return Renderable(CountingField(r.field), r.grid, r.kind, r.scene_from_world, r.background, r.sampling, r.proposals)
 
 
 def time_task(renderable: Renderable, task: str, cameras: Cameras | None, pixels: TrainingPixels | None, data,

@@ -51,6 +51,16 @@ static inline int64_t last_step_in_cell(const March *m, const float *o, const fl
     return first > k + 1 ? first - 1 : k;
 }
 
+/* Writes a kept step at index `kept` of the outputs (the counting pass passes NULL and only counts). */
+static inline void emit(int64_t kept, int64_t r, float start, float end, const float u[3], int64_t *ray_out,
+                        float *starts_out, float *ends_out, float *u_out) {
+    if (ray_out == 0) return;
+    ray_out[kept] = r;
+    starts_out[kept] = start;
+    ends_out[kept] = end;
+    for (int a = 0; a < 3; ++a) u_out[3 * kept + a] = u[a];
+}
+
 /* The kept steps of ray r; writes them at out (if not NULL). Returns their number. */
 static int64_t march_ray(const March *m, int64_t r, int64_t *ray_out, float *starts_out, float *ends_out,
                          float *u_out) {
@@ -87,13 +97,7 @@ static int64_t march_ray(const March *m, int64_t r, int64_t *ray_out, float *sta
         }
         /* (skipping empty fine cells the same way cost more than it saved: measured) */
         if (!m->occupied[(c[0] * res + c[1]) * res + c[2]]) continue;
-        if (ray_out != 0) {
-            ray_out[kept] = r;
-            starts_out[kept] = start;
-            ends_out[kept] = end;
-            for (int a = 0; a < 3; ++a) u_out[3 * kept + a] = u[a];
-        }
-        ++kept;
+        emit(kept++, r, start, end, u, ray_out, starts_out, ends_out, u_out);
     }
     return kept;
 }
@@ -214,13 +218,7 @@ static int64_t ub_march_ray(const Unbounded *m, int64_t r, int64_t *ray_out, flo
                 c[a] = clamp_cell(u[a] * (float)res, res);
             }
             if (m->occupied[(c[0] * res + c[1]) * res + c[2]]) {
-                if (ray_out != 0) {
-                    ray_out[kept] = r;
-                    starts_out[kept] = start;
-                    ends_out[kept] = end;
-                    for (int a = 0; a < 3; ++a) u_out[3 * kept + a] = u[a];
-                }
-                ++kept;
+                emit(kept++, r, start, end, u, ray_out, starts_out, ends_out, u_out);
             }
         }
         start = end;

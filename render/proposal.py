@@ -93,7 +93,7 @@ def render_proposal_rays(renderable, proposals: Proposals, rays: Rays, jitter: t
     bg = renderable.background if background is None else background
     color = (weights * rgb).sum(dim=-2) + (1.0 - opacity)[:, None] * bg
     regularizer = distortion = None
-    if training:
+    if training and torch.is_grad_enabled():  # a no-gradient render with jitter (guidance) needs no losses
         weights_list.append(weights)
         samples_list.append(samples)
         interlevel, distortion_value = interlevel_and_distortion(weights_list, samples_list)
