@@ -33,12 +33,6 @@ log = logging.getLogger("vista.app")
 
 DEFAULT_WORKSPACE = Path("outputs/app")
 POLL_EVERY_S = 1.5
-CSS = """
-.vista-bar {height: 14px; background: #e8eef5; border-radius: 7px; overflow: hidden}
-.vista-bar > div {height: 100%; transition: width 0.4s}
-.vista-line {margin-top: 4px; font-size: 0.95em}
-.vista-msg {margin-top: 4px; color: #c0392b}
-"""
 
 
 def user_errors(fn: Callable) -> Callable:
@@ -74,10 +68,6 @@ def uploaded(fn: Callable) -> Callable:
     return run
 
 
-def request_hash(request: gr.Request | None) -> str | None:
-    return getattr(request, "session_hash", None)
-
-
 class Studio:
     """The studio's components by name (each section adds its own; the names are vista_studio.views'), and
     the translation from the steps' plain values to Gradio events and updates."""
@@ -102,7 +92,7 @@ class Studio:
         return [self.notice, *self.outputs(*views.VIEW)]
 
     def workspace(self, request: gr.Request | None) -> Path:
-        return session.session_folder(self.root, request_hash(request))
+        return session.session_folder(self.root, session.request_hash(request))
 
     def action(self, fn: Callable, photos: bool = False, path: bool = False, outputs: bool = False) -> Callable:
         """An event handler: run `fn(workspace, *inputs)`, show its message, refresh the views."""
@@ -180,6 +170,7 @@ def build_section(ui: Studio) -> None:
                              elem_id="preset")
         ui.minutes = gr.Number(None, label="Time budget (minutes, optional)", minimum=0)
         ui.seed = gr.Number(0, label="Seed", precision=0)
+        ui.anti_alias = gr.Checkbox(False, label="Anti-alias (footprint-weighted levels)", info=build.ANTI_ALIAS_INFO)
     with gr.Row():
         ui.build_btn = gr.Button("Build", variant="primary", elem_id="build", interactive=False)
         ui.cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel")
@@ -191,7 +182,7 @@ def build_section(ui: Studio) -> None:
 
 
 def wire_build(ui: Studio) -> None:
-    ui.build_btn.click(ui.action(build.start_build), [ui.preset, ui.minutes, ui.seed], ui.view,
+    ui.build_btn.click(ui.action(build.start_build), [ui.preset, ui.minutes, ui.seed, ui.anti_alias], ui.view,
                        api_name="build")
     ui.cancel_btn.click(ui.action(session.cancel_current), [], ui.view, api_name="cancel")
 
@@ -231,11 +222,12 @@ def path_section(ui: Studio) -> None:
                                  file_types=[".json", ".glb", ".gltf"], height=100)
         ui.export_btn = gr.Button("Export camera_path.json", interactive=False)
         ui.export_file = gr.File(label="camera_path.json", interactive=False, height=100)
+        ui.camera_btn = gr.Button("Download camera (.glb)", interactive=False, elem_id="export-camera")
+        ui.camera_file = gr.File(label="camera.glb (glTF camera animation: Blender, Nuke)", interactive=False, height=100)
     ui.preview_progress = gr.HTML("")
     ui.preview_video = gr.Video(label="Preview clip", interactive=False, height=240)
     with gr.Row(visible=False):  # the map click, as an API endpoint (pixel coordinates of the map image)
-        ui.click_x = gr.Number(label="x")
-        ui.click_y = gr.Number(label="y")
+        ui.click_x, ui.click_y = gr.Number(label="x"), gr.Number(label="y")
         ui.click_btn = gr.Button("add keyframe at pixel")
 
 
@@ -259,6 +251,8 @@ def wire_path(ui: Studio) -> None:
                           api_name="import_path")
     ui.export_btn.click(ui.query(path.export_path), [ui.r_width, ui.r_height], [ui.export_file],
                         api_name="export_path")
+    ui.camera_btn.click(ui.query(path.export_camera, "camera_file"), [ui.r_width, ui.r_height], [ui.camera_file],
+                        api_name="export_camera")
     ui.preview_btn.click(ui.action(render_step.start_preview_clip), [ui.r_width, ui.r_height, ui.r_fps],
                          ui.view, api_name="preview_clip")
     ui.coverage_btn.click(ui.action(path.start_coverage), [ui.r_width, ui.r_height], ui.view,
@@ -301,18 +295,24 @@ def render_section(ui: Studio) -> None:
                                 info="anti-aliased: 2x2 rays per pixel, less shimmer when the camera pulls back; "
                                      "4x the render time")
     with gr.Row():
+        ui.r_format = gr.Radio(list(render_step.OUTPUTS), value="mp4", label="Output format", elem_id="render-format",
+                               info=render_step.FORMAT_INFO)
+        ui.r_shutter = gr.Slider(0, 1, value=0, step=0.05, label="Motion blur (shutter)", info=render_step.SHUTTER_INFO)
+        ui.r_samples = gr.Slider(2, 16, value=8, step=1, label="Motion blur samples", info=render_step.SAMPLES_INFO)
+    with gr.Row():
         ui.render_btn = gr.Button("Render", variant="primary", interactive=False, elem_id="render")
         ui.render_cancel = gr.Button("Cancel", variant="stop")
     ui.render_progress = gr.HTML("", elem_id="render-progress")
     ui.video = gr.Video(label="The shot", interactive=False, elem_id="shot", height=360)
-    ui.downloads = gr.File(label="Downloads: MP4, camera_path.json, recipe", file_count="multiple",
-                           interactive=False)
+    ui.downloads = gr.File(label="Downloads: the shot (MP4, MOV or zip of frames), camera_path.json, recipe",
+                           file_count="multiple", interactive=False)
     ui.provenance_md = gr.Markdown("")
 
 
 def wire_render(ui: Studio) -> None:
     ui.render_btn.click(ui.action(render_step.start_final_render),
-                        [ui.r_width, ui.r_height, ui.r_fps, ui.r_quality], ui.view, api_name="render")
+                        [ui.r_width, ui.r_height, ui.r_fps, ui.r_quality, ui.r_format, ui.r_shutter, ui.r_samples],
+                        ui.view, api_name="render")
     ui.render_cancel.click(ui.action(session.cancel_current), [], ui.view, api_visibility="private")
 
 
@@ -333,15 +333,15 @@ def wire_details(ui: Studio, demo: gr.Blocks) -> None:
     progress = ui.outputs(*views.PROGRESS)
 
     def poll(request: gr.Request, seen):
-        workspace = session.known_folder(request_hash(request))
+        workspace = session.known_folder(session.request_hash(request))
         return ui.updates(views.poll_view(workspace, seen), workspace)
 
     ui.timer.tick(poll, [ui.seen], [*progress, *ui.outputs(*views.VIEW)], concurrency_limit=None,
                   show_progress="hidden", api_visibility="private")
 
     def on_load(request: gr.Request, stored_key):
-        update = views.load_view(ui.root, stored_key, request_hash(request))
-        return ui.updates(update, session.known_folder(request_hash(request)))
+        update = views.load_view(ui.root, stored_key, session.request_hash(request))
+        return ui.updates(update, session.known_folder(session.request_hash(request)))
 
     demo.load(user_errors(on_load), [ui.token], [*ui.outputs(*views.LOAD), *progress, *ui.outputs(*views.VIEW)],
               api_visibility="private")
@@ -386,7 +386,7 @@ def launch_app(root: Path = DEFAULT_WORKSPACE, host: str = "127.0.0.1", port: in
     demo.queue(default_concurrency_limit=1)
     # allowed_paths stays empty: Gradio serves allowed paths to anyone who names a file in them
     demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=quiet,
-                max_file_size=wsp.MAX_UPLOAD_BYTES, allowed_paths=[], css=CSS, show_error=True)
+                max_file_size=wsp.MAX_UPLOAD_BYTES, allowed_paths=[], css=views.CSS, show_error=True)
     return demo
 
 

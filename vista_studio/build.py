@@ -37,7 +37,12 @@ PREVIEW_EVERY_S = 3.0
 NO_PHOTOS = "no photos yet: pick the sample scene, upload photos or load a folder first"
 
 
-def start_build(workspace: Path, preset: str, minutes: float | None, seed: float | None) -> str:
+ANTI_ALIAS_INFO = ("weigh the hash grid's fine levels by each sample's pixel footprint: less shimmer in shots "
+                   "that pull back further than the photos were taken; a little slower")
+
+
+def start_build(workspace: Path, preset: str, minutes: float | None, seed: float | None,
+                anti_alias: bool = False) -> str:
     minutes = number(minutes, "time budget (minutes)", 0, 1e9, optional=True) or None
     if minutes is not None and minutes > limits.LIMITS.max_build_minutes:
         raise VistaError(f"time budget: {minutes:,g} minutes is more than the studio allows per build "
@@ -48,13 +53,16 @@ def start_build(workspace: Path, preset: str, minutes: float | None, seed: float
         raise VistaError(NO_PHOTOS)
     # uploaded photos are posed into workspace/data by the job itself
     request = TrainRequest(Path(session.get("data") or workspace / "data"), workspace / "scene", preset=preset,
-                           minutes=minutes, seed=seed)
-    wsp.update_session(workspace, build_options={"preset": preset, "minutes": minutes, "seed": seed})
-    wsp.start_job(workspace, "build", lambda job: build_work(job, workspace, request))
+                           minutes=minutes, seed=seed, anti_alias=bool(anti_alias))
+    # a checkpoint of the other field (anti-alias switched since the last Build) cannot be continued: start over
+    switched = bool((session.get("build_options") or {}).get("anti_alias", False)) != request.anti_alias
+    wsp.update_session(workspace, build_options={"preset": preset, "minutes": minutes, "seed": seed,
+                                                 "anti_alias": request.anti_alias})
+    wsp.start_job(workspace, "build", lambda job: build_work(job, workspace, request, may_resume=not switched))
     return "Build started: the progress shows below (it keeps running if you close or reload the page)."
 
 
-def build_work(job: wsp.Job, workspace: Path, request: TrainRequest) -> dict:
+def build_work(job: wsp.Job, workspace: Path, request: TrainRequest, may_resume: bool = True) -> dict:
     """The build job: 1. poses from photos (if uploaded), 2. train and 3. evaluate on held-out views
     (vista_api.train)."""
     session = wsp.read_session(workspace)
@@ -69,7 +77,7 @@ def build_work(job: wsp.Job, workspace: Path, request: TrainRequest) -> dict:
     job.update(stage="loading posed photos", force=True)
     reporter = TrainingReporter(job, workspace, request.preset)
     data = load_dataset(request, reporter)
-    resume = continues_checkpoint(request, data)
+    resume = may_resume and continues_checkpoint(request, data)
     try:
         trained = train_on(data, dataclasses.replace(request, resume=resume, overwrite=not resume), reporter)
     except Cancelled:

@@ -68,13 +68,17 @@ def check_quota(workspace: Path, adding: int = 0) -> None:
                          f"{gigabytes(used)}{extra}; start a new session (a new browser profile) for more work")
 
 
-def check_render(width: int, height: int, frames: int) -> None:
-    """Refuse a render larger than width x height x frames allows."""
-    if width * height * frames > LIMITS.max_render_pixel_frames:
+def check_render(width: int, height: int, frames: int, renders_per_frame: int = 1) -> None:
+    """Refuse a render larger than width x height x frames allows; a motion-blurred frame is `renders_per_frame`
+    sub-frame renders, and costs as many frames."""
+    if width * height * frames * renders_per_frame > LIMITS.max_render_pixel_frames:
         cap = LIMITS.max_render_pixel_frames
-        raise VistaError(f"render: {width} x {height} x {frames:,} frames is more than the studio allows per job "
-                         f"({cap:,} pixels x frames, e.g. {cap // (1920 * 1080):,} frames at 1920 x 1080); "
-                         "make it smaller, shorter or at a lower frame rate")
+        blurred = renders_per_frame > 1
+        raise VistaError(f"render: {width} x {height} x {frames:,} frames"
+                         f"{f' x {renders_per_frame} motion blur samples' if blurred else ''} is more than the studio "
+                         f"allows per job ({cap:,} pixels x frames, e.g. {cap // (1920 * 1080):,} frames at 1920 x "
+                         "1080); make it smaller, shorter or at a lower frame rate"
+                         + (", or use fewer motion blur samples" if blurred else ""))
 
 
 def check_steps(steps: int, what: str) -> int:

@@ -43,6 +43,7 @@ PATH_DIR = "path"
 KEYS_FILE = "keyframes.json"
 MAP_JSON = "map.json"
 COVERAGE_FILE = "coverage.json"
+CAMERA_GLB = "camera.glb"
 COVERAGE_FRAMES = 24
 """Frames of the path actually scored for coverage (the others take the nearest score), as `vista path
 --coverage-frames`; the app keeps it small so the check takes seconds."""
@@ -278,11 +279,25 @@ def import_path(workspace: Path, file: str | None) -> str:
     return f"Imported {len(path.keyframes)} keyframes ({source}) from {Path(file).name}."
 
 
-def export_path(workspace: Path, width: int, height: int) -> str:
-    """The path as nerfstudio's camera_path.json at the render size; the file to download."""
+def export_files(workspace: Path, width, height, camera_glb: bool = False) -> PathFiles:
+    """The session's path written by vista_api.paths.write_path at the render size: nerfstudio's camera_path.json,
+    and with `camera_glb` also the glTF camera animation (as `vista path --export-camera`)."""
     path = read_path(workspace)
     if path is None:
         raise VistaError("no path to export yet: add keyframes or apply a preset")
-    files = PathFiles(workspace / PATH_DIR / "camera_path.json", *check_size(width, height))
+    folder = workspace / PATH_DIR
+    files = PathFiles(folder / "camera_path.json", *check_size(width, height),
+                      camera_glb=folder / CAMERA_GLB if camera_glb else None)
     write_path(files, path)
-    return str(files.out)
+    return files
+
+
+def export_path(workspace: Path, width: int, height: int) -> str:
+    """The path as nerfstudio's camera_path.json at the render size; the file to download."""
+    return str(export_files(workspace, width, height).out)
+
+
+def export_camera(workspace: Path, width: int, height: int) -> str:
+    """The path as a glTF camera animation (.glb) for Blender, Nuke or three.js; the file to download. It imports
+    back (import_path) as the same keyframes."""
+    return str(export_files(workspace, width, height, camera_glb=True).camera_glb)

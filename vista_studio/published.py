@@ -23,7 +23,7 @@ from typing import Any
 from vista_studio import session as studio_session
 
 FILE_VIEWS = ("gallery", "map_img", "model3d", "preview_video", "refine_gallery", "video", "downloads",
-              "preview_img", "export_file")
+              "preview_img", "export_file", "camera_file")
 """The components whose values are files (or lists of files, or (file, caption) pairs)."""
 
 

@@ -42,6 +42,11 @@ _ON_DELETE: list[weakref.WeakMethod] = []
 """Bound methods called with each session folder idle cleaning deletes (weakly held: a closed studio's go)."""
 
 
+def request_hash(request) -> str | None:
+    """The Gradio session hash of an event's request (a gr.Request; None outside an event)."""
+    return getattr(request, "session_hash", None)
+
+
 def on_session_deleted(callback: Callable[[Path], None]) -> None:
     """Have idle cleaning call `callback(folder)` (a bound method) for each session folder it deletes."""
     with _LOCK:

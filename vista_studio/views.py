@@ -22,14 +22,21 @@ from vista_studio.photos import photo_gallery
 from vista_studio.session import restore_session, session_line
 
 VIEW = ("session_md", "build_md", "build_btn", "apply_btn", "clear_btn", "preset_btn", "preview_btn",
-        "coverage_btn", "export_btn", "render_btn", "refine_btn", "gallery", "keys", "map_img", "path_md", "model3d",
+        "coverage_btn", "export_btn", "camera_btn", "render_btn", "refine_btn", "gallery", "keys", "map_img", "path_md", "model3d",
         "preview_video", "refine_gallery", "video", "downloads", "provenance_md")
 """What every action refreshes, in the order of its outputs (gradio_client callers index into that tuple)."""
 PROGRESS = ("build_progress", "psnr_plot", "preview_img", "preview_progress", "refine_progress",
             "render_progress", "job_json", "seen")
 """What the timer refreshes while a job runs."""
-LOAD = ("token", "preset", "minutes", "seed", "sample_btn", "folder_btn", "check_btn")
+LOAD = ("token", "preset", "minutes", "seed", "anti_alias", "sample_btn", "folder_btn", "check_btn")
 """What only the page load sets: the browser's session key, the build settings, the step-1 buttons."""
+CSS = """
+.vista-bar {height: 14px; background: #e8eef5; border-radius: 7px; overflow: hidden}
+.vista-bar > div {height: 100%; transition: width 0.4s}
+.vista-line {margin-top: 4px; font-size: 0.95em}
+.vista-msg {margin-top: 4px; color: #c0392b}
+"""
+"""The progress bars' look (vista-bar: the bar, vista-line: its status line, vista-msg: a failed job's message)."""
 
 
 @dataclass(frozen=True)
@@ -106,17 +113,24 @@ def build_summary(session: dict) -> str:
 
 
 def render_summary(session: dict) -> tuple[str | None, list[str] | None, str]:
-    """The shot, its downloads (MP4, camera_path.json, recipe) and the text under it (with the provenance)."""
+    """The shot to play (an MP4 only: the browser plays no ProRes and no frame sequence), its downloads (the shot as
+    written, a sequence as its zip; camera_path.json, recipe) and the text under it (with the provenance)."""
     video = session.get("video")
-    if not video or not Path(video["video"]).is_file():
+    if not video or not Path(video["video"]).exists():
         return None, None, ""
-    files = [video[k] for k in ("video", "camera_path", "recipe") if video.get(k) and Path(video[k]).is_file()]
-    text = (f"{video['frames']} frames at {video['width']} × {video['height']}, {video['fps']:g} fps "
-            f"({video['frames_per_s']} frames/s rendered). {video['flicker']}"
+    shown = video["video"] if video.get("format", "mp4") == "mp4" else None
+    files = [video[k] for k in ("download", "camera_path", "recipe") if video.get(k) and Path(video[k]).is_file()]
+    if not video.get("download") and Path(video["video"]).is_file():  # a session rendered before the formats
+        files.insert(0, video["video"])
+    written = "" if shown else (f"Written as {video['format']} ({Path(video['video']).name}): download it below; "
+                                "the browser shows MP4 only. ")
+    blur = f" Motion blur: shutter {video['motion_blur']:g}." if video.get("motion_blur") else ""
+    text = (written + f"{video['frames']} frames at {video['width']} × {video['height']}, {video['fps']:g} fps "
+            f"({video['frames_per_s']} frames/s rendered). {video['flicker']}{blur}"
             + (f" {video['retimed'][0].upper()}{video['retimed'][1:]}." if video.get("retimed") else "")
             + "\n\n"
             f"**Provenance**\n```\n{video.get('provenance', '')}\n```")
-    return video["video"], files, text
+    return shown, files, text
 
 
 # --- views ----------------------------------------------------------------------------------------
@@ -133,7 +147,7 @@ def studio_view(workspace: Path, photos: bool = False, path: bool = False, outpu
         "session_md": session_line(workspace), "build_md": build_summary(session),
         "build_btn": Enabled(bool(session.get("data") or session.get("photos")) and not busy),
         **{name: Enabled(has_scene) for name in ("apply_btn", "clear_btn", "preset_btn")},
-        **{name: Enabled(has_path) for name in ("preview_btn", "coverage_btn", "export_btn", "render_btn",
+        **{name: Enabled(has_path) for name in ("preview_btn", "coverage_btn", "export_btn", "camera_btn", "render_btn",
                                                  "refine_btn")},
     }
     if photos:
@@ -204,5 +218,6 @@ def load_view(root: Path, key: str | None, session_hash: str | None = None) -> d
         update["preview_img"] = str(workspace / PREVIEW_FILE)
     options = wsp.read_session(workspace).get("build_options")
     if options:  # show the settings the session's build ran with
-        update.update(preset=options["preset"], minutes=options["minutes"], seed=options["seed"])
+        update.update(preset=options["preset"], minutes=options["minutes"], seed=options["seed"],
+                      anti_alias=bool(options.get("anti_alias", False)))
     return update
