@@ -223,7 +223,7 @@ def path_section(ui: Studio) -> None:
         ui.export_btn = gr.Button("Export camera_path.json", interactive=False)
         ui.export_file = gr.File(label="camera_path.json", interactive=False, height=100)
         ui.camera_btn = gr.Button("Download camera (.glb)", interactive=False, elem_id="export-camera")
-        ui.camera_file = gr.File(label="camera.glb (glTF camera animation: Blender, Nuke)", interactive=False, height=100)
+        ui.camera_file = gr.File(label="camera.glb (glTF, for Blender)", interactive=False, height=100)
     ui.preview_progress = gr.HTML("")
     ui.preview_video = gr.Video(label="Preview clip", interactive=False, height=240)
     with gr.Row(visible=False):  # the map click, as an API endpoint (pixel coordinates of the map image)
