@@ -41,7 +41,7 @@ def contraction_scale(positions: torch.Tensor) -> torch.Tensor:
 
 
 def field_footprints(scene: Any, rays: Rays, samples: Any) -> torch.Tensor | None:
-    """Footprint radius [S] in the field's unit-cube units of `samples` (`render.render.Samples`: ray_indices,
+    """Footprint std [S] in the field's unit-cube units of `samples` (`render.render.Samples`: ray_indices,
     t_starts, t_ends [S]) of `rays` (scene coordinates, unit directions) in `scene` (a `render.render.Renderable`:
     its field and kind); None when the rays carry no radii or the field does not weigh by footprints (a
     `FootprintField` with `uses_footprint`)."""
@@ -50,16 +50,23 @@ def field_footprints(scene: Any, rays: Rays, samples: Any) -> torch.Tensor | Non
     return sample_footprints(scene.kind, rays, samples.ray_indices, samples.t_starts, samples.t_ends)
 
 
+PIXEL_STD_PER_RADIUS = 0.5
+"""The std of the Gaussian that stands for a pixel, per unit of its cone radius: a 1-px box has std 1/sqrt(12) px and
+mip-NeRF's base radius is 2/sqrt(12) px. Zip-NeRF's erf takes that std. Using the radius itself (the first version)
+fades every level one level too early: on the multi-scale lego (400 steps) it lost 0.5-1.3 dB at every scale to this
+std (bench/results/multiscale-footprint-std.json)."""
+
+
 def sample_footprints(kind: SceneKind, rays: Rays, ray_indices: torch.Tensor, t_starts: torch.Tensor,
                       t_ends: torch.Tensor) -> torch.Tensor:
-    """Footprint radius [S] in the field's unit-cube units of samples (ray_indices, t_starts, t_ends) [S] of `rays`
-    with radii."""
+    """Footprint std [S] in the field's unit-cube units of samples (ray_indices, t_starts, t_ends) [S] of `rays`
+    with radii: the pixel's Gaussian (`PIXEL_STD_PER_RADIUS`) at the samples' distance."""
     t_mids = (t_starts + t_ends) * 0.5
-    radius_scene = rays.radii[ray_indices] * t_mids
+    std_scene = rays.radii[ray_indices] * t_mids * PIXEL_STD_PER_RADIUS
     if kind == "object":
-        return radius_scene * 0.5
+        return std_scene * 0.5
     positions = rays.origins[ray_indices] + rays.directions[ray_indices] * t_mids[:, None]
-    return radius_scene * contraction_scale(positions) * 0.25
+    return std_scene * contraction_scale(positions) * 0.25
 
 
 def density_and_features(field: Any, u: torch.Tensor, footprint: torch.Tensor | None,

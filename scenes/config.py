@@ -43,9 +43,9 @@ class HashGridConfig:
     """Growth factor of the resolution from one level to the next."""
     footprint_weighting: bool = False
     """Anti-aliasing (Zip-NeRF's feature down-weighting, Barron et al. 2023, sec. 3): scale each level's features by
-    erf(1 / sqrt(8 sigma^2 n^2)), sigma the sample's pixel-cone radius and n the level's cells per unit, so levels
-    finer than a pixel's footprint fade instead of aliasing; trained the same way. Not a tiny-cuda-nn key: the
-    weights multiply the grid's output. Off in scenes from before it existed."""
+    erf(1 / sqrt(8 sigma^2 n^2)), sigma the std of the sample's pixel footprint (render.footprint) and n the
+    level's cells per unit, so levels finer than a pixel's footprint fade instead of aliasing; trained the same way.
+    Not a tiny-cuda-nn key: the weights multiply the grid's output. Off in scenes from before it existed."""
 
     def __post_init__(self) -> None:
         check_int("n_levels", self.n_levels, 1, 32)

@@ -71,15 +71,17 @@ def test_contraction_scale_is_the_cube_root_of_the_jacobian_determinant():
         assert float(scale) == pytest.approx(float(torch.linalg.det(jacobian).abs() ** (1 / 3)), rel=1e-9)
 
 
-def test_field_footprints_map_the_cone_into_the_unit_cube():
+def test_field_footprints_map_the_pixels_gaussian_into_the_unit_cube():
     rays = Rays(torch.zeros(2, 3), torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]), torch.tensor([0.01, 0.02]))
     ray, t0, t1 = torch.tensor([0, 1]), torch.tensor([0.4, 3.9]), torch.tensor([0.6, 4.1])
-    torch.testing.assert_close(sample_footprints("object", rays, ray, t0, t1), torch.tensor([0.01 * 0.5 * 0.5,
-                                                                                           0.02 * 4.0 * 0.5]))
+    # the std of a pixel's box is half mip-NeRF's radius (1/sqrt(12) against 2/sqrt(12) px)
+    std = 0.5
+    torch.testing.assert_close(sample_footprints("object", rays, ray, t0, t1),
+                               torch.tensor([0.01 * 0.5 * std * 0.5, 0.02 * 4.0 * std * 0.5]))
     # unbounded: x = 4 -> |det J|^(1/3) = ((2 - 1/4)^2 / 4^4)^(1/3); the cube of side 4 -> 1/4
-    expected_far = 0.02 * 4.0 * ((1.75**2) / 256) ** (1 / 3) * 0.25
+    expected_far = 0.02 * 4.0 * std * ((1.75**2) / 256) ** (1 / 3) * 0.25
     torch.testing.assert_close(sample_footprints("unbounded", rays, ray, t0, t1),
-                               torch.tensor([0.01 * 0.5 * 0.25, expected_far]))
+                               torch.tensor([0.01 * 0.5 * std * 0.25, expected_far]))
 
 
 def test_switched_off_or_without_footprint_the_field_is_bit_identical():
