@@ -5,10 +5,12 @@ resumable training."""
 from __future__ import annotations
 
 import dataclasses
+from unittest.mock import patch
 
 import pytest
 import torch
 
+from render import proposal
 from render.cameras import Rays
 from render.render import render_rays
 from scenes.config import preset_config
@@ -68,6 +70,21 @@ def test_a_saved_scene_renders_the_same_after_loading(tmp_path):
     with torch.no_grad():
         a, b = render_rays(scene.renderable(), rays), render_rays(loaded.renderable(), rays)
     assert torch.equal(a.rgb, b.rgb) and torch.equal(a.depth, b.depth)
+
+
+def test_rendering_colours_only_visible_samples_changes_pixels_by_less_than_the_threshold():
+    scene = unbounded_scene()
+    with torch.no_grad():  # a field with real density, so many samples fall under the threshold and some do not
+        for p in scene.field.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(5)))
+    rays = random_rays(64, seed=2)
+    with torch.no_grad():
+        fast = render_rays(scene.renderable(), rays)
+        with patch.object(proposal, "VISIBLE_WEIGHT", 0.0):
+            full = render_rays(scene.renderable(), rays)
+    assert not torch.equal(fast.rgb, full.rgb)  # the skip happened
+    assert float((fast.rgb - full.rgb).abs().max()) <= proposal.VISIBLE_WEIGHT * 24  # at most every sample's share
+    assert torch.equal(fast.depth, full.depth) and torch.equal(fast.opacity, full.opacity)
 
 
 @pytest.mark.slow
