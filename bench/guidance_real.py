@@ -140,9 +140,12 @@ def digest(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def train_config(preset: str, steps: int | None, seed: int, smoke: bool) -> TrainConfig:
-    """The preset as `vista train` runs it (no checkpoints kept); --smoke lightens it to a few rays per step."""
+def train_config(preset: str, steps: int | None, seed: int, smoke: bool, sampler: str | None = None) -> TrainConfig:
+    """The preset as `vista train` runs it (no checkpoints kept; `sampler` as `vista train --sampler`); --smoke
+    lightens it to a few rays per step."""
     config = dataclasses.replace(preset_config(preset, steps=steps, seed=seed), checkpoint_every=10**6)
+    if sampler is not None:
+        config = dataclasses.replace(config, sampling=dataclasses.replace(config.sampling, unbounded_sampler=sampler))
     if smoke:
         config = dataclasses.replace(config, rays_per_step=256, sampling=dataclasses.replace(
             config.sampling, max_samples_per_ray=48, grid_resolution=32, warmup_steps=4))
@@ -296,7 +299,7 @@ def run(args) -> dict:
     settings = {"downscale": args.downscale, "holdout": args.holdout, "order": args.order, "block": args.block,
                 "preset": preset, "base_steps": args.base_steps, "reference_steps": args.reference_steps}
     cache = OUT / f"{name}-{(full.content_hash or 'nohash')[:12]}"
-    reference_config = train_config(preset, args.reference_steps, 0, args.smoke)
+    reference_config = train_config(preset, args.reference_steps, 0, args.smoke, args.sampler)
     t0 = time.perf_counter()
     reference, reference_s = cached_or_trained(cache / f"reference-{digest(settings, reference_config)}",
                                                all_photos, reference_config)
@@ -312,7 +315,7 @@ def run(args) -> dict:
                                 **({"steps": args.refine_steps} if args.refine_steps else {}),
                                 **({"prior_steps": args.prior_steps} if args.prior_steps else {}),
                                 **({"keyframes": args.keyframes} if args.keyframes else {}))
-        base_config = train_config(preset, args.base_steps, seed, args.smoke)
+        base_config = train_config(preset, args.base_steps, seed, args.smoke, args.sampler)
         folder = cache / f"base-{digest(settings, base_config, split.path)}-seed{seed}"
         base, base_s = cached_or_trained(folder, data, base_config)
         rows.append({"seed": seed, "variant": "base", "seconds": base_s, "steps": base.step, **measure(base, views)})
@@ -365,6 +368,8 @@ def main() -> int:
     parser.add_argument("--preset", default=TrainRequest.__dataclass_fields__["preset"].default,
                         help="training preset of the base and reference scenes (default: vista train's, %(default)s)")
     parser.add_argument("--base-steps", type=int, default=None, help="base scene steps (default: the preset's)")
+    parser.add_argument("--sampler", choices=("occupancy", "proposal"), default=None,
+                        help="unbounded sampler of the base and reference scenes (default: the preset's)")
     parser.add_argument("--reference-steps", type=int, default=None,
                         help="reference scene steps (default: the preset's)")
     parser.add_argument("--refine-steps", type=int, default=None, help="(default: vista refine's)")
