@@ -77,6 +77,10 @@ class SamplingConfig:
     """"proposal" sampler: samples per ray of each proposal pass (nerfacto: 256, 96)."""
     nerf_samples: int = 24
     """"proposal" sampler: samples per ray through the NeRF (nerfacto: 48)."""
+    proposal_anneal_steps: int = 0
+    """"proposal" sampler: training steps over which the proposal weights' exponent rises from 0 to 1 before each
+    resampling (nerfacto's proposal weight annealing, slope 10 over 1000 steps): early on the NeRF's samples spread
+    along the ray instead of trusting a still-untrained proposal density. 0: no annealing. Renders never anneal."""
     mask_unseen: bool = True
     """Cells no training photo sees are never occupied (`render.occupancy.cells_seen_by`, as nerfacc's
     `mark_invisible_cells`); set when training starts and saved with the grid."""
@@ -100,6 +104,7 @@ class SamplingConfig:
         for count in self.proposal_samples:
             check_int("proposal_samples", count, 2, MAX_SAMPLES_PER_RAY)
         check_int("nerf_samples", self.nerf_samples, 2, MAX_SAMPLES_PER_RAY)
+        check_int("proposal_anneal_steps", self.proposal_anneal_steps, 0)
         if not isinstance(self.mask_unseen, bool):
             raise ConfigValueError(f"mask_unseen must be true or false, got {self.mask_unseen!r}")
 

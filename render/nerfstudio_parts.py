@@ -85,14 +85,16 @@ class ProposalSampler:
                                               single_jitter=True, update_sched=lambda step: 1)
 
     def sample(self, origins: torch.Tensor, directions: torch.Tensor, near: float, far: float, density_fns: list,
-               stratified: bool):
-        """(nerfstudio RaySamples [R, S], proposal weights list, proposal RaySamples list)."""
+               stratified: bool, anneal: float = 1.0):
+        """(nerfstudio RaySamples [R, S], proposal weights list, proposal RaySamples list); each pass's weights are
+        raised to `anneal` before resampling (nerfacto's proposal weight annealing)."""
         from nerfstudio.cameras.rays import RayBundle
 
         n = origins.shape[0]
         bundle = RayBundle(origins=origins, directions=directions, pixel_area=origins.new_ones(n, 1),
                            nears=origins.new_full((n, 1), near), fars=origins.new_full((n, 1), far))
         self.sampler.train(stratified)
+        self.sampler.set_anneal(anneal)
         return self.sampler.generate_ray_samples(bundle, density_fns=density_fns)
 
 

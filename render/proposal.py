@@ -38,6 +38,8 @@ class Proposals:
 
     fields: list
     sampler: ProposalSampler
+    anneal: float = 1.0
+    """Exponent of the proposal weights before each resampling in training (`anneal_exponent`; 1: none)."""
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return [p for f in self.fields for p in f.parameters()]
@@ -54,6 +56,16 @@ class Proposals:
         for i, f in enumerate(self.fields):
             prefix = f"proposal.{i}."
             f.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+
+
+def anneal_exponent(step: int, anneal_steps: int, slope: float = 10.0) -> float:
+    """nerfacto's proposal weight annealing: the exponent rises from 0 at step 0 to 1 at `anneal_steps` along
+    Schlick's bias curve (slope 10: half-way by ~9% of the steps), so the first steps resample almost uniformly
+    along each ray. `anneal_steps` 0: always 1."""
+    if anneal_steps <= 0:
+        return 1.0
+    x = min(max(step / anneal_steps, 0.0), 1.0)
+    return slope * x / ((slope - 1.0) * x + 1.0)
 
 
 def _density_fn(field: DensityField):
@@ -96,7 +108,8 @@ def render_proposal_rays(renderable, proposals: Proposals, rays: Rays, jitter: t
         if training:
             torch.manual_seed(_seed_from(jitter))
         samples, weights_list, samples_list = proposals.sampler.sample(rays.origins, rays.directions, unbounded.NEAR,
-                                                             unbounded.FAR, fns, stratified=training)
+                                                             unbounded.FAR, fns, stratified=training,
+                                                             anneal=proposals.anneal if training else 1.0)
     n_rays, n_samples = samples.frustums.starts.shape[:2]
     positions = samples.frustums.get_positions().reshape(-1, 3)
     sigma, features = renderable.field.density_and_features(_coords(positions))

@@ -25,7 +25,7 @@ from render import footprint, march_native, unbounded
 from render.cameras import Cameras, Rays, image_rays
 from render.config import DEFAULT_CHUNK_RAYS, SamplingConfig
 from render.occupancy import OccupancyGrid, occupied_cell_points
-from render.proposal import Proposals, render_proposal_rays
+from render.proposal import Proposals, anneal_exponent, render_proposal_rays
 from render.representation import Image, ParameterGroups, RayBundleOutput, SceneKind, SceneRepresentation
 from render.volume import accumulate, distortion_loss, exclusive_optical_depth, ray_start_offsets, render_weights
 
@@ -121,8 +121,10 @@ class Renderable:
         return groups if self.proposals is None else groups | {"proposal": self.proposals.parameters()}
 
     def refresh(self, step: int, generator: torch.Generator, *, warm_up: bool = True) -> None:
-        """The occupancy grid's update, when its schedule says so."""
+        """The occupancy grid's update, when its schedule says so; the proposal weights' annealing exponent."""
         self.grid.maybe_update(step, self.opacity_over_step, generator, warm_up=warm_up)
+        if self.proposals is not None:
+            self.proposals.anneal = anneal_exponent(step, self.sampling.proposal_anneal_steps)
 
     def opacity_over_step(self, u: torch.Tensor) -> torch.Tensor:
         """sigma * marching step at field coordinates u [P, 3]: what the occupancy grid thresholds (the real step

@@ -104,3 +104,26 @@ def test_training_is_deterministic_resumable_and_learns(tmp_path):
         assert torch.equal(tensor, resumed.renderable().state()[name]), f"{name} differs after resume"
     assert straight.metrics["samples_per_ray"] == 12
     assert evaluate_scene(straight, capture.data).mean_psnr > 17.0
+
+
+def test_proposal_weight_annealing_follows_nerfacto_and_renders_never_anneal():
+    from render.proposal import anneal_exponent
+
+    assert anneal_exponent(0, 0) == 1.0 and anneal_exponent(50, 0) == 1.0  # off
+    assert anneal_exponent(0, 1000) == 0.0 and anneal_exponent(1000, 1000) == 1.0 and anneal_exponent(5000, 1000) == 1.0
+    assert anneal_exponent(100, 1000) == pytest.approx(10 * 0.1 / (9 * 0.1 + 1))  # nerfacto's bias(0.1, 10)
+    scene = unbounded_scene()
+    representation = scene.renderable()
+    annealed = dataclasses.replace(representation, sampling=dataclasses.replace(representation.sampling,
+                                                                                proposal_anneal_steps=100))
+    annealed.refresh(0, torch.Generator().manual_seed(0))
+    assert scene.proposals.anneal == 0.0
+    rays = random_rays(32)
+    jitter = torch.rand(32, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        flat = render_rays(annealed, rays, jitter=jitter)
+        render = render_rays(annealed, rays)
+        scene.proposals.anneal = 1.0
+        sharp = render_rays(annealed, rays, jitter=jitter)
+        assert torch.equal(render_rays(annealed, rays).rgb, render.rgb)  # a render ignores the training exponent
+    assert not torch.equal(flat.rgb, sharp.rgb)  # training resamples from the annealed weights
