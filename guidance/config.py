@@ -10,9 +10,10 @@ from guidance.masks import MaskConfig
 
 @dataclass(frozen=True)
 class RefineConfig:
-    """One guidance run. The defaults are the Tier-1 settings the benchmark measures (bench/guidance.py)."""
+    """One guidance run. The defaults are the settings the real-photo benchmark ran (bench/guidance_real.py:
+    300 steps, a 300-step prior; bench/results/guidance-real-*.json)."""
 
-    steps: int = 600
+    steps: int = 300
     """Training steps added to the scene (split evenly over the rounds)."""
     rounds: int = 3
     """Progressive rounds: keyframes move 1/R, 2/R, ... of the way from the capture to the path."""

@@ -35,8 +35,9 @@ PATCH = 32
 class PriorConfig:
     """Training of the patch prior."""
 
-    steps: int = 1500
-    """Optimisation steps (about 15 minutes on 2 free CPU cores at batch 16)."""
+    steps: int = 300
+    """Optimisation steps (about 50 s on 2 free CPU cores at batch 16): what the real-photo benchmark ran
+    (bench/results/guidance-real-*.json)."""
     batch_size: int = 16
     """Patches per step."""
     learning_rate: float = 1e-3

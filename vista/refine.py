@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     steps, prior_steps = defaults["steps"].default, defaults["prior_steps"].default
     refine.add_argument("--steps", type=int, default=steps, help=f"training steps added to the scene (default {steps})")
     refine.add_argument("--prior-steps", type=int, default=prior_steps,
-                        help=f"training steps of the patch prior (default {prior_steps}, ~15 min per 1500 on 2 CPU "
+                        help=f"training steps of the patch prior (default {prior_steps}, ~50 s per 300 on 2 CPU "
                              "cores)")
     refine.add_argument("--strength", type=float, default=0.3,
                         help="img2img strength for --tier pipeline (default 0.3)")
