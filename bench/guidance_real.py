@@ -31,13 +31,11 @@ Gate (issue 24): mean over 3 seeds, `fixer` against `none`: path PSNR >= +0.5 dB
 training-view PSNR >= -0.1 dB, flicker not higher; and `fixer` beats `inpaint` on path PSNR or floaters by more
 than the seed-to-seed spread.
 
-Commands (the lead's full runs; `--smoke` checks the wiring at toy settings):
+Commands (`--smoke` checks the wiring at toy settings; skull-66 is posed once by `vista poses`, 86 s; the runs
+recorded so far add `--sampler proposal --base-steps 800 --reference-steps 800`: see the README):
 
     nice -n 10 .venv/bin/python bench/guidance_real.py ../shared/data/fox-small --seeds 0 1 2
-    # skull-66 has no poses: make them once (86 s), then run on the posed folder
-    .venv/bin/vista poses ../shared/data/skull-66/images --out bench/out/skull-66-posed
     nice -n 10 .venv/bin/python bench/guidance_real.py bench/out/skull-66-posed --downscale 2 --seeds 0 1 2
-    nice -n 10 .venv/bin/python bench/guidance_real.py ../shared/data/fox-small --smoke
 
 Writes bench/results/guidance-real-<dataset>.json (commit, command, machine, load average, settings, split, every
 row and the means; `--smoke` writes under bench/out/ instead).
@@ -141,11 +139,10 @@ def digest(*parts: object) -> str:
 
 
 def train_config(preset: str, steps: int | None, seed: int, smoke: bool, sampler: str | None = None) -> TrainConfig:
-    """The preset as `vista train` runs it (no checkpoints kept; `sampler` as `vista train --sampler`); --smoke
-    lightens it to a few rays per step."""
+    """The preset as `vista train [--sampler]` runs it (no checkpoints kept); --smoke: a few rays per step."""
     config = dataclasses.replace(preset_config(preset, steps=steps, seed=seed), checkpoint_every=10**6)
-    if sampler is not None:
-        config = dataclasses.replace(config, sampling=dataclasses.replace(config.sampling, unbounded_sampler=sampler))
+    sampling = config.sampling if sampler is None else dataclasses.replace(config.sampling, unbounded_sampler=sampler)
+    config = dataclasses.replace(config, sampling=sampling)
     if smoke:
         config = dataclasses.replace(config, rays_per_step=256, sampling=dataclasses.replace(
             config.sampling, max_samples_per_ray=48, grid_resolution=32, warmup_steps=4))
@@ -368,10 +365,8 @@ def main() -> int:
     parser.add_argument("--preset", default=TrainRequest.__dataclass_fields__["preset"].default,
                         help="training preset of the base and reference scenes (default: vista train's, %(default)s)")
     parser.add_argument("--base-steps", type=int, default=None, help="base scene steps (default: the preset's)")
-    parser.add_argument("--sampler", choices=("occupancy", "proposal"), default=None,
-                        help="unbounded sampler of the base and reference scenes (default: the preset's)")
-    parser.add_argument("--reference-steps", type=int, default=None,
-                        help="reference scene steps (default: the preset's)")
+    parser.add_argument("--sampler", choices=("occupancy", "proposal"), help="the scenes' (default: the preset's)")
+    parser.add_argument("--reference-steps", type=int, help="reference scene steps (default: the preset's)")
     parser.add_argument("--refine-steps", type=int, default=None, help="(default: vista refine's)")
     parser.add_argument("--prior-steps", type=int, default=None, help="(default: vista refine's)")
     parser.add_argument("--keyframes", type=int, default=None, help="(default: vista refine's)")

@@ -85,14 +85,14 @@ def test_studio_render_call_retimes_a_saved_path_and_says_so(scene_dir, tmp_path
 def test_studio_render_step_keeps_the_saved_paths_length_and_shows_the_line(scene_dir, tmp_path):  # noqa: F811
     from vista_studio import workspace as wsp
     from vista_studio.path import save_path
-    from vista_studio.render import render_work
+    from vista_studio.render import PREVIEW_CHOICE, render_work
     from vista_studio.views import render_summary
 
     workspace = tmp_path / "ws"
     workspace.mkdir()
     wsp.update_session(workspace, scene=str(scene_dir))
     save_path(workspace, CameraPath(_path().keyframes, seconds=0.5, fps=30.0))  # 15 frames at 30 fps
-    outputs = render_work(wsp.Job(workspace, "preview"), workspace, 48, 32, 8.0, "draft", True)
+    outputs = render_work(wsp.Job(workspace, "preview"), workspace, 48, 32, 8.0, PREVIEW_CHOICE, True)
     assert outputs["frames"] == 4 and "15 frames at 30 fps to 4 frames at 8 fps" in outputs["retimed"]
     wsp.update_session(workspace, video={**outputs, "provenance": ""})
     assert "keeps its length (0.5 s)" in render_summary(wsp.read_session(workspace))[2]
