@@ -268,7 +268,7 @@ def refine_section(ui: Studio) -> None:
         ui.model_dir = gr.Textbox(label="Model folder (pipeline tier, inside the workspace)")
         ui.refine_steps = gr.Slider(3, 3000, value=refine.RefineRequest.steps, step=1, label="Guided training steps")
         ui.prior_steps = gr.Slider(10, 3000, value=refine.RefineRequest.prior_steps, step=10,
-                                   label="Prior training steps (~15 min per 1500 on 2 CPU cores)")
+                                   label="Prior training steps (~50 s per 300 on 2 CPU cores)")
     with gr.Row():
         ui.refine_btn = gr.Button("Refine along the path", interactive=False, elem_id="refine")
         ui.refine_cancel = gr.Button("Cancel", variant="stop", elem_id="refine-cancel")

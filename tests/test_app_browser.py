@@ -109,9 +109,10 @@ def test_sample_build_click_path_render_in_chromium(studio_url, page):
     map_image = page.locator("#map img")
     box = map_image.bounding_box()
     map_image.click(position={"x": box["width"] * 0.2, "y": box["height"] * 0.5})
-    page.wait_for_selector("#notice :text('First keyframe placed')")
+    # a map click checks the path against the scene: slow on a loaded 2-core machine, hence the long waits
+    page.wait_for_selector("#notice :text('First keyframe placed')", timeout=180_000)
     map_image.click(position={"x": box["width"] * 0.8, "y": box["height"] * 0.4})
-    page.wait_for_selector("#notice :text('Keyframe 2 added')")
+    page.wait_for_selector("#notice :text('Keyframe 2 added')", timeout=180_000)
     # the keyframe table now has a header row and two keyframes
     page.wait_for_function("document.querySelector('#keys [role=grid]').getAttribute('aria-rowcount') >= 3")
     shoot(page, "5-path")
