@@ -108,3 +108,38 @@ def provenance() -> dict:
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                         "cuda": torch.cuda.is_available()}}
+
+
+def merge(results: list[dict]) -> dict:
+    """Runs of one dataset with the same settings and different seeds (e.g. `--seeds 0` then `--seeds 1 2`, each
+    written to its own file) as one result: every row, each run's command, commit and load, the means and the gate
+    recomputed over all seeds."""
+    first = results[0]
+    for other in results[1:]:
+        for key in ("dataset", "content_hash", "settings", "refine", "split"):
+            if other.get(key) != first.get(key):
+                raise SystemExit(f"cannot merge: the runs differ in {key!r}")
+    rows = [row for result in results for row in result["rows"]]
+    seeds = [row["seed"] for row in rows if row["variant"] == "base"]
+    if len(seeds) != len(set(seeds)):
+        raise SystemExit(f"cannot merge: a seed appears twice ({sorted(seeds)})")
+    runs = [{k: r.get(k) for k in ("commit", "dirty", "command", "commands", "date", "load_average_start",
+                                   "load_average_end", "minutes", "note", "notes")} for r in results]
+    merged = {**{k: v for k, v in first.items() if k not in ("means", "gate")}, "rows": rows, "runs": runs,
+              "minutes": sum(r.get("minutes", 0) for r in results)}
+    summarise(merged)
+    return merged
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="Merge bench/guidance_real.py results of different seeds.")
+    parser.add_argument("results", type=Path, nargs="+", help="result files of one dataset, same settings")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    merged = merge([json.loads(p.read_text()) for p in args.results])
+    print("\n".join(summarise(merged)[1]))
+    args.out.write_text(json.dumps(merged, indent=1, default=float) + "\n")
+    print(f"written to {args.out}")

@@ -20,6 +20,11 @@ pull-back frame (wall and CPU; CPU time is the fairer ratio on a shared machine)
     PYTHONPATH=. nice -n 10 .venv/bin/python bench/multiscale.py             # the full run (see --help)
     PYTHONPATH=. nice -n 10 .venv/bin/python bench/multiscale.py --smoke     # < 3 min: that it runs, no numbers
 
+Real captures (RGB photos, cropped to multiples of the largest factor; the same protocol, the unbounded sampler):
+
+    PYTHONPATH=. nice -n 10 .venv/bin/python bench/multiscale.py --data ../shared/data/fox-small --factors 1,2,4 \
+        --sampler proposal --steps 1500 --end-factor 2.5 --results bench/results/multiscale-fox-small.json
+
 Writes bench/results/multiscale.json (commit, command, machine, load average, numbers) unless --smoke.
 """
 
@@ -60,10 +65,14 @@ RESULTS = REPO / "bench" / "results" / "multiscale.json"
 
 def area_downscale(photo: torch.Tensor, factor: int) -> np.ndarray:
     """uint8 RGBA [H, W, 4] -> [H/f, W/f, 4], each f x f block averaged with premultiplied alpha (averaging straight
-    colours would pull the transparent pixels' arbitrary colour into the edges)."""
+    colours would pull the transparent pixels' arbitrary colour into the edges); RGB photos (real captures) are
+    plain block averages."""
     if factor == 1:
         return photo.numpy()
     x = photo.permute(2, 0, 1)[None].double() / 255.0
+    if photo.shape[-1] == 3:
+        pooled = torch.nn.functional.avg_pool2d(x, factor)[0].permute(1, 2, 0)
+        return (pooled * 255).round().clamp(0, 255).to(torch.uint8).numpy()
     alpha = x[:, 3:4]
     pooled = torch.nn.functional.avg_pool2d(torch.cat([x[:, :3] * alpha, alpha], dim=1), factor)
     rgb = pooled[:, :3] / pooled[:, 3:4].clamp(min=1e-12)
@@ -71,35 +80,44 @@ def area_downscale(photo: torch.Tensor, factor: int) -> np.ndarray:
     return (out * 255).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
-def multiscale_dataset(data: PosedImages, train_views: int | None, test_views: int | None,
-                       equal_scales: bool) -> tuple[PosedImages, dict[int, list[int]]]:
-    """Every photo at each of FACTORS; train on all scales (smaller ones repeated to weigh each scale equally if
-    `equal_scales`), hold out the held-out photos at every scale. Returns the dataset and, per factor, the indices
-    of its held-out views."""
+def exactly_scaled(camera: Cameras, factor: int) -> Cameras:
+    """The camera of a photo area-averaged by `factor` (its sides, cropped to multiples of it, divide exactly)."""
+    return dataclasses.replace(camera, fx=camera.fx / factor, fy=camera.fy / factor, cx=camera.cx / factor,
+                               cy=camera.cy / factor, width=camera.width // factor, height=camera.height // factor)
+
+
+def multiscale_dataset(data: PosedImages, train_views: int | None, test_views: int | None, equal_scales: bool,
+                       factors: tuple[int, ...] = FACTORS) -> tuple[PosedImages, dict[int, list[int]]]:
+    """Every photo at each of `factors`; train on all scales (smaller ones repeated to weigh each scale equally if
+    `equal_scales`), hold out the held-out photos at every scale. Photos whose sides are not multiples of the
+    largest factor lose their last rows/columns (the principal point, measured from the top-left, is unchanged).
+    Returns the dataset and, per factor, the indices of its held-out views."""
     train = data.train_indices[:train_views] if train_views else data.train_indices
     test = data.heldout_indices[:test_views] if test_views else data.heldout_indices
-    images, cams, names, train_idx, test_idx = [], [], [], [], {f: [] for f in FACTORS}
-    for factor in FACTORS:
+    images, cams, names, train_idx, test_idx = [], [], [], [], {f: [] for f in factors}
+    for factor in factors:
         for role, chosen in (("train", train), ("test", test)):
             copies = factor * factor if role == "train" and equal_scales else 1
             for i in chosen:
                 w, h = data.size_of(i)
-                if w % factor or h % factor:
-                    raise SystemExit(f"{data.names[i]}: {w}x{h} is not divisible by {factor}")
-                small = area_downscale(data.images.photo(i), factor)
+                crop_w, crop_h = w - w % max(factors), h - h % max(factors)
+                small = area_downscale(data.images.photo(i)[:crop_h, :crop_w], factor)
                 for copy in range(copies):
                     (train_idx if role == "train" else test_idx[factor]).append(len(images))
                     images.append(small)
-                    cams.append(data.cameras[i].scaled(1.0 / factor))
+                    cams.append(exactly_scaled(data.cameras[i], factor))
                     names.append(f"{data.names[i]}@{factor}#{copy}")
-    photos = Photos.empty([(im.shape[1], im.shape[0]) for im in images], 4)
+    photos = Photos.empty([(im.shape[1], im.shape[0]) for im in images], images[0].shape[-1])
     for k, im in enumerate(images):
         photos.put(k, im)
     widths = torch.tensor([im.shape[1] for im in images])
     heights = torch.tensor([im.shape[0] for im in images])
+    # distortion coefficients act on normalised image coordinates, so they are the same at every scale
+    distortion = None if data.cameras.distortion is None else torch.cat([c.distortion for c in cams])
     cameras = Cameras.sized(*(torch.cat([getattr(c, key) for c in cams]) for key in ("world_from_camera", "fx", "fy",
-                                                                                     "cx", "cy")), widths, heights)
-    multi = PosedImages(cameras, photos, names, train_idx, [i for f in FACTORS for i in test_idx[f]], data.kind,
+                                                                                     "cx", "cy")), widths, heights,
+                            distortion)
+    multi = PosedImages(cameras, photos, names, train_idx, [i for f in factors for i in test_idx[f]], data.kind,
                         data.scene_from_world, data.background, f"{data.source} (multi-scale)")
     return multi, test_idx
 
@@ -137,7 +155,7 @@ def pull_back_flicker(renderable, path: Cameras, supersample: int) -> dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data/lego-200"))
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "lego-200")
     parser.add_argument("--preset", default="test", help="training preset (default test)")
     parser.add_argument("--steps", type=int, default=1000, help="training steps of each field (default 1000)")
     parser.add_argument("--seed", type=int, default=0)
@@ -147,6 +165,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=30, help="pull-back frames (default 30)")
     parser.add_argument("--size", type=int, default=100, help="pull-back frame side in px (default 100)")
     parser.add_argument("--end-factor", type=float, default=4.0, help="pull back to this x the capture distance")
+    parser.add_argument("--factors", default="1,2,4,8", help="downscale factors of the scales (default 1,2,4,8)")
+    parser.add_argument("--sampler", choices=("occupancy", "proposal"), help="unbounded scenes' sampler (default: the "
+                        "preset's)")
+    parser.add_argument("--rays", type=int, help="rays per training step (default: the preset's)")
     parser.add_argument("--results", type=Path, default=RESULTS, help=f"JSON to write (default {RESULTS})")
     parser.add_argument("--smoke", action="store_true", help="tiny settings: that it runs (< 3 min); writes nothing")
     args = parser.parse_args()
@@ -156,20 +178,26 @@ def main() -> None:
 
     # 1. data
     data = load_posed_images(args.data)
-    multi, test_idx = multiscale_dataset(data, args.train_views, args.test_views, args.scale_weighting == "equal")
-    print(f"{args.data.name}: {len(data.train_indices[:args.train_views or None])} training photos x {len(FACTORS)} "
+    factors = tuple(int(f) for f in args.factors.split(","))
+    multi, test_idx = multiscale_dataset(data, args.train_views, args.test_views, args.scale_weighting == "equal",
+                                         factors)
+    print(f"{args.data.name}: {len(data.train_indices[:args.train_views or None])} training photos x {len(factors)} "
           f"scales ({len(multi.train_indices)} images with repeats), {len(test_idx[1])} held-out views per scale",
           flush=True)
 
     # 2. train the two fields on the same data, steps and seed
     base = dataclasses.replace(preset_config(args.preset, steps=args.steps, seed=args.seed), checkpoint_every=10**9,
                                confidence_rays_per_photo=0)
+    if args.rays:
+        base = dataclasses.replace(base, rays_per_step=args.rays)
+    if args.sampler:
+        base = dataclasses.replace(base, sampling=dataclasses.replace(base.sampling, unbounded_sampler=args.sampler))
     if args.smoke:
         base = dataclasses.replace(base, rays_per_step=256)
     fields, train_s = {}, {}
     for name, config in (("single", base), ("footprint", with_footprint_weighting(base))):
         t0 = time.perf_counter()
-        scene = train_scene(multi, OUT / name, config, overwrite=True, show_progress=False)
+        scene = train_scene(multi, OUT / args.data.name / name, config, overwrite=True, show_progress=False)
         train_s[name] = time.perf_counter() - t0
         fields[name] = scene
         print(f"trained {name}: {args.steps} steps in {train_s[name]:.0f} s", flush=True)
@@ -207,7 +235,9 @@ def main() -> None:
     if args.smoke:
         return
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    record = {"what": "multi-scale lego (train on 200/100/50/25 px together, test per scale) + pull-back flicker",
+    sizes = "/".join(scales)
+    record = {"what": f"multi-scale {args.data.name} (train on {sizes} wide photos together, test per scale) + "
+                      "pull-back flicker",
               "commit": commit, "command": "PYTHONPATH=. nice -n 10 .venv/bin/python " + " ".join(sys.argv),
               "machine": platform.platform(), "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
               "load_average_before": load_before, "load_average_after": os.getloadavg(),

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import torch
 
-from render import unbounded
+from render import footprint, unbounded
 from render.cameras import Rays
 from render.nerfstudio_parts import ProposalSampler, contract, interlevel_and_distortion, sample_weights
 from render.representation import RayBundleOutput
@@ -98,6 +98,19 @@ def _colors(field, features: torch.Tensor, directions: torch.Tensor, weights: to
     return rgb
 
 
+def _field_values(renderable, rays: Rays, samples, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The NeRF's density and features at the final samples, with each sample's pixel footprint when the field
+    weighs its levels by one (anti-aliasing, `render.footprint`)."""
+    coords = _coords(positions)
+    if rays.radii is None or not getattr(renderable.field, "uses_footprint", False):
+        return renderable.field.density_and_features(coords)
+    n_rays, n_samples = samples.frustums.starts.shape[:2]
+    ray_indices = torch.arange(n_rays, device=positions.device).repeat_interleave(n_samples)
+    radii = footprint.sample_footprints("unbounded", rays, ray_indices, samples.frustums.starts.reshape(-1),
+                                       samples.frustums.ends.reshape(-1))
+    return renderable.field.density_and_features(coords, radii)
+
+
 def render_proposal_rays(renderable, proposals: Proposals, rays: Rays, jitter: torch.Tensor | None,
                          background: torch.Tensor | None, with_distortion: bool) -> RayBundleOutput:
     """Render scene-space rays through the proposal passes and the NeRF (`renderable.field`); in training (jitter
@@ -112,7 +125,7 @@ def render_proposal_rays(renderable, proposals: Proposals, rays: Rays, jitter: t
                                                              anneal=proposals.anneal if training else 1.0)
     n_rays, n_samples = samples.frustums.starts.shape[:2]
     positions = samples.frustums.get_positions().reshape(-1, 3)
-    sigma, features = renderable.field.density_and_features(_coords(positions))
+    sigma, features = _field_values(renderable, rays, samples, positions)
     directions = rays.directions[:, None, :].expand(n_rays, n_samples, 3).reshape(-1, 3)
     weights = sample_weights(samples, sigma.reshape(n_rays, n_samples, 1))
     rgb = _colors(renderable.field, features, directions, weights).reshape(n_rays, n_samples, 3)

@@ -127,3 +127,27 @@ def test_proposal_weight_annealing_follows_nerfacto_and_renders_never_anneal():
         sharp = render_rays(annealed, rays, jitter=jitter)
         assert torch.equal(render_rays(annealed, rays).rgb, render.rgb)  # a render ignores the training exponent
     assert not torch.equal(flat.rgb, sharp.rgb)  # training resamples from the annealed weights
+
+
+def test_the_nerf_samples_carry_pixel_footprints_when_anti_aliasing_is_on():
+    """--anti-alias with the proposal sampler: the final samples reach the field with their footprints (the same
+    render as without them when the switch is off or the rays carry no pixel radii)."""
+    from render.cameras import Cameras, image_rays
+    from scenes.config import with_footprint_weighting
+
+    cameras = Cameras.from_fov(torch.tensor([[[1.0, 0, 0, 0.1], [0, 1, 0, -0.2], [0, 0, 1, 0.3]]]), 50.0, 12, 10)
+    with_radii = image_rays(cameras, 0)
+    without = Rays(with_radii.origins, with_radii.directions)
+
+    def render(on: bool, rays: Rays) -> torch.Tensor:
+        torch.manual_seed(0)
+        config = with_footprint_weighting(proposal_config(), on)
+        scene = new_scene(config, "torch", "unbounded", torch.eye(4), (0.0, 0.0, 0.0), cameras, ["a"], "test")
+        with torch.no_grad():  # a table far from its 1e-4 start, so the fine levels matter in the output
+            scene.field.encoding.table.uniform_(-1.0, 1.0, generator=torch.Generator().manual_seed(1))
+            out = render_rays(scene.renderable(), rays)
+        return torch.cat([out.rgb, out.depth[:, None]], dim=-1)
+
+    today = render(False, with_radii)
+    assert torch.equal(render(True, without), today)
+    assert not torch.equal(render(True, with_radii), today)
