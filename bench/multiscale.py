@@ -53,7 +53,7 @@ from render.path_presets import fit_scene_frame, pull_back  # noqa: E402
 from scenes.config import preset_config, with_footprint_weighting  # noqa: E402
 from scenes.data import PosedImages, load_posed_images  # noqa: E402
 from scenes.evaluate import psnr  # noqa: E402
-from scenes.photos import Photos  # noqa: E402
+from scenes.photos import LoadOptions, Photos  # noqa: E402
 from scenes.train import train_scene  # noqa: E402
 
 FACTORS = (1, 2, 4, 8)
@@ -168,6 +168,7 @@ def main() -> None:
     parser.add_argument("--factors", default="1,2,4,8", help="downscale factors of the scales (default 1,2,4,8)")
     parser.add_argument("--sampler", choices=("occupancy", "proposal"), help="unbounded scenes' sampler (default: the "
                         "preset's)")
+    parser.add_argument("--downscale", type=int, default=1, help="load the photos at 1/N size (as vista train)")
     parser.add_argument("--rays", type=int, help="rays per training step (default: the preset's)")
     parser.add_argument("--results", type=Path, default=RESULTS, help=f"JSON to write (default {RESULTS})")
     parser.add_argument("--smoke", action="store_true", help="tiny settings: that it runs (< 3 min); writes nothing")
@@ -177,7 +178,7 @@ def main() -> None:
     load_before = os.getloadavg()
 
     # 1. data
-    data = load_posed_images(args.data)
+    data = load_posed_images(args.data, options=LoadOptions(downscale=args.downscale))
     factors = tuple(int(f) for f in args.factors.split(","))
     multi, test_idx = multiscale_dataset(data, args.train_views, args.test_views, args.scale_weighting == "equal",
                                          factors)
