@@ -86,12 +86,14 @@ class RefineRequest:
             raise VistaError("--tier pipeline needs --model-dir (a local diffusers pipeline folder)")
 
     def resolved_tier(self) -> str:
-        """auto -> pipeline when a model folder is given and CUDA is present, else prior."""
+        """auto -> pipeline when a model folder is given and CUDA is present, else inpaint: on real photos the patch
+        prior's diffusion step did not beat inpainting alone by more than the seed-to-seed spread (issue 24,
+        bench/results/guidance-real-*.json), so the CPU default skips training it."""
         import torch
 
         if self.tier != "auto":
             return self.tier
-        return "pipeline" if self.model_dir is not None and torch.cuda.is_available() else "prior"
+        return "pipeline" if self.model_dir is not None and torch.cuda.is_available() else "inpaint"
 
     def check_inputs(self) -> Scene:
         """The checks that read files, cheapest first: the output folder, the scene, the path, the model folder
@@ -178,8 +180,8 @@ def refine(request: RefineRequest, progress: ProgressCallback | None = None) -> 
     # 1. check everything cheap before any long work
     scene = request.check_inputs()
     tier = request.resolved_tier()
-    if request.tier == "auto" and request.model_dir is not None and tier == "prior":
-        report(progress, "--model-dir given but no CUDA GPU here: using the CPU tier (patch prior) instead")
+    if request.tier == "auto" and request.model_dir is not None and tier != "pipeline":
+        report(progress, f"--model-dir given but no CUDA GPU here: using the CPU tier ({tier}) instead")
     targets = target_cameras(request.path, scene)
     data = load_posed_images(request.data_dir or dataset_of(scene), options=training_load_options(request.scene_dir))
     report(progress, _targets_note(request.path, len(targets)))
