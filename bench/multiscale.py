@@ -153,7 +153,7 @@ def pull_back_flicker(renderable, path: Cameras, supersample: int) -> dict[str, 
 
 # --- 3. the run --------------------------------------------------------------------------------------
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "lego-200")
     parser.add_argument("--preset", default="test", help="training preset (default test)")
@@ -175,6 +175,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.steps, args.train_views, args.test_views, args.frames, args.size = 10, 3, 1, 3, 24
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     load_before = os.getloadavg()
 
     # 1. data
