@@ -173,3 +173,37 @@ def test_procedural_seeds_are_different_scenes_and_seed_0_is_the_fixed_one():
     cameras = procedural.hand_held_arc(2, 24, 18, seed=0)
     truth = [procedural.render_truth(cameras, 0, world=w) for w in (procedural.DEFAULT_WORLD, worlds[0])]
     assert (truth[0].rgb - truth[1].rgb).abs().mean() > 0.05
+
+
+def _report():
+    from bench import guidance_real_report
+
+    return guidance_real_report
+
+
+def _run(seeds: list[int], offset: float = 0.0, split: str = "a") -> dict:
+    """A bench/guidance_real.py result with base, none and inpaint rows per seed (inpaint +1 dB over none)."""
+    rows = []
+    for seed in seeds:
+        for variant, gain in (("base", -0.1), ("none", 0.0), ("inpaint", 1.0)):
+            rows.append({"seed": seed, "variant": variant, "path_psnr": 20.0 + gain + offset + seed * 0.1,
+                         "path_ssim": 0.7, "floaters": 0.2 - 0.1 * (variant == "inpaint"), "floaters_own": 0.1,
+                         "flicker": 0.02, "flicker_compared": 0.5, "train_psnr": 32.0, "seconds": 10.0})
+    return {"dataset": "d", "content_hash": "h", "settings": {"steps": 1}, "refine": {"steps": 3},
+            "split": {"path": [split]}, "skipped": {}, "rows": rows, "command": f"--seeds {seeds}", "minutes": 1.0}
+
+
+def test_runs_of_different_seeds_merge_into_one_result_with_means_over_all():
+    merged = _report().merge([_run([0]), _run([1, 2])])
+    assert sorted({r["seed"] for r in merged["rows"]}) == [0, 1, 2]
+    assert merged["means"]["none"]["path_psnr"] == pytest.approx(20.1)  # 20.0, 20.1, 20.2
+    assert merged["gate"]["inpaint"]["mean"]["path_psnr"] == pytest.approx(1.0)
+    assert merged["gate"]["inpaint"]["mean"]["floaters"] == pytest.approx(-0.5)
+    assert [run["command"] for run in merged["runs"]] == ["--seeds [0]", "--seeds [1, 2]"] and merged["minutes"] == 2.0
+
+
+def test_runs_that_differ_in_split_or_repeat_a_seed_are_not_merged():
+    with pytest.raises(SystemExit, match="split"):
+        _report().merge([_run([0]), _run([1], split="b")])
+    with pytest.raises(SystemExit, match="seed appears twice"):
+        _report().merge([_run([0, 1]), _run([1])])
