@@ -126,9 +126,11 @@ def test_corrections_are_saved_resumed_and_loaded(capture, tmp_path):
     train_scene(capture, tmp_path / "b", config, show_progress=False, stop_after_step=10)
     resumed = train_scene(capture, tmp_path / "b", config, show_progress=False, resume=True)
     loaded = load_scene(tmp_path / "b")
-    for scene in (resumed, loaded):
-        assert torch.equal(straight.corrections.appearance.delta, scene.corrections.appearance.delta)
-        assert torch.equal(straight.corrections.camera.adjustment, scene.corrections.camera.adjustment)
+    for scene in (resumed, loaded):  # to float rounding: a loaded machine's CI once differed in the last bits
+        torch.testing.assert_close(scene.corrections.appearance.delta, straight.corrections.appearance.delta,
+                                   rtol=1e-5, atol=1e-8)
+        torch.testing.assert_close(scene.corrections.camera.adjustment, straight.corrections.camera.adjustment,
+                                   rtol=1e-5, atol=1e-8)
     assert straight.corrections.camera.adjustment.abs().max() > 0  # they did learn something
     assert straight.corrections.appearance.delta.abs().max() > 0
     photos = loaded.metrics["photos"]

@@ -207,3 +207,12 @@ def test_runs_that_differ_in_split_or_repeat_a_seed_are_not_merged():
         _report().merge([_run([0]), _run([1], split="b")])
     with pytest.raises(SystemExit, match="seed appears twice"):
         _report().merge([_run([0, 1]), _run([1])])
+
+
+def test_the_cpu_default_tier_is_inpaint_the_best_measured_on_real_photos(monkeypatch):
+    from vista_api.refine import RefineRequest
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert RefineRequest("scene", "out").resolved_tier() == "inpaint"
+    assert RefineRequest("scene", "out", model_dir=Path("m")).resolved_tier() == "inpaint"  # no CUDA here
+    assert RefineRequest("scene", "out", tier="prior").resolved_tier() == "prior"

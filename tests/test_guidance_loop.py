@@ -125,7 +125,7 @@ def test_vista_refine_cli_and_its_bad_input(small_world, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_vista_refine_runs_end_to_end_on_a_dataset(tmp_path, capsys):
-    """lego-100, a scene trained for a few steps, the CPU tier with a few prior steps: a new scene folder."""
+    """lego-100, a scene trained for a few steps, the patch-prior tier with a few prior steps: a new scene folder."""
     import vista
     from tests.conftest import shared_dataset
 
@@ -135,8 +135,8 @@ def test_vista_refine_runs_end_to_end_on_a_dataset(tmp_path, capsys):
                        "--no-eval"]) == 0
     before = digest(scene_dir)
     out = tmp_path / "refined"
-    code = vista.main(["refine", str(scene_dir), "--out", str(out), "--steps", "4", "--prior-steps", "2",
-                       "--rounds", "2", "--keyframes", "1"])
+    code = vista.main(["refine", str(scene_dir), "--out", str(out), "--tier", "prior", "--steps", "4",
+                       "--prior-steps", "2", "--rounds", "2", "--keyframes", "1"])
     text = capsys.readouterr().out
     assert code == 0, text
     assert "no --path given: guiding along the capture trajectory" in text
