@@ -119,10 +119,10 @@ def provenance() -> dict:
                         "cuda": torch.cuda.is_available()}}
 
 
-def merge(results: list[dict]) -> dict:
+def merge(results: list[dict]) -> tuple[dict, list[str]]:
     """Runs of one dataset with the same settings and different seeds (e.g. `--seeds 0` then `--seeds 1 2`, each
     written to its own file) as one result: every row, each run's command, commit and load, the means and the gate
-    recomputed over all seeds."""
+    recomputed over all seeds; (result, the summary's table lines)."""
     first = results[0]
     for other in results[1:]:
         for key in ("dataset", "content_hash", "settings", "refine", "split"):
@@ -136,8 +136,8 @@ def merge(results: list[dict]) -> dict:
                                    "load_average_end", "minutes", "note", "notes")} for r in results]
     merged = {**{k: v for k, v in first.items() if k not in ("means", "gate")}, "rows": rows, "runs": runs,
               "minutes": sum(r.get("minutes", 0) for r in results)}
-    summarise(merged)
-    return merged
+    _, lines = summarise(merged)
+    return merged, lines
 
 
 if __name__ == "__main__":
@@ -150,7 +150,7 @@ if __name__ == "__main__":
     parser.add_argument("results", type=Path, nargs="+", help="result files of one dataset, same settings")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    merged = merge([json.loads(p.read_text()) for p in args.results])
-    print("\n".join(summarise(merged)[1]))
+    merged, lines = merge([json.loads(p.read_text()) for p in args.results])
+    print("\n".join(lines))
     args.out.write_text(json.dumps(merged, indent=1, default=float) + "\n")
     print(f"written to {args.out}")

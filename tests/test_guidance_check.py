@@ -194,12 +194,13 @@ def _run(seeds: list[int], offset: float = 0.0, split: str = "a") -> dict:
 
 
 def test_runs_of_different_seeds_merge_into_one_result_with_means_over_all():
-    merged = _report().merge([_run([0]), _run([1, 2])])
+    merged, lines = _report().merge([_run([0]), _run([1, 2])])
     assert sorted({r["seed"] for r in merged["rows"]}) == [0, 1, 2]
     assert merged["means"]["none"]["path_psnr"] == pytest.approx(20.1)  # 20.0, 20.1, 20.2
     assert merged["gate"]["inpaint"]["mean"]["path_psnr"] == pytest.approx(1.0)
     assert merged["gate"]["inpaint"]["mean"]["floaters"] == pytest.approx(-0.5)
     assert [run["command"] for run in merged["runs"]] == ["--seeds [0]", "--seeds [1, 2]"] and merged["minutes"] == 2.0
+    assert any("inpaint vs none: path +1.00 dB" in line for line in lines)
 
 
 def test_runs_that_differ_in_split_or_repeat_a_seed_are_not_merged():
