@@ -45,6 +45,9 @@ VARIANTS = {
     "camera": ["--camera-refinement"],
     "appearance+camera": ["--appearance", "--camera-refinement"],
     "appearance+camera+huber": ["--appearance", "--camera-refinement", "--photo-loss", "huber"],
+    "proposal+far": ["--sampler", "proposal", "--sampling", "far_weight_penalty=0.006"],
+    "proposal+anneal+far": ["--sampler", "proposal", "--sampling", "proposal_anneal_steps=1000",
+                            "--sampling", "far_weight_penalty=0.006"],
 }
 """Vista's switches for real photos (`TrainConfig.appearance`, `camera_refinement`, `photo_loss`) and the unbounded
 sampler (`SamplingConfig.unbounded_sampler`; "plain" is the preset's)."""
@@ -80,12 +83,13 @@ def _env() -> dict:
     return env
 
 
-def run_vista(name: str, data: Path, minutes: float, preset: str, variant: str, sizes: list[str], out: Path) -> dict:
+def run_vista(name: str, data: Path, minutes: float, preset: str, variant: str, sizes: list[str], out: Path,
+              downscale: int = 1) -> dict:
     """One budgeted Vista run in its own process; its record plus the measured peak memory and load."""
-    folder = out / f"{name}-{variant}-{minutes:g}min"
+    folder = out / f"{name}-{variant}-{minutes:g}min{f'-ds{downscale}' if downscale > 1 else ''}"
     record = folder.with_suffix(".json")
     cmd = [sys.executable, str(HELPERS / "vista_budget_train.py"), str(data), "--out", str(folder), "--record",
-           str(record), "--preset", preset, "--minutes", f"{minutes:g}", *VARIANTS[variant]]
+           str(record), "--preset", preset, "--minutes", f"{minutes:g}", "--downscale", str(downscale), *VARIANTS[variant]]
     for size in sizes:
         cmd += ["--frame-size", size]
     measured = run_measured(cmd, out / "logs" / f"{folder.name}.log", env=_env())
@@ -140,6 +144,7 @@ def main() -> None:
     parser.add_argument("--lego-budget", type=float, default=10.0, help="lego-200's budget (the regression check)")
     parser.add_argument("--preset", default="preview")
     parser.add_argument("--variants", default="plain,appearance+camera", help=f"of {sorted(VARIANTS)}")
+    parser.add_argument("--downscale", type=int, default=1, help="real captures at 1/N of their photos' size")
     parser.add_argument("--nerfacto", action="store_true", help="also nerfacto on the real scenes (slow)")
     parser.add_argument("--nerfacto-budgets", default="1,3,10,30")
     parser.add_argument("--nerfacto-rays", type=int, default=4096)
@@ -165,7 +170,8 @@ def main() -> None:
             rows += [run_vista(name, data, args.lego_budget, args.preset, "plain", ["320x180", "1280x720"], args.out)]
             continue
         for variant in variants:
-            rows += [run_vista(name, data, b, args.preset, variant, ["1280x720"], args.out) for b in budgets]
+            rows += [run_vista(name, data, b, args.preset, variant, ["1280x720"], args.out, args.downscale)
+                     for b in budgets]
         if args.nerfacto:
             rows += run_nerfacto(name, data, [float(b) for b in parse_list(args.nerfacto_budgets)], args.out,
                                  args.nerfacto_rays, "1280x720")

@@ -81,6 +81,9 @@ class SamplingConfig:
     """"proposal" sampler: training steps over which the proposal weights' exponent rises from 0 to 1 before each
     resampling (nerfacto's proposal weight annealing, slope 10 over 1000 steps): early on the NeRF's samples spread
     along the ray instead of trusting a still-untrained proposal density. 0: no annealing. Renders never anneal."""
+    far_weight_penalty: float = 0.0
+    """"proposal" sampler: weight of a prior on the compositing weight beyond the unit cube (`render.proposal.
+    far_weight`), the occupancy grid's pruning of weak far density made soft. 0: none."""
     mask_unseen: bool = True
     """Cells no training photo sees are never occupied (`render.occupancy.cells_seen_by`, as nerfacc's
     `mark_invisible_cells`); set when training starts and saved with the grid."""
@@ -105,6 +108,8 @@ class SamplingConfig:
             check_int("proposal_samples", count, 2, MAX_SAMPLES_PER_RAY)
         check_int("nerf_samples", self.nerf_samples, 2, MAX_SAMPLES_PER_RAY)
         check_int("proposal_anneal_steps", self.proposal_anneal_steps, 0)
+        if not (isinstance(self.far_weight_penalty, (int, float)) and 0.0 <= self.far_weight_penalty < float("inf")):
+            raise ConfigValueError(f"far_weight_penalty must be a number >= 0, got {self.far_weight_penalty!r}")
         if not isinstance(self.mask_unseen, bool):
             raise ConfigValueError(f"mask_unseen must be true or false, got {self.mask_unseen!r}")
 

@@ -32,4 +32,5 @@ def make_proposals(sampling: SamplingConfig, backend: str, generator: torch.Gene
     """One field per proposal pass (the finest resolutions of `FINEST`, the last one repeated for more passes)."""
     fields = [ProposalField(FINEST[min(i, len(FINEST) - 1)], backend, generator)
               for i in range(len(sampling.proposal_samples))]
-    return Proposals(fields, ProposalSampler(tuple(sampling.proposal_samples), sampling.nerf_samples))
+    return Proposals(fields, ProposalSampler(tuple(sampling.proposal_samples), sampling.nerf_samples),
+                     far_penalty=float(sampling.far_weight_penalty))

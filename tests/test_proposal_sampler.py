@@ -151,3 +151,33 @@ def test_the_nerf_samples_carry_pixel_footprints_when_anti_aliasing_is_on():
     today = render(False, with_radii)
     assert torch.equal(render(True, without), today)
     assert not torch.equal(render(True, with_radii), today)
+
+
+def test_the_far_weight_counts_only_samples_beyond_the_unit_cube():
+    positions = torch.tensor([[[0.0, 0.0, 0.5], [0.0, 0.0, 1.5], [0.0, 3.0, 0.0]],
+                              [[0.2, 0.2, 0.2], [0.9, -0.9, 0.99], [-1.2, 0.0, 0.0]]])
+    weights = torch.tensor([[0.5, 0.25, 0.125], [0.5, 0.3, 0.1]])[..., None]
+    # ray 0: 0.25 + 0.125 beyond the cube; ray 1: 0.1
+    assert float(proposal.far_weight(positions.reshape(-1, 3), weights)) == pytest.approx((0.375 + 0.1) / 2)
+
+
+def test_the_far_weight_penalty_adds_its_term_and_trains_the_nerf_density():
+    from render.config import ConfigValueError
+
+    with pytest.raises(ConfigValueError, match="far_weight_penalty"):
+        dataclasses.replace(proposal_config().sampling, far_weight_penalty=-1.0)
+    scene = unbounded_scene()
+    rays, jitter = random_rays(64), torch.rand(64, generator=torch.Generator().manual_seed(1))
+    plain = render_rays(scene.renderable(), rays, jitter=jitter).regularizer
+    scene.proposals.far_penalty = 0.5
+    seen = []
+    original = proposal.far_weight
+    with patch.object(proposal, "far_weight", side_effect=lambda *a: seen.append(original(*a)) or seen[-1]):
+        penalised = render_rays(scene.renderable(), rays, jitter=jitter).regularizer
+    assert len(seen) == 1 and float(seen[0]) > 0  # random rays from inside the cube leave it
+    # the same samples (the seed comes from the jitter), plus exactly the weighted term
+    assert float(penalised.detach()) == pytest.approx(float(plain.detach()) + 0.5 * float(seen[0].detach()), rel=1e-5)
+    (penalised - plain).backward()
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in scene.field.parameters())
+    with torch.no_grad():  # renders carry no training terms
+        assert render_rays(scene.renderable(), rays).regularizer is None

@@ -51,19 +51,29 @@ def main() -> None:
     parser.add_argument("--sampler", default=None, choices=["occupancy", "proposal"],
                         help="unbounded scenes' sampler (default: the preset's)")
     parser.add_argument("--frame-size", action="append", default=[], help="WxH to time (repeatable)")
+    parser.add_argument("--downscale", type=int, default=1, help="train and evaluate at 1/N of the photos' size")
+    parser.add_argument("--sampling", action="append", default=[], metavar="KEY=VALUE",
+                        help="a SamplingConfig field of the proposal tuning (repeatable), e.g. far_weight_penalty=0.006")
+    parser.add_argument("--distortion", type=float, default=None, help="distortion loss weight (default: preset's)")
     args = parser.parse_args()
 
     from scenes.config import preset_config
-    from scenes.data import load_posed_images
+    from scenes.data import LoadOptions, load_posed_images
     from scenes.evaluate import evaluate_scene
     from scenes.train import train_scene
 
-    data = load_posed_images(args.data)
+    data = load_posed_images(args.data, options=LoadOptions(downscale=args.downscale))
     config = preset_config(args.preset, steps=args.steps, appearance=args.appearance,
                            camera_refinement=args.camera_refinement, photo_loss=args.photo_loss)
     if args.sampler is not None:
         config = dataclasses.replace(config, sampling=dataclasses.replace(config.sampling,
                                                                           unbounded_sampler=args.sampler))
+    for item in args.sampling:
+        key, value = item.split("=", 1)
+        kind = type(getattr(config.sampling, key))
+        config = dataclasses.replace(config, sampling=dataclasses.replace(config.sampling, **{key: kind(value)}))
+    if args.distortion is not None:
+        config = dataclasses.replace(config, distortion_loss_weight=args.distortion)
     scene = train_scene(data, args.out, config, minutes=args.minutes, overwrite=True, show_progress=False)
     metrics = evaluate_scene(scene, data)
     camera_index = data.heldout_indices[0]
@@ -75,7 +85,9 @@ def main() -> None:
                               for size in args.frame_size},
         "flagged_photos": scene.metrics.get("photos", {}).get("flagged"),
         "config": {"preset": args.preset, "appearance": args.appearance, "camera_refinement": args.camera_refinement,
-                   "photo_loss": args.photo_loss, "unbounded_sampler": config.sampling.unbounded_sampler},
+                   "photo_loss": args.photo_loss, "unbounded_sampler": config.sampling.unbounded_sampler,
+                   "downscale": args.downscale, "sampling_overrides": args.sampling,
+                   "distortion_loss_weight": config.distortion_loss_weight},
     }
     args.record.parent.mkdir(parents=True, exist_ok=True)
     args.record.write_text(json.dumps(record, indent=2))
