@@ -81,9 +81,11 @@ class SamplingConfig:
     """"proposal" sampler: training steps over which the proposal weights' exponent rises from 0 to 1 before each
     resampling (nerfacto's proposal weight annealing, slope 10 over 1000 steps): early on the NeRF's samples spread
     along the ray instead of trusting a still-untrained proposal density. 0: no annealing. Renders never anneal."""
-    far_weight_penalty: float = 0.0
+    far_weight_penalty: float = 0.006
     """"proposal" sampler: weight of a prior on the compositing weight beyond the unit cube (`render.proposal.
-    far_weight`), the occupancy grid's pruning of weak far density made soft. 0: none."""
+    far_weight`), the occupancy grid's pruning of weak far density made soft. 0: none. 0.006 was the best of
+    0.001-0.03 on skull-66 at 200 steps (bench/results/skull-far-weight-sweep.json; 0.03 collapses the scene); at 3
+    minutes it gave skull-66 +5.7 dB and fox-small -0.09 dB (bench/results/real-captures-far-*.json)."""
     mask_unseen: bool = True
     """Cells no training photo sees are never occupied (`render.occupancy.cells_seen_by`, as nerfacc's
     `mark_invisible_cells`); set when training starts and saved with the grid."""

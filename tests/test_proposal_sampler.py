@@ -50,6 +50,7 @@ def test_every_ray_takes_exactly_the_configured_samples():
 
 def test_the_interlevel_loss_trains_the_proposals_and_not_the_nerf():
     scene = unbounded_scene()
+    scene.proposals.far_penalty = 0.0  # the far-weight prior, which does train the NeRF, is tested on its own
     out = render_rays(scene.renderable(), random_rays(64), jitter=torch.rand(64, generator=torch.Generator()))
     assert out.regularizer is not None and out.regularizer.ndim == 0 and float(out.regularizer.detach()) >= 0
     out.regularizer.backward()
@@ -168,6 +169,7 @@ def test_the_far_weight_penalty_adds_its_term_and_trains_the_nerf_density():
         dataclasses.replace(proposal_config().sampling, far_weight_penalty=-1.0)
     scene = unbounded_scene()
     rays, jitter = random_rays(64), torch.rand(64, generator=torch.Generator().manual_seed(1))
+    scene.proposals.far_penalty = 0.0
     plain = render_rays(scene.renderable(), rays, jitter=jitter).regularizer
     scene.proposals.far_penalty = 0.5
     seen = []
