@@ -59,6 +59,8 @@ def variant_config(name: str, preset: str, steps: int):
     """`disparity` or `contracted:STEP`, then optional `+field=value` overrides of the SamplingConfig or the
     TrainConfig (e.g. `contracted:0.015625+min_alpha=0.01+distortion_loss_weight=0.002`)."""
     base = preset_config(preset, steps=steps)
+    # the schedules are the occupancy grid's; `+unbounded_sampler=proposal` switches (the presets' default since #21)
+    base = dataclasses.replace(base, sampling=dataclasses.replace(base.sampling, unbounded_sampler="occupancy"))
     schedule, *overrides = name.split("+")
     if schedule == "disparity":
         sampling = dataclasses.replace(base.sampling, unbounded_schedule="disparity")

@@ -209,6 +209,10 @@ def _without_retired_keys(recorded: object) -> object:
     if isinstance(sampling, dict) and "unbounded_sampler" not in sampling:
         # scenes from before the proposal sampler: their weights hold no proposal fields
         config["sampling"] = {**sampling, "unbounded_sampler": "occupancy"}
+        sampling = config["sampling"]
+    if isinstance(sampling, dict) and "far_weight_penalty" not in sampling:
+        # proposal scenes from before the far-weight prior keep training as they started
+        config["sampling"] = {**sampling, "far_weight_penalty": 0.0}
     return config
 
 

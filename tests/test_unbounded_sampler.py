@@ -167,3 +167,18 @@ def test_scenes_saved_before_the_proposal_sampler_load_with_the_occupancy_grid()
     current = config_to_dict(preset_config("preview"))
     del current["sampling"]["unbounded_sampler"]
     assert config_from_dict(TrainConfig, _without_retired_keys(current)).sampling.unbounded_sampler == "occupancy"
+
+
+def test_places_train_with_the_proposal_sampler_and_older_scenes_keep_their_prior():
+    from render.configio import config_from_dict, config_to_dict
+    from scenes.config import TrainConfig, preset_config
+    from scenes.scene import _without_retired_keys
+
+    for preset in ("preview", "quality"):
+        sampling = preset_config(preset).sampling
+        assert sampling.unbounded_sampler == "proposal" and sampling.far_weight_penalty == 0.006
+    assert preset_config("test").sampling.unbounded_sampler == "occupancy"
+    current = config_to_dict(preset_config("preview"))
+    assert config_from_dict(TrainConfig, _without_retired_keys(current)).sampling.far_weight_penalty == 0.006
+    del current["sampling"]["far_weight_penalty"]
+    assert config_from_dict(TrainConfig, _without_retired_keys(current)).sampling.far_weight_penalty == 0.0
