@@ -45,6 +45,8 @@ VARIANTS = {
     "camera": ["--camera-refinement"],
     "appearance+camera": ["--appearance", "--camera-refinement"],
     "appearance+camera+huber": ["--appearance", "--camera-refinement", "--photo-loss", "huber"],
+    # "proposal" is the sampler as shipped (with the far-weight prior since #21); these two pin the prior
+    "proposal-no-far": ["--sampler", "proposal", "--sampling", "far_weight_penalty=0"],
     "proposal+far": ["--sampler", "proposal", "--sampling", "far_weight_penalty=0.006"],
     "proposal+anneal+far": ["--sampler", "proposal", "--sampling", "proposal_anneal_steps=1000",
                             "--sampling", "far_weight_penalty=0.006"],

@@ -69,9 +69,12 @@ def main() -> None:
         config = dataclasses.replace(config, sampling=dataclasses.replace(config.sampling,
                                                                           unbounded_sampler=args.sampler))
     for item in args.sampling:
-        key, value = item.split("=", 1)
+        key, _, value = item.partition("=")
+        if not hasattr(config.sampling, key):
+            raise SystemExit(f"--sampling {item}: SamplingConfig has no field {key!r}")
         kind = type(getattr(config.sampling, key))
-        config = dataclasses.replace(config, sampling=dataclasses.replace(config.sampling, **{key: kind(value)}))
+        parsed = value == "True" if kind is bool else kind(value)  # bool("False") would be True
+        config = dataclasses.replace(config, sampling=dataclasses.replace(config.sampling, **{key: parsed}))
     if args.distortion is not None:
         config = dataclasses.replace(config, distortion_loss_weight=args.distortion)
     scene = train_scene(data, args.out, config, minutes=args.minutes, overwrite=True, show_progress=False)
