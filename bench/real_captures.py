@@ -89,7 +89,7 @@ def run_vista(name: str, data: Path, minutes: float, preset: str, variant: str, 
               downscale: int = 1) -> dict:
     """One budgeted Vista run in its own process; its record plus the measured peak memory and load."""
     folder = out / f"{name}-{variant}-{minutes:g}min{f'-ds{downscale}' if downscale > 1 else ''}"
-    record = folder.with_suffix(".json")
+    record = folder.parent / f"{folder.name}.json"  # not with_suffix: "0.2min" would lose ".2min"
     cmd = [sys.executable, str(HELPERS / "vista_budget_train.py"), str(data), "--out", str(folder), "--record",
            str(record), "--preset", preset, "--minutes", f"{minutes:g}", "--downscale", str(downscale), *VARIANTS[variant]]
     for size in sizes:
