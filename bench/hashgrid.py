@@ -1,16 +1,23 @@
 """Hash grid forward+backward on the CPU: Vista's fused kernel vs its plain-PyTorch twin vs nerfstudio's
 HashEncoding (torch implementation), same points, same run. Prints a table of ms and ratios.
 
-    .venv/bin/python bench/hashgrid.py [--points 65536] [--repeats 5]
+    .venv/bin/python bench/hashgrid.py [--points 65536] [--repeats 5] [--against-source OLD.c]
+
+`--against-source` also builds another version of `scenes/hashgrid_fused.c` (e.g. `git show HEAD~1:scenes/
+hashgrid_fused.c > /tmp/old.c`) and times it beside the current one, forward alone (rendering) and forward+backward
+(training), in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
+from unittest.mock import patch
 
 import torch
 
+from scenes import hashgrid_fused
 from scenes.config import HashGridConfig
 from scenes.hashgrid import grid_layout, hash_encode_reference, init_table
 from scenes.hashgrid_fused import LayoutArrays, fused_available, hash_encode
@@ -30,6 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=65536)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--against-source", type=Path, help="another hashgrid_fused.c to time beside this one")
     args = parser.parse_args()
     config = HashGridConfig.spanning(1024, n_levels=16, log2_hashmap_size=19)
     layout = grid_layout(config)
@@ -45,6 +53,9 @@ def main() -> None:
             table.grad = None
         return run
 
+    if args.against_source is not None:
+        compare_sources(args.against_source, x, table, layout, arrays, args.repeats)
+        return
     rows = [("vista reference (plain torch)", timed(step(lambda: hash_encode_reference(x, table, layout)), args.repeats))]
     if fused_available():
         rows.append(("vista fused CPU kernel", timed(step(lambda: hash_encode(x, table, layout, arrays)), args.repeats)))
@@ -67,6 +78,34 @@ def main() -> None:
     print("| implementation | ms | x slower than fastest |\n|---|---:|---:|")
     for name, ms in rows:
         print(f"| {name} | {ms:.1f} | {ms / fastest:.1f} |")
+
+
+def compare_sources(other: Path, x, table, layout, arrays, repeats: int) -> None:
+    """The current kernel against the one built from `other`, forward and forward+backward, interleaved."""
+    from render.native import Kernel
+
+    other_kernel = Kernel(other.resolve(), "VISTA_HASHGRID", f"hash grid from {other}", hashgrid_fused._declare)
+    if other_kernel.load() is None or not fused_available():
+        raise SystemExit("both kernels must build")
+
+    def forward():
+        with torch.no_grad():
+            hash_encode(x, table, layout, arrays)
+
+    def both():
+        hash_encode(x, table, layout, arrays).square().sum().backward()
+        table.grad = None
+
+    results = {}
+    for name, run in (("forward", forward), ("forward+backward", both)):
+        for which, load in (("current", hashgrid_fused._load), (str(other), other_kernel.load)):
+            with patch.object(hashgrid_fused, "_load", load):
+                results[(name, which)] = timed(run, repeats)
+    print(f"{len(x)} points, {torch.get_num_threads()} threads; best of {repeats}")
+    print(f"| pass | current ms | {other} ms | ratio |\n|---|---:|---:|---:|")
+    for name in ("forward", "forward+backward"):
+        now, then = results[(name, "current")], results[(name, str(other))]
+        print(f"| {name} | {now:.1f} | {then:.1f} | {then / now:.2f}x |")
 
 
 if __name__ == "__main__":

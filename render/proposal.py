@@ -11,12 +11,13 @@ samplers and both losses (`render.nerfstudio_parts.ProposalSampler`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 
-from render import footprint, unbounded
+from render import footprint, proposal_bake, unbounded
 from render.cameras import Rays
 from render.nerfstudio_parts import ProposalSampler, contract, interlevel_and_distortion, sample_weights
 from render.representation import RayBundleOutput
@@ -42,9 +43,19 @@ class Proposals:
     """Exponent of the proposal weights before each resampling in training (`anneal_exponent`; 1: none)."""
     far_penalty: float = 0.0
     """Weight of the far-weight prior in training (`SamplingConfig.far_weight_penalty`; 0: none)."""
+    bake_for_render: bool = True
+    """Renders without gradients look the proposal densities up in dense bakes (`render.proposal_bake`); False
+    evaluates the fields themselves (for comparisons)."""
+    bakes: dict = dataclasses.field(default_factory=dict, repr=False)
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return [p for f in self.fields for p in f.parameters()]
+
+    def density_fns(self, render: bool) -> list:
+        """The sampler's density functions, one per pass: the baked fields for a render without gradients."""
+        if render and self.bake_for_render and not torch.is_grad_enabled():
+            return [_density_fn(proposal_bake.baked(f, self.bakes)) for f in self.fields]
+        return [_density_fn(f) for f in self.fields]
 
     def train(self, mode: bool) -> None:
         for f in self.fields:
@@ -130,7 +141,7 @@ def render_proposal_rays(renderable, proposals: Proposals, rays: Rays, jitter: t
     """Render scene-space rays through the proposal passes and the NeRF (`renderable.field`); in training (jitter
     given) the output carries the interlevel loss (and the distortion loss if asked) as `regularizer`."""
     training = jitter is not None
-    fns = [_density_fn(p) for p in proposals.fields]
+    fns = proposals.density_fns(render=not training)
     with torch.random.fork_rng(devices=[]):
         if training:
             torch.manual_seed(_seed_from(jitter))

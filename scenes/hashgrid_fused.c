@@ -37,8 +37,11 @@ static inline int corners(const float *x, float scale, int64_t resolution, int64
         frac[d] = pos - fl;
         cell[d] = (int64_t)fl;
     }
-    const uint64_t ures = (uint64_t)resolution;
-    const int dense = ures * ures * ures <= (uint64_t)size;
+    const uint64_t ures = (uint64_t)resolution, usize = (uint64_t)size;
+    const int dense = ures * ures * ures <= usize;
+    /* A hashed level's size is a power of two: a mask instead of a 64-bit division, 8 times per level and point
+     * (the same value, as the index is unsigned). A dense level's in-range index fits 32 bits: a cheaper division. */
+    const int pow2 = (usize & (usize - 1)) == 0;
     for (int c = 0; c < 8; ++c) {
         const uint64_t cx = (uint64_t)cell[0] + (uint64_t)(c & 1), cy = (uint64_t)cell[1] + (uint64_t)((c >> 1) & 1),
                        cz = (uint64_t)cell[2] + (uint64_t)((c >> 2) & 1);
@@ -48,7 +51,15 @@ static inline int corners(const float *x, float scale, int64_t resolution, int64
         } else {
             index = (uint64_t)(((uint32_t)cx) ^ ((uint32_t)cy * PRIME_Y) ^ ((uint32_t)cz * PRIME_Z));
         }
-        rows[c] = (int64_t)(index % (uint64_t)size) + offset;
+        uint64_t row;
+        if (pow2) {
+            row = index & (usize - 1);
+        } else if ((index | usize) >> 32 == 0) {
+            row = (uint32_t)index % (uint32_t)usize;
+        } else {
+            row = index % usize;
+        }
+        rows[c] = (int64_t)row + offset;
         const float wx = (c & 1) ? frac[0] : 1.0f - frac[0];
         const float wy = ((c >> 1) & 1) ? frac[1] : 1.0f - frac[1];
         const float wz = ((c >> 2) & 1) ? frac[2] : 1.0f - frac[2];

@@ -20,6 +20,7 @@ FINEST = (128, 256)
 class ProposalField(nn.Module):
     def __init__(self, finest: int, backend: str, generator: torch.Generator | None = None):
         super().__init__()
+        self.finest = finest  # the render-time bake's resolution (render.proposal_bake)
         self.grid = HashGridConfig.spanning(finest, n_levels=5, log2_hashmap_size=17)
         self.encoding = make_encoding(self.grid, backend, generator)
         self.mlp = make_mlp(self.grid.n_output_dims, 1, 16, 1, backend)
