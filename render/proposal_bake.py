@@ -30,7 +30,8 @@ BLOCKS_PER_BATCH = 256
 
 
 def parameter_versions(module: torch.nn.Module) -> tuple[tuple[int, int], ...]:
-    """Changes whenever a parameter or buffer is modified in place (optimiser steps, `load_state_dict`)."""
+    """Changes whenever a parameter or buffer is modified in place (optimiser steps, `load_state_dict`): torch's
+    per-tensor version counter, the one autograd uses to detect in-place changes."""
     return tuple((id(t), t._version) for t in [*module.parameters(), *module.buffers()])
 
 
@@ -65,7 +66,8 @@ class LazyBake:
             return
         n = self.n_blocks
         # floor(u R / B) is the block of floor(u R) up to rounding at a block's face, which the halo covers; the
-        # flat index is exact in float32 (n^3 <= 2^24), and this is a fifth of a frame's proposal lookups
+        # flat index is exact in float32 (n^3 <= 2^24). Few passes over the points: this check costs about 40% of
+        # a lookup (fox-small, 640x360, measured) until every block is filled
         block_xyz = (u.detach() * (self.resolution / BLOCK)).floor_().clamp_(0, n - 1)
         blocks = (block_xyz @ torch.tensor([1.0, n, n * n], device=u.device)).long()
         missing = blocks[~self.filled[blocks]]
@@ -85,7 +87,7 @@ class LazyBake:
         oz, oy, ox = torch.meshgrid(offsets, offsets, offsets, indexing="ij")
         ring = torch.stack([ox.reshape(-1), oy.reshape(-1), oz.reshape(-1)], dim=-1)  # [V, 3] xyz
         vertices = (corner[:, None, :] + ring[None]).reshape(-1, 3).clamp_(0, r)
-        values = self.field.density(vertices.float() / r).clamp_min(MIN_DENSITY).log()
+        values = self.field.density(vertices.float() / r).float().clamp_min(MIN_DENSITY).log()  # tcnn: half
         self.log_density.view(-1)[(vertices[:, 2] * (r + 1) + vertices[:, 1]) * (r + 1) + vertices[:, 0]] = values
         self.evaluated += len(vertices)
 
