@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=65536)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--against-source", type=Path, help="another hashgrid_fused.c to time beside this one")
+    parser.add_argument("--results", type=Path, help="with --against-source: write the timings here (JSON)")
     args = parser.parse_args()
     config = HashGridConfig.spanning(1024, n_levels=16, log2_hashmap_size=19)
     layout = grid_layout(config)
@@ -54,7 +55,9 @@ def main() -> None:
         return run
 
     if args.against_source is not None:
-        compare_sources(args.against_source, x, table, layout, arrays, args.repeats)
+        results = compare_sources(args.against_source, x, table, layout, arrays, args.repeats)
+        if args.results is not None:
+            write_results(args, results)
         return
     rows = [("vista reference (plain torch)", timed(step(lambda: hash_encode_reference(x, table, layout)), args.repeats))]
     if fused_available():
@@ -80,7 +83,23 @@ def main() -> None:
         print(f"| {name} | {ms:.1f} | {ms / fastest:.1f} |")
 
 
-def compare_sources(other: Path, x, table, layout, arrays, repeats: int) -> None:
+def write_results(args, results: dict) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    args.results.write_text(json.dumps({
+        "benchmark": "bench/hashgrid.py", "commit": commit,
+        "command": " ".join([".venv/bin/python", "bench/hashgrid.py", *sys.argv[1:]]),
+        "machine": {"cpus": os.cpu_count(), "threads": torch.get_num_threads()}, "load_average": os.getloadavg(),
+        "points": args.points, "repeats": args.repeats, "against_source": str(args.against_source),
+        "best_ms": {f"{name} / {which}": ms for (name, which), ms in results.items()}}, indent=1) + "\n")
+    print(f"written: {args.results}")
+
+
+def compare_sources(other: Path, x, table, layout, arrays, repeats: int) -> dict:
     """The current kernel against the one built from `other`, forward and forward+backward, interleaved."""
     from render.native import Kernel
 
@@ -106,6 +125,7 @@ def compare_sources(other: Path, x, table, layout, arrays, repeats: int) -> None
     for name in ("forward", "forward+backward"):
         now, then = results[(name, "current")], results[(name, str(other))]
         print(f"| {name} | {now:.1f} | {then:.1f} | {then / now:.2f}x |")
+    return results
 
 
 if __name__ == "__main__":
