@@ -67,6 +67,15 @@ def covering_cameras(points: torch.Tensor, cameras: Cameras, margin_px: float = 
     return (seen.in_front & inside).sum(0)
 
 
+def directions_seen(directions: torch.Tensor, capture: Cameras) -> torch.Tensor:
+    """How many of the `capture` cameras looked in each world direction [P, 3] -> [P] int: a point far beyond the
+    capture along it (a thousand times its extent, where parallax is gone) falls inside their frustums."""
+    centres = capture.positions
+    middle = centres.mean(0)
+    reach = 1e3 * (1.0 + float((centres - middle).norm(dim=-1).max()))
+    return covering_cameras(middle + directions * reach, capture)
+
+
 def dilate(mask: torch.Tensor, pixels: int) -> torch.Tensor:
     if pixels <= 0:
         return mask
@@ -75,17 +84,30 @@ def dilate(mask: torch.Tensor, pixels: int) -> torch.Tensor:
 
 
 def uncertainty_mask(rgb_depth_opacity, jittered_depth: torch.Tensor | None, cameras: Cameras, index: int,
-                     capture: Cameras, config: MaskConfig = MaskConfig(), empty_is_valid: bool = False) -> UncertaintyMask:
+                     capture: Cameras, config: MaskConfig = MaskConfig(), empty_is_valid: bool = False,
+                     seen_background_is_valid: bool = False) -> UncertaintyMask:
     """The mask of view `index` of `cameras`, from its render (anything with .depth [H, W] and .opacity [H, W]),
     the depth of a second render with shifted samples (None: the unstable cue is not used), and the training
     cameras `capture`.
 
     `empty_is_valid`: an object capture (photos with alpha) where a ray that meets nothing is right, not a hole;
-    low opacity then only excludes a pixel from the other two cues."""
+    low opacity then only excludes a pixel from the other two cues.
+    `seen_background_is_valid`: an unbounded scene, where a ray that leaves the field towards a direction at least
+    `min_cameras` photos looked in shows the background those photos were fitted to (skull-66's black backdrop,
+    kept transparent by the far-weight prior), not a hole: repainting it from the neighbouring surfaces put
+    colour in mid-air (skull-66, seed 0: held-out path 19.0 -> 14.7 dB)."""
     view = rgb_depth_opacity
     h, w = cameras.height, cameras.width
     low_opacity = view.opacity < config.min_opacity
     rays = image_rays(cameras, index)
+    holes = low_opacity
+    if empty_is_valid:
+        holes = torch.zeros_like(low_opacity)
+    elif seen_background_is_valid and bool(low_opacity.any()):
+        empty = low_opacity.reshape(-1)
+        seen = torch.zeros_like(empty)
+        seen[empty] = directions_seen(rays.directions[empty], capture) >= config.min_cameras
+        holes = low_opacity & ~seen.reshape(h, w)
     points = rays.origins + rays.directions * view.depth.reshape(-1, 1)
     uncovered = (covering_cameras(points, capture) < config.min_cameras).reshape(h, w) & ~low_opacity
     if jittered_depth is None:
@@ -95,7 +117,6 @@ def uncertainty_mask(rgb_depth_opacity, jittered_depth: torch.Tensor | None, cam
     else:
         change = (view.depth - jittered_depth).abs() / torch.maximum(view.depth, jittered_depth).clamp(min=1e-6)
         unstable = (change > config.max_depth_change) & ~low_opacity
-    holes = torch.zeros_like(low_opacity) if empty_is_valid else low_opacity
     flagged = torch.zeros_like(low_opacity)
     for cue, where in (("holes", holes), ("uncovered", uncovered), ("unstable", unstable)):
         if cue in config.cues:

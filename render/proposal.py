@@ -58,6 +58,8 @@ class Proposals:
         return [_density_fn(f) for f in self.fields]
 
     def train(self, mode: bool) -> None:
+        if mode:  # the next optimiser step makes every bake stale: free them now, not at the next render
+            self.bakes.clear()
         for f in self.fields:
             f.train(mode)
 

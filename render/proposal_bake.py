@@ -70,10 +70,10 @@ class LazyBake:
         # a lookup (fox-small, 640x360, measured) until every block is filled
         block_xyz = (u.detach() * (self.resolution / BLOCK)).floor_().clamp_(0, n - 1)
         blocks = (block_xyz @ torch.tensor([1.0, n, n * n], device=u.device)).long()
-        missing = blocks[~self.filled[blocks]]
-        if missing.numel() == 0:
+        filled = self.filled[blocks]
+        if bool(filled.all()):  # the common case once a video's first frames have filled what it sees
             return
-        missing = torch.unique(missing)
+        missing = torch.unique(blocks[~filled])
         for start in range(0, len(missing), BLOCKS_PER_BATCH):
             self._evaluate(missing[start:start + BLOCKS_PER_BATCH])
         self.filled[missing] = True

@@ -68,6 +68,21 @@ def test_uncertainty_mask_flags_holes_unseen_points_and_unstable_depth():
         MaskConfig(cues=("holes", "floaters"))
 
 
+def test_an_unbounded_view_towards_the_background_the_photos_saw_has_no_holes_there():
+    capture = camera_at_origin_looking_down_minus_z(8, 6)
+    ahead = Cameras.from_fov(capture.world_from_camera.clone(), 60.0, 8, 6)
+    ahead.world_from_camera[:, :, 3] = torch.tensor([0.5, 0.0, 0.3])  # moved, same direction: the photo saw its sky
+    behind = Cameras.from_fov(capture.world_from_camera.clone(), 60.0, 8, 6)
+    behind.world_from_camera[:, :, :3] = torch.diag(torch.tensor([-1.0, 1.0, -1.0]))  # turned round: never seen
+    view = RenderedView(torch.zeros(6, 8, 3), torch.full((6, 8), 2.0), torch.zeros(6, 8))  # nothing met
+    config = MaskConfig(min_cameras=1, dilate_px=0, cues=("holes",))
+    assert uncertainty_mask(view, None, ahead, 0, capture, config).mask.all()  # the former rule: all holes
+    seen = uncertainty_mask(view, None, ahead, 0, capture, config, seen_background_is_valid=True)
+    assert not seen.mask.any() and not seen.low_opacity.any()
+    unseen = uncertainty_mask(view, None, behind, 0, capture, config, seen_background_is_valid=True)
+    assert unseen.mask.all()
+
+
 # ---------------------------------------------------------------- priors
 
 def test_uncontract_inverts_the_scene_contraction():

@@ -66,3 +66,14 @@ def test_a_changed_field_is_baked_again_and_training_never_uses_the_bake():
         mp.setattr(proposal_bake, "baked", lambda *a: pytest.fail("a training render used the bake"))
         jitter = torch.rand(32, generator=torch.Generator().manual_seed(0))
         render_rays(representation, rays, jitter=jitter).rgb.sum().backward()
+
+
+def test_going_back_to_training_frees_the_bakes():
+    scene = perturbed(unbounded_scene())
+    representation = scene.renderable()
+    representation.train(False)
+    with torch.no_grad():
+        render_rays(representation, random_rays(16))
+    assert scene.proposals.bakes  # a render (an evaluation during training) baked the fields
+    representation.train(True)
+    assert not scene.proposals.bakes  # the next optimiser step makes them stale: not kept until the next render
