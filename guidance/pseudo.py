@@ -83,8 +83,7 @@ def fix_views(scene: Scene, cameras: Cameras, fixer: Fixer | None, mask_config: 
         if "unstable" in mask_config.cues:  # half a step nearer than the default 0.5
             shifted = render_camera(representation, cameras, i, jitter=0.0).depth
         mask = uncertainty_mask(view, shifted, cameras, i, scene.capture, mask_config,
-                                empty_is_valid=scene.kind == "object",
-                                seen_background_is_valid=scene.kind == "unbounded")
+                                empty_is_valid=scene.kind == "object")
         rgb = view.rgb if fixer is None else fixer(view.rgb, mask.mask, seed * 1000 + round_index * 100 + i)
         fixed.append(rgb)
         masks.append(mask.mask)
