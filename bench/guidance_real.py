@@ -17,8 +17,8 @@ The protocol, for any posed dataset (a `transforms.json` or Blender folder):
 5. **Variants**, each continuing from the same base scene for the same number of steps (`vista refine`'s defaults:
    the settings come from `vista_api.refine.RefineRequest`, the object the CLI reads its defaults from):
      none       plain training continued (no guidance terms, no fixer)
-     geometric  visibility loss + depth smoothness, no fixer
-     inpaint    the fixer loop, OpenCV inpainting of the holes only (`--tier inpaint`, the CPU default now)
+     geometric  visibility loss + depth smoothness, no fixer (`--tier geometric`, the CPU default since 2026-12-07)
+     inpaint    the fixer loop, OpenCV inpainting of the holes only (`--tier inpaint`; the default 12-06 to 12-07)
      fixer      inpainting + the patch prior's one-step denoise (`--tier prior`; the default until issue 24)
      score      fixer + the patch prior's score regulariser (weight 0.02)
      pipeline   the GPU img2img tier; needs CUDA and --model-dir, else skipped and said so
@@ -29,7 +29,8 @@ The protocol, for any posed dataset (a `transforms.json` or Blender folder):
 
 Gate (issue 24): mean over 3 seeds, the default against `none` (printed for every variant): path PSNR >= +0.5 dB,
 floaters >= 25% lower, training-view PSNR >= -0.1 dB, flicker not higher; and `fixer` beats `inpaint` on path PSNR
-or floaters by more than the seed-to-seed spread (it did not: the default became `inpaint`).
+or floaters by more than the seed-to-seed spread (it did not: the default became `inpaint`, and then `geometric`
+when inpainting's pseudo views cost skull-66's path 1-1.6 dB on bases trained with the far-weight prior).
 
 Commands (`--smoke` checks the wiring at toy settings; skull-66 is posed once by `vista poses`, 86 s; the runs
 recorded so far add `--sampler proposal --base-steps 800 --reference-steps 800`: see the README):

@@ -66,8 +66,8 @@ class LazyBake:
             return
         n = self.n_blocks
         # floor(u R / B) is the block of floor(u R) up to rounding at a block's face, which the halo covers; the
-        # flat index is exact in float32 (n^3 <= 2^24). Few passes over the points: this check costs about 40% of
-        # a lookup (fox-small, 640x360, measured) until every block is filled
+        # flat index is exact in float32 (n^3 <= 2^24). Few passes over the points, and no unique() once the blocks
+        # are filled: on 2M uniform points the check took 12 ms against 400 ms for the lookup (2026-12-07)
         block_xyz = (u.detach() * (self.resolution / BLOCK)).floor_().clamp_(0, n - 1)
         blocks = (block_xyz @ torch.tensor([1.0, n, n * n], device=u.device)).long()
         filled = self.filled[blocks]

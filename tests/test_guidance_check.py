@@ -210,10 +210,14 @@ def test_runs_that_differ_in_split_or_repeat_a_seed_are_not_merged():
         _report().merge([_run([0, 1]), _run([1])])
 
 
-def test_the_cpu_default_tier_is_inpaint_the_best_measured_on_real_photos(monkeypatch):
-    from vista_api.refine import RefineRequest
+def test_the_cpu_default_tier_is_geometric_the_best_measured_on_real_photos(monkeypatch):
+    from vista_api.refine import GEOMETRIC, TIERS, RefineRequest
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert RefineRequest("scene", "out").resolved_tier() == "inpaint"
-    assert RefineRequest("scene", "out", model_dir=Path("m")).resolved_tier() == "inpaint"  # no CUDA here
+    assert RefineRequest("scene", "out").resolved_tier() == GEOMETRIC
+    assert RefineRequest("scene", "out", model_dir=Path("m")).resolved_tier() == GEOMETRIC  # no CUDA here
     assert RefineRequest("scene", "out", tier="prior").resolved_tier() == "prior"
+    assert TIERS == ("auto", "geometric", "inpaint", "prior", "pipeline")
+    # the geometric tier is the priors without a fixer, as bench/guidance_real.py's "geometric" variant runs it
+    config = RefineRequest("scene", "out").config(GEOMETRIC)
+    assert config.fixer == "none" and config.geometric

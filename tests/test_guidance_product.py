@@ -44,8 +44,8 @@ def test_vista_refine_prints_and_writes_its_check_before_and_after(lego_scene, t
     assert f"coverage {check['before']['coverage']:.2f} -> {check['after']['coverage']:.2f}" in line
     assert digest(lego_scene) == before
     # --no-check skips it
-    assert vista.main(["refine", str(lego_scene), "--out", str(tmp_path / "unchecked"), "--tier", "inpaint",
-                       "--steps", "1", "--rounds", "1", "--keyframes", "1", "--no-check"]) == 0
+    assert vista.main(["refine", str(lego_scene), "--out", str(tmp_path / "unchecked"), "--steps", "1", "--rounds",
+                       "1", "--keyframes", "1", "--no-check"]) == 0  # the default tier (geometric: no fixer)
     assert "along the path" not in capsys.readouterr().out
     assert not (tmp_path / "unchecked" / "path_check.json").exists()
 

@@ -21,11 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     refine.add_argument("--path", type=Path, help="camera path JSON (default: the views between the capture photos)")
     refine.add_argument("--data", type=Path, help="dataset folder (default: the one the scene was trained on)")
     refine.add_argument("--tier", default="auto", choices=TIERS,
-                        help="inpaint: OpenCV inpainting of the holes, no diffusion (CPU, no model); prior: that "
-                             "plus one denoising step of a small diffusion model trained on your photos (CPU, ~1 "
-                             "min more; it did not measurably beat inpaint on real photos); pipeline: a diffusers "
-                             "img2img pipeline from --model-dir (CUDA); auto: pipeline if --model-dir is given and "
-                             "CUDA is present, else inpaint (default)")
+                        help="geometric: the visibility loss and depth smoothness, no fixer (CPU); inpaint: plus "
+                             "OpenCV inpainting of the holes as pseudo views (CPU, no model); prior: plus one "
+                             "denoising step of a small diffusion model trained on your photos (CPU, ~1 min more); "
+                             "pipeline: a diffusers img2img pipeline from --model-dir (CUDA); auto: pipeline if "
+                             "--model-dir is given and CUDA is present, else geometric (default; the best measured "
+                             "on real photos, see the README)")
     refine.add_argument("--model-dir", type=Path, help="local diffusers pipeline folder for --tier pipeline")
     steps, prior_steps = defaults["steps"].default, defaults["prior_steps"].default
     refine.add_argument("--steps", type=int, default=steps, help=f"training steps added to the scene (default {steps})")

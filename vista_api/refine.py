@@ -24,10 +24,12 @@ if TYPE_CHECKING:
     from render.paths import CameraPath
     from scenes.scene import Scene
 
-FIXERS_OFFERED = tuple(name for name in FIXERS if name != "none")
-"""The guidance tiers a user picks: the fixer registry's methods (guidance.fixers), so a new fixer file is offered
-by the CLI and the studio without editing either."""
-TIERS = ("auto", *FIXERS_OFFERED)
+GEOMETRIC = "geometric"
+"""The tier without a fixer: the visibility loss and depth smoothness alone (the registry's "none" fixer)."""
+TIERS_OFFERED = (GEOMETRIC, *(name for name in FIXERS if name != "none"))
+"""The guidance tiers a user picks: the priors alone, then the fixer registry's methods (guidance.fixers), so a new
+fixer file is offered by the CLI and the studio without editing either."""
+TIERS = ("auto", *TIERS_OFFERED)
 CUE_NAMES = {"holes": "holes", "uncovered": "unseen", "unstable": "unstable depth"}
 STAGE_PRIOR = "patch prior"
 STAGE_GUIDED = "guided training"
@@ -45,9 +47,10 @@ class RefineRequest:
     data_dir: Path | None = None
     """Dataset folder (None: the one the scene was trained on)."""
     tier: str = "auto"
-    """prior: a small diffusion model trained on the photos (CPU); inpaint: OpenCV inpainting of the holes, no
-    diffusion step (CPU, no model); pipeline: a diffusers img2img pipeline from `model_dir` (CUDA); auto: pipeline
-    if `model_dir` is given and CUDA is present, else prior."""
+    """geometric: the visibility loss and depth smoothness, no fixer (CPU); inpaint: plus OpenCV inpainting of the
+    holes as pseudo views (CPU, no model); prior: plus a small diffusion model trained on the photos (CPU);
+    pipeline: a diffusers img2img pipeline from `model_dir` (CUDA); auto: pipeline if `model_dir` is given and CUDA
+    is present, else geometric."""
     model_dir: Path | None = None
     # The numeric defaults are RefineConfig's and PriorConfig's, read here once: the CLI's flags and the
     # benchmarks (bench/guidance_real.py) take theirs from these fields, so benchmarked settings = CLI defaults.
@@ -86,14 +89,15 @@ class RefineRequest:
             raise VistaError("--tier pipeline needs --model-dir (a local diffusers pipeline folder)")
 
     def resolved_tier(self) -> str:
-        """auto -> pipeline when a model folder is given and CUDA is present, else inpaint: on real photos the patch
-        prior's diffusion step did not beat inpainting alone by more than the seed-to-seed spread (issue 24,
-        bench/results/guidance-real-*.json), so the CPU default skips training it."""
+        """auto -> pipeline when a model folder is given and CUDA is present, else geometric: on real photos the
+        patch prior's diffusion step did not beat inpainting alone by more than the seed-to-seed spread, and
+        inpainting's pseudo views cost skull-66's held-out path 1-1.6 dB where the priors alone cost 0.1-0.2 dB
+        (issue 24, bench/results/guidance-real-*.json)."""
         import torch
 
         if self.tier != "auto":
             return self.tier
-        return "pipeline" if self.model_dir is not None and torch.cuda.is_available() else "inpaint"
+        return "pipeline" if self.model_dir is not None and torch.cuda.is_available() else GEOMETRIC
 
     def check_inputs(self) -> Scene:
         """The checks that read files, cheapest first: the output folder, the scene, the path, the model folder
@@ -116,7 +120,7 @@ class RefineRequest:
         import dataclasses
 
         config = RefineConfig(steps=self.steps, rounds=self.rounds, keyframes=self.keyframes,
-                              fixer=tier, score_weight=self.score_weight,
+                              fixer="none" if tier == GEOMETRIC else tier, score_weight=self.score_weight,
                               seed=self.seed)
         if self.smoothness_weight is not None:
             config = dataclasses.replace(config, smoothness_weight=self.smoothness_weight)

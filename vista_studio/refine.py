@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vista_api.paths import PathFiles, write_path
-from vista_api.refine import FIXERS_OFFERED, RefineRequest, refine
+from vista_api.refine import GEOMETRIC, TIERS_OFFERED, RefineRequest, refine
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_bytes
 from vista_core.progress import ProgressEvent
@@ -18,14 +18,16 @@ from vista_studio.limits import check_steps
 from vista_studio.path import PATH_DIR, read_path
 from vista_studio.session import require, require_idle
 
+DEFAULT_TIER = GEOMETRIC
+"""The form's preselected tier: what the CLI's auto picks on a CPU."""
 NO_PATH = "no camera path yet: guidance aims at your path, so draw one first (step 3)"
 REFINE_PATH = "refine_path.json"
 
 
 def start_refine(root: Path, workspace: Path, tier: str, model_dir: str, steps, prior_steps) -> str:
     """The form as a vista_api RefineRequest (which checks the numbers), then the refine job."""
-    if tier not in FIXERS_OFFERED:  # "auto" is the CLI's
-        raise VistaError(f"unknown guidance tier {tier!r}; choose {' or '.join(FIXERS_OFFERED)}")
+    if tier not in TIERS_OFFERED:  # "auto" is the CLI's
+        raise VistaError(f"unknown guidance tier {tier!r}; choose {', '.join(TIERS_OFFERED)}")
     folder = wsp.confine_path(root, workspace, model_dir, "model folder") if (model_dir or "").strip() else None
     if tier == "pipeline" and folder is None:  # said in the studio's words (the request's names the CLI flags)
         raise VistaError("the pipeline tier needs a model folder (a local diffusers img2img pipeline)")
