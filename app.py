@@ -263,9 +263,8 @@ def refine_section(ui: Studio) -> None:
     gr.Markdown("## 4. Refine (optional)")
     with gr.Row():
         ui.tier = gr.Radio(list(refine.TIERS_OFFERED), value=refine.DEFAULT_TIER, label="Guidance tier",
-                           info="geometric: priors against floaters, no fixer (CPU, fast; the default); inpaint: plus "
-                                "holes filled without a model (CPU); prior: plus a small model trained on your photos "
-                                "(CPU); pipeline: an img2img model from a local folder (GPU)")
+                           info="geometric: priors against floaters (CPU, the default); inpaint: plus holes filled (CPU); "
+                                "prior: plus a model trained on your photos (CPU); pipeline: img2img from a folder (GPU)")
         ui.model_dir = gr.Textbox(label="Model folder (pipeline tier, inside the workspace)")
         ui.refine_steps = gr.Slider(3, 3000, value=refine.RefineRequest.steps, step=1, label="Guided training steps")
         ui.prior_steps = gr.Slider(10, 3000, value=refine.RefineRequest.prior_steps, step=10,

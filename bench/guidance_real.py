@@ -29,8 +29,7 @@ The protocol, for any posed dataset (a `transforms.json` or Blender folder):
 
 Gate (issue 24): mean over 3 seeds, the default against `none` (printed for every variant): path PSNR >= +0.5 dB,
 floaters >= 25% lower, training-view PSNR >= -0.1 dB, flicker not higher; and `fixer` beats `inpaint` on path PSNR
-or floaters by more than the seed-to-seed spread (it did not: the default became `inpaint`, and then `geometric`
-when inpainting's pseudo views cost skull-66's path 1-1.6 dB on bases trained with the far-weight prior).
+or floaters by more than the seed-to-seed spread (it did not: the default became `inpaint`, then `geometric`: README).
 
 Commands (`--smoke` checks the wiring at toy settings; skull-66 is posed once by `vista poses`, 86 s; the runs
 recorded so far add `--sampler proposal --base-steps 800 --reference-steps 800`: see the README):
