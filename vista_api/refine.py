@@ -91,8 +91,8 @@ class RefineRequest:
     def resolved_tier(self) -> str:
         """auto -> pipeline when a model folder is given and CUDA is present, else geometric: on real photos the
         patch prior's diffusion step did not beat inpainting alone by more than the seed-to-seed spread, and
-        inpainting's pseudo views cost skull-66's held-out path 1-1.6 dB where the priors alone cost 0.1-0.2 dB
-        (issue 24, bench/results/guidance-real-*.json)."""
+        inpainting's pseudo views cost skull-66's held-out path 0.88 dB (up to 1.64 in a seed) where the priors
+        alone cost 0.11 dB (issue 24, bench/results/guidance-real-*-far-prior.json)."""
         import torch
 
         if self.tier != "auto":
