@@ -17,7 +17,7 @@ The protocol, for any posed dataset (a `transforms.json` or Blender folder):
 5. **Variants**, each continuing from the same base scene for the same number of steps (`vista refine`'s defaults:
    the settings come from `vista_api.refine.RefineRequest`, the object the CLI reads its defaults from):
      none       plain training continued (no guidance terms, no fixer)
-     geometric  visibility loss + depth smoothness, no fixer (`--tier geometric`, the CPU default since 2026-12-07)
+     geometric  `--tier geometric` (the CPU default): depth smoothness, no fixer (before 2026-12-07 05:00 UTC: + visibility)
      inpaint    the fixer loop, OpenCV inpainting of the holes only (`--tier inpaint`; the default 12-06 to 12-07)
      fixer      inpainting + the patch prior's one-step denoise (`--tier prior`; the default until issue 24)
      score      fixer + the patch prior's score regulariser (weight 0.02)
@@ -251,7 +251,7 @@ def variant_config(name: str, request: RefineRequest) -> RefineConfig | None:
     if name == "none":
         return dataclasses.replace(request.config("prior"), geometric=False, fixer="none")
     if name == "geometric":
-        return dataclasses.replace(request.config("prior"), fixer="none")
+        return request.config("geometric")
     if name == "inpaint":
         return request.config("inpaint")
     if name == "fixer":

@@ -25,7 +25,11 @@ if TYPE_CHECKING:
     from scenes.scene import Scene
 
 GEOMETRIC = "geometric"
-"""The tier without a fixer: the visibility loss and depth smoothness alone (the registry's "none" fixer)."""
+"""The tier without a fixer: depth smoothness on the path's keyframes alone (the registry's "none" fixer)."""
+GEOMETRIC_WEIGHTS = {"visibility_weight": 0.0, "smoothness_weight": 0.0015}
+"""The geometric tier's priors. Without a fixer the visibility loss cost fox-small's training views 0.1-0.13 dB at any
+weight tried (0.05 to 0.0125) while the smoothness prior alone at half its weight cost 0.02 dB and kept most of the path
+gain (+1.38 dB, -32% floaters; tuned on fox-small seed 0 only: bench/GUIDANCE_RESULTS.md)."""
 TIERS_OFFERED = (GEOMETRIC, *(name for name in FIXERS if name != "none"))
 """The guidance tiers a user picks: the priors alone, then the fixer registry's methods (guidance.fixers), so a new
 fixer file is offered by the CLI and the studio without editing either."""
@@ -122,6 +126,8 @@ class RefineRequest:
         config = RefineConfig(steps=self.steps, rounds=self.rounds, keyframes=self.keyframes,
                               fixer="none" if tier == GEOMETRIC else tier, score_weight=self.score_weight,
                               seed=self.seed)
+        if tier == GEOMETRIC:
+            config = dataclasses.replace(config, **GEOMETRIC_WEIGHTS)
         if self.smoothness_weight is not None:
             config = dataclasses.replace(config, smoothness_weight=self.smoothness_weight)
         return config
