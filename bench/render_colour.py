@@ -1,0 +1,77 @@
+"""A 1280x720 frame with the colour MLP in fp32 and in bfloat16 (render.proposal.colour_precision), alternating.
+
+    PYTHONPATH=. .venv/bin/python bench/render_colour.py SCENE_DIR [...] [--size 1280x720] [--repeats 2]
+
+Per scene: seconds per frame from capture pose 0 each way (after one warm-up frame, the bakes filled), and the PSNR
+of the bf16 frame against the fp32 one. Not a test: run it alone. Writes bench/results/render-colour-bf16.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from bench.proposal_bake import camera_at, timed_frame
+from render import proposal
+from scenes.evaluate import psnr
+from scenes.scene import load_scene
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def set_precision(mode: str) -> None:
+    os.environ["VISTA_COLOUR"] = mode
+    proposal._cpu_has_bf16.cache_clear()
+
+
+def measure(scene_dir: str, size: str, repeats: int) -> dict:
+    scene = load_scene(scene_dir)
+    representation = scene.renderable()
+    representation.train(False)
+    cameras = camera_at(scene, size)
+    timed_frame(representation, cameras)
+    seconds: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    frames = {}
+    for _ in range(repeats):
+        for mode in seconds:
+            set_precision(mode)
+            frames[mode], elapsed = timed_frame(representation, cameras)
+            seconds[mode].append(elapsed)
+    return {"scene": scene_dir, "size": size, "seconds": seconds,
+            "ratio": min(seconds["bf16"]) / min(seconds["fp32"]), "psnr_bf16_vs_fp32": psnr(frames["bf16"], frames["fp32"])}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scenes", nargs="+")
+    parser.add_argument("--size", default="1280x720")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    set_precision("bf16")
+    if not proposal._cpu_has_bf16():
+        raise SystemExit("this CPU has no native bf16: renders use fp32 here, nothing to compare")
+    load_before = os.getloadavg()
+    rows = [measure(s, args.size, args.repeats) for s in args.scenes]
+    print("| scene | fp32 s | bf16 s | bf16/fp32 (best) | bf16 vs fp32 dB |\n|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {Path(r['scene']).name} | {' / '.join(f'{s:.2f}' for s in r['seconds']['fp32'])} | "
+              f"{' / '.join(f'{s:.2f}' for s in r['seconds']['bf16'])} | {r['ratio']:.2f} | {r['psnr_bf16_vs_fp32']:.1f} |")
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
+    result = {"benchmark": "bench/render_colour.py", "commit": commit, "command": "PYTHONPATH=. " + " ".join(sys.argv),
+              "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+              "load_average_before": load_before, "load_average_after": os.getloadavg(), "rows": rows}
+    target = REPO / "bench" / "results" / "render-colour-bf16.json"
+    target.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"written to {target.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""A render's colour MLP in bfloat16 where the CPU has it natively (render.proposal.colour_precision)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from render import proposal
+from render.render import render_rays
+from tests.test_proposal_bake import perturbed
+from tests.test_proposal_sampler import random_rays, unbounded_scene
+
+
+def _render(monkeypatch, bf16: bool) -> torch.Tensor:
+    monkeypatch.setattr(proposal, "_cpu_has_bf16", lambda: bf16)
+    representation = perturbed(unbounded_scene()).renderable()
+    representation.train(False)
+    with torch.no_grad():
+        return render_rays(representation, random_rays(64, seed=5)).rgb
+
+
+def test_bf16_colours_stay_within_an_8_bit_level_of_fp32(monkeypatch):
+    exact, fast = _render(monkeypatch, False), _render(monkeypatch, True)
+    difference = (exact - fast).abs().max()
+    assert 0 < difference < 1 / 255  # the bf16 path ran, and no pixel moves by a level
+
+
+def test_vista_colour_fp32_forces_fp32(monkeypatch):
+    monkeypatch.setenv("VISTA_COLOUR", "fp32")
+    proposal._cpu_has_bf16.cache_clear()
+    try:
+        assert isinstance(proposal.colour_precision(torch.device("cpu")), contextlib.nullcontext)
+    finally:
+        monkeypatch.delenv("VISTA_COLOUR")
+        proposal._cpu_has_bf16.cache_clear()
+    assert isinstance(proposal.colour_precision(torch.device("meta")), contextlib.nullcontext)
