@@ -263,7 +263,7 @@ def refine_section(ui: Studio) -> None:
     gr.Markdown("## 4. Refine (optional)")
     with gr.Row():
         ui.tier = gr.Radio(list(refine.TIERS_OFFERED), value=refine.DEFAULT_TIER, label="Guidance tier",
-                           info="geometric: priors against floaters (CPU, the default); inpaint: plus holes filled (CPU); "
+                           info="geometric: smooth depth against floaters (CPU, the default); inpaint: plus holes filled (CPU); "
                                 "prior: plus a model trained on your photos (CPU); pipeline: img2img from a folder (GPU)")
         ui.model_dir = gr.Textbox(label="Model folder (pipeline tier, inside the workspace)")
         ui.refine_steps = gr.Slider(3, 3000, value=refine.RefineRequest.steps, step=1, label="Guided training steps")

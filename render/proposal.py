@@ -111,9 +111,10 @@ def _cpu_has_bf16() -> bool:
 
 
 def colour_precision(device: torch.device) -> contextlib.AbstractContextManager:
-    """bfloat16 matmuls for a render's colour MLP on a CPU that has them natively (AVX-512 BF16, AMX; oneDNN): a
-    720p frame of fox-small and skull-66 took 11-13% less time, 70-73 dB from the fp32 frame, i.e. identical in 8 bits
-    (bench/results/render-colour-bf16.json). Elsewhere fp32: emulated bf16 is slower. VISTA_COLOUR=fp32 forces fp32."""
+    """bfloat16 matmuls for a render's colour MLP on a CPU that has them natively (AVX-512 BF16, AMX; oneDNN): on
+    720p frames of fox-small and skull-66 the colour stage took 37% / 25% less time, the frame 16% / 4%, and the frame
+    stayed 70-73 dB from the fp32 one (well under an 8-bit level; bench/results/render-colour-bf16.json). Elsewhere
+    fp32: emulated bf16 is slower. VISTA_COLOUR=fp32 forces fp32 (e.g. for 16-bit frames that must match fp32)."""
     if device.type == "cpu" and _cpu_has_bf16():
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()

@@ -15,7 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "refine", help="clean up novel views along a camera path with diffusion guidance (new scene folder)",
         description="Render views stepping from the capture toward the path, let a fixer (inpainting, or a diffusion "
                     "model) repaint only the pixels the scene is unsure about (Tier 1: holes), and train on those "
-                    "fixes (Difix3D+-style), with Nerfbusters' visibility loss. The original scene is never modified.")
+                    "fixes (Difix3D+-style), with Nerfbusters' visibility loss; the default CPU tier, "
+                    "geometric, trains with depth smoothness along the path alone. The original scene is never "
+                    "modified.")
     refine.add_argument("scene", type=Path, help="trained scene folder (made by `vista train`)")
     refine.add_argument("--out", type=Path, required=True, help="NEW folder for the refined scene")
     refine.add_argument("--path", type=Path, help="camera path JSON (default: the views between the capture photos)")
@@ -38,8 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     refine.add_argument("--score-weight", type=float, default=defaults["score_weight"].default,
                         help="weight of the patch prior's score regulariser (default %(default)s: off)")
     refine.add_argument("--smoothness-weight", type=float, default=None,
-                        help="weight of the depth-smoothness prior on patches of the path (default: "
-                             "RefineConfig's, 0.003; 0: off)")
+                        help="weight of the depth-smoothness prior on patches of the path (default: 0.0015 for "
+                             "the geometric tier, 0.003 for the fixer tiers; 0: off)")
     refine.add_argument("--rounds", type=int, default=defaults["rounds"].default,
                         help="progressive rounds from the capture to the path (default %(default)s)")
     refine.add_argument("--keyframes", type=int, default=defaults["keyframes"].default,

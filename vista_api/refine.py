@@ -29,7 +29,7 @@ GEOMETRIC = "geometric"
 GEOMETRIC_WEIGHTS = {"visibility_weight": 0.0, "smoothness_weight": 0.0015}
 """The geometric tier's priors. Without a fixer the visibility loss cost fox-small's training views 0.1-0.13 dB at any
 weight tried (0.05 to 0.0125) while the smoothness prior alone at half its weight cost 0.02 dB and kept most of the path
-gain (+1.38 dB, -32% floaters; tuned on fox-small seed 0 only: bench/GUIDANCE_RESULTS.md)."""
+gain (+1.38 dB, -32% floaters; chosen on fox-small seed 0 only: bench/results/guidance-weights-fox-small.json)."""
 TIERS_OFFERED = (GEOMETRIC, *(name for name in FIXERS if name != "none"))
 """The guidance tiers a user picks: the priors alone, then the fixer registry's methods (guidance.fixers), so a new
 fixer file is offered by the CLI and the studio without editing either."""
@@ -51,10 +51,10 @@ class RefineRequest:
     data_dir: Path | None = None
     """Dataset folder (None: the one the scene was trained on)."""
     tier: str = "auto"
-    """geometric: the visibility loss and depth smoothness, no fixer (CPU); inpaint: plus OpenCV inpainting of the
-    holes as pseudo views (CPU, no model); prior: plus a small diffusion model trained on the photos (CPU);
-    pipeline: a diffusers img2img pipeline from `model_dir` (CUDA); auto: pipeline if `model_dir` is given and CUDA
-    is present, else geometric."""
+    """geometric: depth smoothness along the path, no fixer (CPU); inpaint: OpenCV inpainting of the holes as
+    pseudo views, with the visibility loss and smoothness (CPU, no model); prior: plus a small diffusion model
+    trained on the photos (CPU); pipeline: a diffusers img2img pipeline from `model_dir` (CUDA); auto: pipeline if
+    `model_dir` is given and CUDA is present, else geometric."""
     model_dir: Path | None = None
     # The numeric defaults are RefineConfig's and PriorConfig's, read here once: the CLI's flags and the
     # benchmarks (bench/guidance_real.py) take theirs from these fields, so benchmarked settings = CLI defaults.
