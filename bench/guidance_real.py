@@ -344,10 +344,10 @@ def run(args) -> dict:
             print(f"seed {seed} {variant:>9}: {fmt(rows[-1])}  (refine {refine_s:.0f} s + prior {extra_s:.0f} s; "
                   f"base training {base_s:.0f} s)", flush=True)
     defaults = RefineRequest(Path("base"), Path("refined"))
+    ran = {"steps": args.refine_steps or defaults.steps, "prior_steps": args.prior_steps or defaults.prior_steps,
+           "keyframes": args.keyframes or defaults.keyframes}
     return {"dataset": name, "data": str(data_dir), "content_hash": full.content_hash, "settings": settings,
-            "refine": {"steps": args.refine_steps or defaults.steps, "prior_steps": args.prior_steps or defaults.prior_steps,
-                       "keyframes": args.keyframes or defaults.keyframes, "rounds": defaults.rounds,
-                       "are_cli_defaults": not (args.refine_steps or args.prior_steps or args.keyframes)},
+            "refine": {**ran, "rounds": defaults.rounds, "are_cli_defaults": ran == {k: getattr(defaults, k) for k in ran}},
             "split": {"train": [data.names[i] for i in split.train], "path": [data.names[i] for i in split.path]},
             "path_cameras": len(targets), "eval_downscale": args.eval_downscale,
             "reference": {"steps": reference.step, "seconds": reference_s}, "rows": rows, "skipped": skipped}
