@@ -41,7 +41,7 @@ def timed_colours(colours):
 
 def set_precision(mode: str) -> None:
     os.environ["VISTA_COLOUR"] = mode
-    proposal._cpu_has_bf16.cache_clear()
+    proposal._bf16_colours.cache_clear()
 
 
 def measure(scene_dir: str, size: str, repeats: int) -> dict:
@@ -73,7 +73,7 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(2)
     set_precision("bf16")
-    if not proposal._cpu_has_bf16():
+    if not proposal._bf16_colours():
         raise SystemExit("this CPU has no native bf16: renders use fp32 here, nothing to compare")
     proposal._colors = timed_colours(proposal._colors)
     load_before = os.getloadavg()

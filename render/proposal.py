@@ -106,7 +106,7 @@ this (8-bit levels are 4e-3 apart), and the colour MLP is a fifth of a frame's t
 
 
 @functools.cache
-def _cpu_has_bf16() -> bool:
+def _bf16_colours() -> bool:
     return os.environ.get("VISTA_COLOUR", "") != "fp32" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
@@ -114,8 +114,9 @@ def colour_precision(device: torch.device) -> contextlib.AbstractContextManager:
     """bfloat16 matmuls for a render's colour MLP on a CPU that has them natively (AVX-512 BF16, AMX; oneDNN): on
     720p frames of fox-small and skull-66 the colour stage took 37% / 25% less time, the frame 16% / 4%, and the frame
     stayed 70-73 dB from the fp32 one (well under an 8-bit level; bench/results/render-colour-bf16.json). Elsewhere
-    fp32: emulated bf16 is slower. VISTA_COLOUR=fp32 forces fp32 (e.g. for 16-bit frames that must match fp32)."""
-    if device.type == "cpu" and _cpu_has_bf16():
+    fp32, since oneDNN would emulate bf16 there (not measured). VISTA_COLOUR=fp32 forces fp32 (e.g. for 16-bit frames
+    that must match fp32 ones)."""
+    if device.type == "cpu" and _bf16_colours():
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

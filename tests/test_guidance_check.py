@@ -222,6 +222,7 @@ def test_the_cpu_default_tier_is_geometric_the_best_measured_on_real_photos(monk
     config = RefineRequest("scene", "out").config(GEOMETRIC)
     assert config.fixer == "none" and config.geometric
     # its own weights: no visibility loss (it cost the training views), the smoothness prior at half the fixer tiers'
-    assert config.visibility_weight == 0.0 and 0 < config.smoothness_weight < RefineRequest("s", "o").config("prior").smoothness_weight
+    fixer_tier = RefineRequest("scene", "out").config("prior")
+    assert config.visibility_weight == 0.0 and 0 < config.smoothness_weight < fixer_tier.smoothness_weight
     assert RefineRequest("scene", "out", smoothness_weight=0.01).config(GEOMETRIC).smoothness_weight == 0.01
     assert RefineRequest("scene", "out").config("inpaint").visibility_weight > 0

@@ -13,7 +13,7 @@ from tests.test_proposal_sampler import random_rays, unbounded_scene
 
 
 def _render(monkeypatch, bf16: bool) -> torch.Tensor:
-    monkeypatch.setattr(proposal, "_cpu_has_bf16", lambda: bf16)
+    monkeypatch.setattr(proposal, "_bf16_colours", lambda: bf16)
     representation = perturbed(unbounded_scene()).renderable()
     representation.train(False)
     with torch.no_grad():
@@ -28,10 +28,10 @@ def test_bf16_colours_stay_within_an_8_bit_level_of_fp32(monkeypatch):
 
 def test_vista_colour_fp32_forces_fp32(monkeypatch):
     monkeypatch.setenv("VISTA_COLOUR", "fp32")
-    proposal._cpu_has_bf16.cache_clear()
+    proposal._bf16_colours.cache_clear()
     try:
         assert isinstance(proposal.colour_precision(torch.device("cpu")), contextlib.nullcontext)
     finally:
         monkeypatch.delenv("VISTA_COLOUR")
-        proposal._cpu_has_bf16.cache_clear()
+        proposal._bf16_colours.cache_clear()
     assert isinstance(proposal.colour_precision(torch.device("meta")), contextlib.nullcontext)

@@ -27,9 +27,10 @@ if TYPE_CHECKING:
 GEOMETRIC = "geometric"
 """The tier without a fixer: depth smoothness on the path's keyframes alone (the registry's "none" fixer)."""
 GEOMETRIC_WEIGHTS = {"visibility_weight": 0.0, "smoothness_weight": 0.0015}
-"""The geometric tier's priors. Without a fixer the visibility loss cost fox-small's training views 0.1-0.13 dB at any
-weight tried (0.05 to 0.0125) while the smoothness prior alone at half its weight cost 0.02 dB and kept most of the path
-gain (+1.38 dB, -32% floaters; chosen on fox-small seed 0 only: bench/results/guidance-weights-fox-small.json)."""
+"""The geometric tier's priors. Without a fixer, every setting with the visibility loss (weight 0.0125 to 0.05) cost
+fox-small's training views 0.12-0.24 dB, while the smoothness prior alone at half its weight cost 0.02 dB and kept most
+of the path gain (+1.38 dB, -32% floaters; chosen on fox-small seed 0 only:
+bench/results/guidance-weights-fox-small.json)."""
 TIERS_OFFERED = (GEOMETRIC, *(name for name in FIXERS if name != "none"))
 """The guidance tiers a user picks: the priors alone, then the fixer registry's methods (guidance.fixers), so a new
 fixer file is offered by the CLI and the studio without editing either."""
