@@ -23,9 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     refine.add_argument("--path", type=Path, help="camera path JSON (default: the views between the capture photos)")
     refine.add_argument("--data", type=Path, help="dataset folder (default: the one the scene was trained on)")
     refine.add_argument("--tier", default="auto", choices=TIERS,
-                        help="geometric: the visibility loss and depth smoothness, no fixer (CPU); inpaint: plus "
-                             "OpenCV inpainting of the holes as pseudo views (CPU, no model); prior: plus one "
-                             "denoising step of a small diffusion model trained on your photos (CPU, ~1 min more); "
+                        help="geometric: depth smoothness along the path, no fixer (CPU); inpaint: OpenCV "
+                             "inpainting of the holes as pseudo views, with the visibility loss (CPU, no model); "
+                             "prior: plus one denoising step of a small diffusion model trained on your photos (CPU, "
+                             "~1 min more); "
                              "pipeline: a diffusers img2img pipeline from --model-dir (CUDA); auto: pipeline if "
                              "--model-dir is given and CUDA is present, else geometric (default; the best measured "
                              "on real photos, see the README)")

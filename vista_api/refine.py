@@ -97,7 +97,8 @@ class RefineRequest:
         """auto -> pipeline when a model folder is given and CUDA is present, else geometric: on real photos the
         patch prior's diffusion step did not beat inpainting alone by more than the seed-to-seed spread, and
         inpainting's pseudo views cost skull-66's held-out path 0.88 dB (up to 1.64 in a seed) where the priors
-        alone cost 0.11 dB (issue 24, bench/results/guidance-real-*-far-prior.json)."""
+        alone cost 0.11 dB (issue 24, bench/results/guidance-real-*-far-prior.json); with its present weights the
+        geometric tier gives fox-small +1.21 dB and skull-66 -0.18 dB (guidance-real-*-smooth-tier.json)."""
         import torch
 
         if self.tier != "auto":
