@@ -40,6 +40,7 @@ from scenes.scene import SCENE_FILE, Scene, save_scene
 from scenes.step import TrainingPixels, apply_gradients, make_optimizer, photo_loss, set_learning_rate
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_json
+from vista_core.memory import keep_freed_memory
 from vista_core.progress import ProgressCallback, report
 
 __all__ = ["REPORT_FILE", "Fixer", "RefineConfig", "RefineReport", "RoundReport", "clone_scene", "default_mask",
@@ -99,6 +100,7 @@ def refine_scene(scene: Scene, data: PosedImages, targets: Cameras, config: Refi
     is left as it was."""
     from tqdm.auto import tqdm
 
+    keep_freed_memory()
     # 1. check everything cheap before any work
     method = fixer_method(config.fixer)
     _check_inputs(scene, data, config, method, fixer, prior)

@@ -59,6 +59,7 @@ from render.frames_out import (
 from render.provenance import add_label, embed_watermark, has_watermark, sign_c2pa, video_metadata, watermark_fits
 from render.representation import SceneRepresentation
 from vista_core.errors import VistaError
+from vista_core.memory import keep_freed_memory
 from vista_core.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -343,6 +344,7 @@ def render_video(renderable: SceneRepresentation, cameras: Cameras, out: Path, c
     render with the frames so far kept in the cache (a rerun resumes from them). `record` is called with the
     result once the MP4s are at their final names and before the frame cache is deleted."""
     out = Path(out)
+    keep_freed_memory()
     indices = select_frames(cameras, frames)
     # 1. sizes and folders
     check_outputs(cameras, out, config, outputs, renderable.max_samples_per_ray)

@@ -5,6 +5,7 @@
 - torch: the same hash grid in PyTorch; on the CPU it runs the fused C kernel
   (`hashgrid_fused.c`, through `hashgrid_fused.py`) when it compiles, else the plain twin
   (`hashgrid.py`). The two give the same values, so a torch checkpoint does not depend on which ran.
+  Its MLPs run `mlp_fused.c` (through `mlp_fused.py`) on the CPU, torch's own layers elsewhere.
 Asking for tcnn by name where it is missing is an error with the install hint, never a silent
 fallback; "auto" logs its choice once.
 """
@@ -19,6 +20,7 @@ from torch import nn
 from scenes.config import HashGridConfig
 from scenes.hashgrid import GridLayout, grid_layout, init_table
 from scenes.hashgrid_fused import LayoutArrays, hash_encode
+from scenes.mlp_fused import ReluMLP
 from vista_core.errors import VistaError
 
 log = logging.getLogger("vista")
@@ -94,10 +96,5 @@ def make_mlp(n_input: int, n_output: int, hidden: int, n_hidden_layers: int, bac
         from scenes import tcnn_backend
 
         return tcnn_backend.TcnnMLP(n_input, n_output, hidden, n_hidden_layers)
-    layers: list[nn.Module] = []
-    width = n_input
-    for _ in range(n_hidden_layers):
-        layers += [nn.Linear(width, hidden), nn.ReLU(inplace=True)]
-        width = hidden
-    layers.append(nn.Linear(width, n_output))
-    return nn.Sequential(*layers)
+    # the same Sequential (layers, initialisation, state-dict keys) as always, with a fused CPU forward/backward
+    return ReluMLP(n_input, n_output, hidden, n_hidden_layers)

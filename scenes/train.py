@@ -31,6 +31,7 @@ from scenes.scene import SCENE_FILE, WEIGHTS_FILE, Scene, load_scene, new_scene,
 from scenes.step import PhotoTerm, TrainingPixels, apply_gradients, make_optimizer, photo_loss, set_learning_rate
 from vista_core.errors import VistaError
 from vista_core.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from vista_core.memory import keep_freed_memory
 from vista_core.progress import Cancelled, ProgressCallback, report
 
 CHECKPOINTS = "checkpoints"
@@ -155,6 +156,7 @@ def train_scene(data: PosedImages, out_dir: Path, config: TrainConfig, *, minute
     `stop_after_step` ends early as if interrupted (tests of resume use it)."""
     out_dir = Path(out_dir)
     prepare_output(out_dir, resume, overwrite)
+    keep_freed_memory()
     has_checkpoint = (out_dir / CHECKPOINTS).is_dir() and any((out_dir / CHECKPOINTS).glob("step-*"))
     generator = torch.Generator().manual_seed(config.seed)
     if resume and has_checkpoint:

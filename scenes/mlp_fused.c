@@ -1,0 +1,194 @@
+/* Fused ReLU MLP for the CPU: Linear, ReLU, ..., Linear (the fields' MLPs, scenes/mlp_fused.py), forward and
+ * backward, a block of points at a time, so a block's activations stay in L1 between layers instead of making one
+ * pass over memory per layer and per ReLU as separate torch ops do.
+ *
+ * Weights arrive packed by scenes/mlp_fused.py: per layer its weight transposed ([k][pad(o)], for the forward), its
+ * weight as torch stores it ([pad(o)][pad(k)], for the input gradient) and its bias ([pad(o)]), zero-padded to
+ * whole vectors of 16 floats. The inner loops keep PG points' accumulators of one 16-float vector in registers
+ * (GCC vector extensions; the clones below compile them for AVX-512, AVX2 or plain SSE, picked at load time).
+ *
+ * Gradients of the weights are summed per fixed chunk of points, then the chunks in order: the same bits whatever
+ * the thread count. Rounding differs from torch's (fused multiply-adds, another summation order): the tests
+ * compare with a tolerance.
+ */
+#pragma GCC optimize("fp-contract=fast")
+#include <stdint.h>
+#include <string.h>
+
+#define VEC 16       /* floats per vector */
+#define BLOCK 32     /* points per block */
+#define PG 8         /* points whose accumulators share a loaded weight vector */
+#define MAX_WIDTH 128
+#define CHUNKS 32    /* fixed partial sums of the weight gradients (not one per thread: reproducible) */
+
+typedef float v16 __attribute__((vector_size(64), aligned(4), may_alias));
+typedef int32_t i16 __attribute__((vector_size(64), aligned(4), may_alias));
+
+#define CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
+
+static inline int padded(int d) { return (d + VEC - 1) / VEC * VEC; }
+static inline v16 load(const float *p) { return *(const v16 *)p; }
+static inline void store(float *p, v16 v) { *(v16 *)p = v; }
+static inline v16 relu(v16 v) { return (v16)((i16)v & (v >= (v16){0})); }
+
+typedef struct {
+    const float *params;
+    const int64_t *offsets; /* [3 L]: per layer the transposed weight, the weight, the bias */
+    const int *dims;        /* [L + 1] */
+    int n_layers;
+} Net;
+
+/* Rows [start, start + count) of src (row stride `stride`, `width` columns) into a [BLOCK][padded] buffer, zeros
+ * elsewhere: padded rows and columns then add nothing to any sum. */
+static void load_rows(const float *src, int64_t stride, int64_t start, int count, int width, int pad, float *dst) {
+    memset(dst, 0, sizeof(float) * BLOCK * pad);
+    for (int p = 0; p < count; ++p) memcpy(dst + p * pad, src + (start + p) * stride, sizeof(float) * width);
+}
+
+static inline void layer_forward(const float *in, int k, int kp, const float *wt, const float *bias, int op,
+                                 float *out, int apply_relu) {
+    for (int c = 0; c < op; c += VEC) {
+        for (int p0 = 0; p0 < BLOCK; p0 += PG) {
+            v16 acc[PG];
+            const v16 b = load(bias + c);
+            for (int j = 0; j < PG; ++j) acc[j] = b;
+            for (int i = 0; i < k; ++i) {
+                const v16 w = load(wt + (int64_t)i * op + c);
+                for (int j = 0; j < PG; ++j) acc[j] += in[(p0 + j) * kp + i] * w;
+            }
+            for (int j = 0; j < PG; ++j) store(out + (p0 + j) * op + c, apply_relu ? relu(acc[j]) : acc[j]);
+        }
+    }
+}
+
+/* gw[o][:] += sum_p dy[p][o] in[p][:] and gb += sum_p dy[p] over the block. */
+static inline void weight_grad(const float *dy, int o_real, int op, const float *in, int kp, float *gw, float *gb) {
+    for (int o0 = 0; o0 < o_real; o0 += PG) {
+        for (int c = 0; c < kp; c += VEC) {
+            v16 acc[PG];
+            for (int j = 0; j < PG; ++j) acc[j] = load(gw + (int64_t)(o0 + j) * kp + c);
+            for (int p = 0; p < BLOCK; ++p) {
+                const v16 x = load(in + p * kp + c);
+                for (int j = 0; j < PG; ++j) acc[j] += dy[p * op + o0 + j] * x;
+            }
+            for (int j = 0; j < PG; ++j) store(gw + (int64_t)(o0 + j) * kp + c, acc[j]);
+        }
+    }
+    for (int c = 0; c < op; c += VEC) {
+        v16 s = load(gb + c);
+        for (int p = 0; p < BLOCK; ++p) s += load(dy + p * op + c);
+        store(gb + c, s);
+    }
+}
+
+/* din[p][:] = sum_o dy[p][o] w[o][:], masked where the layer's input (a ReLU's output) is not positive. */
+static inline void input_grad(const float *dy, int o_real, int op, const float *w, int kp, const float *in,
+                              int mask, float *din) {
+    for (int c = 0; c < kp; c += VEC) {
+        for (int p0 = 0; p0 < BLOCK; p0 += PG) {
+            v16 acc[PG];
+            for (int j = 0; j < PG; ++j) acc[j] = (v16){0};
+            for (int o = 0; o < o_real; ++o) {
+                const v16 w_row = load(w + (int64_t)o * kp + c);
+                for (int j = 0; j < PG; ++j) acc[j] += dy[(p0 + j) * op + o] * w_row;
+            }
+            for (int j = 0; j < PG; ++j) {
+                v16 g = acc[j];
+                if (mask) g = (v16)((i16)g & (load(in + (p0 + j) * kp + c) > (v16){0}));
+                store(din + (p0 + j) * kp + c, g);
+            }
+        }
+    }
+}
+
+static int hidden_width(const Net *net) {
+    int total = 0;
+    for (int l = 1; l < net->n_layers; ++l) total += padded(net->dims[l]);
+    return total;
+}
+
+CLONES static void forward_block(const Net *net, const float *x, int64_t start, int count, float *y,
+                                 float *hidden, int hidden_stride) {
+    float a[BLOCK * MAX_WIDTH] __attribute__((aligned(64))), b[BLOCK * MAX_WIDTH] __attribute__((aligned(64)));
+    float *in = a, *out = b;
+    load_rows(x, net->dims[0], start, count, net->dims[0], padded(net->dims[0]), in);
+    int hidden_offset = 0;
+    for (int l = 0; l < net->n_layers; ++l) {
+        const int k = net->dims[l], o = net->dims[l + 1], last = l == net->n_layers - 1;
+        layer_forward(in, k, padded(k), net->params + net->offsets[3 * l], net->params + net->offsets[3 * l + 2],
+                      padded(o), out, !last);
+        if (!last && hidden != NULL) {
+            for (int p = 0; p < count; ++p)
+                memcpy(hidden + (start + p) * hidden_stride + hidden_offset, out + p * padded(o),
+                       sizeof(float) * padded(o));
+            hidden_offset += padded(o);
+        }
+        float *t = in; in = out; out = t;
+    }
+    const int o = net->dims[net->n_layers];
+    for (int p = 0; p < count; ++p) memcpy(y + (start + p) * o, in + p * padded(o), sizeof(float) * o);
+}
+
+void mlp_forward(const float *x, int64_t n, const float *params, const int64_t *offsets, const int *dims,
+                 int n_layers, float *y, float *hidden, int threads) {
+    const Net net = {params, offsets, dims, n_layers};
+    const int hidden_stride = hidden_width(&net);
+    const int64_t blocks = (n + BLOCK - 1) / BLOCK;
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < blocks; ++i) {
+        const int64_t start = i * BLOCK;
+        forward_block(&net, x, start, (int)(n - start < BLOCK ? n - start : BLOCK), y, hidden, hidden_stride);
+    }
+}
+
+/* One block's backward: the weight gradients added to `grads` (laid out as the packed params), the input's
+ * gradient written to grad_x when it is not NULL. */
+CLONES static void backward_block(const Net *net, const float *x, int64_t start, int count, const float *hidden,
+                                  int hidden_stride, const float *grad_y, float *grad_x, float *grads) {
+    float dy_buf[BLOCK * MAX_WIDTH] __attribute__((aligned(64))), din_buf[BLOCK * MAX_WIDTH] __attribute__((aligned(64)));
+    float in[BLOCK * MAX_WIDTH] __attribute__((aligned(64)));
+    float *dy = dy_buf, *din = din_buf;
+    const int L = net->n_layers;
+    load_rows(grad_y, net->dims[L], start, count, net->dims[L], padded(net->dims[L]), dy);
+    int hidden_offset = hidden_stride;
+    for (int l = L - 1; l >= 0; --l) {
+        const int k = net->dims[l], o = net->dims[l + 1], kp = padded(k), op = padded(o);
+        if (l == 0) {
+            load_rows(x, k, start, count, k, kp, in);
+        } else {
+            hidden_offset -= kp;
+            load_rows(hidden + hidden_offset, hidden_stride, start, count, kp, kp, in);
+        }
+        weight_grad(dy, o, op, in, kp, grads + net->offsets[3 * l + 1], grads + net->offsets[3 * l + 2]);
+        if (l == 0 && grad_x == NULL) break;
+        input_grad(dy, o, op, net->params + net->offsets[3 * l + 1], kp, in, l > 0, din);
+        if (l == 0) {
+            for (int p = 0; p < count; ++p) memcpy(grad_x + (start + p) * k, din + p * kp, sizeof(float) * k);
+        }
+        float *t = dy; dy = din; din = t;
+    }
+}
+
+/* scratch: [CHUNKS][n_params] floats (zeroed here); grads: [n_params], overwritten with the sum of the chunks. */
+void mlp_backward(const float *x, int64_t n, const float *params, const int64_t *offsets, const int *dims,
+                  int n_layers, const float *hidden, const float *grad_y, float *grad_x, float *grads,
+                  int64_t n_params, float *scratch, int threads) {
+    const Net net = {params, offsets, dims, n_layers};
+    const int hidden_stride = hidden_width(&net);
+    const int64_t blocks = (n + BLOCK - 1) / BLOCK;
+    memset(scratch, 0, sizeof(float) * CHUNKS * n_params);
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (int c = 0; c < CHUNKS; ++c) {
+        for (int64_t i = blocks * c / CHUNKS; i < blocks * (c + 1) / CHUNKS; ++i) {
+            const int64_t start = i * BLOCK;
+            backward_block(&net, x, start, (int)(n - start < BLOCK ? n - start : BLOCK), hidden, hidden_stride,
+                           grad_y, grad_x, scratch + c * n_params);
+        }
+    }
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < n_params; ++i) {
+        float s = 0.0f;
+        for (int c = 0; c < CHUNKS; ++c) s += scratch[c * n_params + i];
+        grads[i] = s;
+    }
+}

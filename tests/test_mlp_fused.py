@@ -1,0 +1,111 @@
+"""The fused CPU MLP (scenes/mlp_fused.c) against torch's own layers: values, gradients, reproducibility, fallbacks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from scenes import mlp_fused
+from scenes.backends import make_mlp
+from scenes.mlp_fused import ReluMLP
+
+pytestmark = pytest.mark.skipif(mlp_fused._KERNEL.load() is None, reason="no C compiler: the torch path runs")
+
+SHAPES = [(32, 16, 64, 1), (31, 3, 64, 2), (10, 1, 16, 1), (7, 5, 24, 3)]
+
+
+def _reference(mlp: ReluMLP, x: torch.Tensor) -> torch.Tensor:
+    return nn.Sequential.forward(mlp, x)
+
+
+def _grads(mlp: ReluMLP, x: torch.Tensor, grad_y: torch.Tensor, forward) -> list[torch.Tensor]:
+    x = x.clone().requires_grad_(True)
+    mlp.zero_grad(set_to_none=True)
+    forward(x).backward(grad_y)
+    return [x.grad] + [p.grad for p in mlp.parameters()]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("n", [1, 33, 1000])
+def test_values_and_gradients_match_torch(shape, n):
+    torch.manual_seed(0)
+    n_in, n_out, hidden, layers = shape
+    mlp = ReluMLP(n_in, n_out, hidden, layers)
+    x, grad_y = torch.randn(n, n_in), torch.randn(n, n_out)
+    torch.testing.assert_close(mlp(x), _reference(mlp, x), rtol=1e-5, atol=1e-5)
+    fused, reference = _grads(mlp, x, grad_y, mlp), _grads(mlp, x, grad_y, lambda z: _reference(mlp, z))
+    for a, b in zip(fused, reference):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max()))
+
+
+def test_weight_gradients_do_not_depend_on_the_thread_count():
+    torch.manual_seed(1)
+    mlp = ReluMLP(31, 3, 64, 2)
+    x, grad_y = torch.randn(5000, 31), torch.randn(5000, 3)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _grads(mlp, x, grad_y, mlp)
+        torch.set_num_threads(2)
+        two = _grads(mlp, x, grad_y, mlp)
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(one, two):
+        assert torch.equal(a, b)
+
+
+def test_no_grad_forward_equals_the_training_forward():
+    torch.manual_seed(2)
+    mlp = ReluMLP(32, 16, 64, 1)
+    x = torch.randn(777, 32, requires_grad=True)
+    with torch.no_grad():
+        inference = mlp(x)
+    assert torch.equal(inference, mlp(x).detach())
+
+
+def test_parameters_only_need_gradients_when_the_input_has_none():
+    torch.manual_seed(3)
+    mlp = ReluMLP(10, 1, 16, 1)
+    x = torch.randn(100, 10)
+    mlp(x).sum().backward()
+    reference = ReluMLP(10, 1, 16, 1)
+    reference.load_state_dict(mlp.state_dict())
+    _reference(reference, x).sum().backward()
+    for a, b in zip(mlp.parameters(), reference.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_empty_batch():
+    mlp = ReluMLP(32, 16, 64, 1)
+    x = torch.zeros(0, 32, requires_grad=True)
+    y = mlp(x)
+    assert y.shape == (0, 16)
+    y.sum().backward()
+    assert x.grad.shape == (0, 32) and torch.equal(mlp[0].weight.grad, torch.zeros_like(mlp[0].weight))
+
+
+def test_same_module_layout_and_initialisation_as_the_sequential_it_replaces():
+    torch.manual_seed(4)
+    mlp = make_mlp(31, 3, 64, 2, "torch")
+    torch.manual_seed(4)
+    sequential = nn.Sequential(nn.Linear(31, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 3))
+    assert isinstance(mlp, ReluMLP)
+    assert mlp.state_dict().keys() == sequential.state_dict().keys()
+    for key, value in sequential.state_dict().items():
+        assert torch.equal(mlp.state_dict()[key], value)
+
+
+def test_torch_runs_under_autocast_and_for_wide_layers(monkeypatch):
+    torch.manual_seed(5)
+    calls = []
+    real_forward = mlp_fused._forward
+    monkeypatch.setattr(mlp_fused, "_forward", lambda *a, **k: calls.append(1) or real_forward(*a, **k))
+    mlp = ReluMLP(31, 3, 64, 2)
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert mlp(torch.randn(50, 31)).dtype == torch.bfloat16
+        ReluMLP(31, 3, 256, 1)(torch.randn(50, 31))
+        assert calls == []
+        mlp(torch.randn(50, 31))
+        assert calls == [1]
