@@ -28,7 +28,7 @@ VARIANTS = {"before": {"VISTA_MLP": "reference", "VISTA_ALLOCATOR": "default", "
             "both (default)": {"VISTA_MLP": "", "VISTA_ALLOCATOR": "", "VISTA_COLOUR": ""},
             "both, fp32 colour": {"VISTA_MLP": "", "VISTA_ALLOCATOR": "", "VISTA_COLOUR": "fp32"}}
 TRAIN_VARIANTS = ("before", "fused MLP", "kept memory", "both (default)")
-RENDER_VARIANTS = ("before", "fused MLP", "both (default)", "both, fp32 colour")
+RENDER_VARIANTS = ("before", "both (default)", "both, fp32 colour")
 
 
 def train_worker(spec: str, warmup: int, steps: int) -> dict:
