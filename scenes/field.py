@@ -15,6 +15,7 @@ from render.representation import ParameterGroups
 from scenes.backends import make_encoding, make_mlp
 from scenes.config import FieldConfig
 from scenes.hashgrid import footprint_level_weights, grid_layout
+from scenes.mlp_fused import ReluMLP
 
 
 class NerfField(nn.Module):
@@ -55,6 +56,11 @@ class NerfField(nn.Module):
     def color(self, features: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
         sh = spherical_harmonics(directions, self.config.sh_degree)
         return torch.sigmoid(self.color_mlp(torch.cat([sh, features], dim=-1)))
+
+    @property
+    def fused_colours(self) -> bool:
+        """Whether the colour MLP runs the fused fp32 CPU kernel (renders then skip bf16: `render.proposal`)."""
+        return isinstance(self.color_mlp, ReluMLP) and self.color_mlp.fused_available
 
     def density(self, u: torch.Tensor) -> torch.Tensor:
         return self.density_and_features(u)[0]

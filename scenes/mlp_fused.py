@@ -4,8 +4,8 @@ backward a block of points at a time.
 `ReluMLP` is the `nn.Sequential(Linear, ReLU, ..., Linear)` that `scenes.backends.make_mlp` has always built (same
 parameters, same state-dict keys, so checkpoints load either way); its forward runs the kernel for CPU float32
 inputs and falls back to the Sequential's own torch ops elsewhere: on a GPU, under autocast (the bfloat16 colour
-pass of `render.proposal.colour_precision`), for layers wider than the kernel's 128, or where the kernel cannot be
-built (warned once). Both agree to float32 rounding (tests/test_mlp_fused.py).
+pass `render.proposal.colour_precision` takes where this kernel does not run), for layers wider than the kernel's
+128, or where the kernel cannot be built (warned once). Both agree to float32 rounding (tests/test_mlp_fused.py).
 
 VISTA_MLP=reference forces the torch ops (for comparisons).
 """
@@ -139,11 +139,16 @@ class ReluMLP(nn.Sequential):
         self._linears = [m for m in layers if isinstance(m, nn.Linear)]
         self._packing = packing_for((n_input, *([hidden] * n_hidden_layers), n_output))
 
+    @property
+    def fused_available(self) -> bool:
+        """Whether CPU float32 inputs run the kernel (it builds, and no layer is wider than it takes)."""
+        return max(self._packing.dims) <= MAX_WIDTH and _KERNEL.load() is not None
+
     def _fused_applies(self, x: torch.Tensor) -> bool:
         return (x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 2
-                and not torch.is_autocast_enabled("cpu") and max(self._packing.dims) <= MAX_WIDTH
+                and not torch.is_autocast_enabled("cpu")
                 and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in self.parameters())
-                and _KERNEL.load() is not None)
+                and self.fused_available)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self._fused_applies(x):
