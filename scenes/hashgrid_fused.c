@@ -5,7 +5,9 @@
  * Forward: threads split the points of a level (each writes its own output rows).
  * Backward: threads split the levels; a level's table rows belong to one thread, which adds its
  * points in order, so gradients are bit-for-bit reproducible whatever the thread count.
- * Compiled with -ffp-contract=off so no fused multiply-add changes the rounding of the reference.
+ * Compiled with -ffp-contract=off so no fused multiply-add changes the rounding of the reference. Two features per
+ * level (every grid Vista builds) take a path of scalars instead of a loop over a stack array: the same operations
+ * in the same order, so the same bits, and a 1.7x faster forward (bench/results/hashgrid-two-features.json).
  */
 #include <math.h>
 #include <stdint.h>
@@ -79,6 +81,20 @@ void hashgrid_forward(const float *x, int64_t n_points, const float *table, int 
         for (int64_t p = 0; p < n_points; ++p) {
             int64_t rows[8];
             float w[8];
+            float *o = out + p * stride + (int64_t)l * n_features;
+            if (n_features == 2) { /* every grid Vista builds: two scalars, not a loop over a stack array */
+                float a0 = 0.0f, a1 = 0.0f;
+                if (corners(x + 3 * p, scale, resolution, offset, size, rows, w)) {
+                    for (int c = 0; c < 8; ++c) {
+                        const float *entry = table + rows[c] * 2;
+                        a0 += w[c] * entry[0];
+                        a1 += w[c] * entry[1];
+                    }
+                }
+                o[0] = a0;
+                o[1] = a1;
+                continue;
+            }
             float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
             if (corners(x + 3 * p, scale, resolution, offset, size, rows, w)) {
                 for (int c = 0; c < 8; ++c) {
@@ -86,7 +102,6 @@ void hashgrid_forward(const float *x, int64_t n_points, const float *table, int 
                     for (int f = 0; f < n_features; ++f) acc[f] += w[c] * entry[f];
                 }
             }
-            float *o = out + p * stride + (int64_t)l * n_features;
             for (int f = 0; f < n_features; ++f) o[f] = acc[f];
         }
     }
@@ -106,6 +121,15 @@ void hashgrid_backward(const float *x, int64_t n_points, const float *grad_out, 
             float w[8];
             if (!corners(x + 3 * p, scale, resolution, offset, size, rows, w)) continue;
             const float *g = grad_out + p * stride + (int64_t)l * n_features;
+            if (n_features == 2) {
+                const float g0 = g[0], g1 = g[1];
+                for (int c = 0; c < 8; ++c) {
+                    float *entry = grad_table + rows[c] * 2;
+                    entry[0] += w[c] * g0;
+                    entry[1] += w[c] * g1;
+                }
+                continue;
+            }
             for (int c = 0; c < 8; ++c) {
                 float *entry = grad_table + rows[c] * n_features;
                 for (int f = 0; f < n_features; ++f) entry[f] += w[c] * g[f];
