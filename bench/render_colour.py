@@ -5,6 +5,8 @@
 Per scene: seconds per frame from capture pose 0 each way (after one warm-up frame, the bakes filled), the seconds of
 the colour stage in it (`render.proposal._colors`, timed: frame times on these VMs vary by 15% run to run, the stage's
 by less), and the PSNR of the bf16 frame against the fp32 one. Not a test: run it alone. Writes bench/results/render-colour-bf16.json.
+It sets VISTA_MLP=reference: a colour MLP on the fused kernel (scenes/mlp_fused.py) stays fp32 whatever the switch, so
+torch's layers are the path whose precision this compares.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(2)
+    os.environ["VISTA_MLP"] = "reference"  # before any scene loads: the kernel's switch is read once
     set_precision("bf16")
     if not proposal._bf16_colours():
         raise SystemExit("this CPU has no native bf16: renders use fp32 here, nothing to compare")

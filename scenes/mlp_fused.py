@@ -49,13 +49,10 @@ class Packing:
     """Where each layer's arrays sit in the packed buffer the kernel reads (see mlp_fused.c)."""
 
     dims: tuple[int, ...]
+    dims_array: torch.Tensor  # int32 [L + 1]: the dims as the kernel reads them
     offsets: torch.Tensor  # int64 [3 L]: transposed weight, weight, bias
     size: int
     hidden_width: int  # floats per point of the saved (padded) hidden activations
-
-    @property
-    def dims_array(self) -> torch.Tensor:
-        return torch.tensor(self.dims, dtype=torch.int32)
 
 
 @functools.cache
@@ -65,7 +62,8 @@ def packing_for(dims: tuple[int, ...]) -> Packing:
         for n in (k * _padded(o), _padded(o) * _padded(k), _padded(o)):
             offsets.append(size)
             size += _padded(n)  # every array starts on a whole vector
-    return Packing(dims, torch.tensor(offsets, dtype=torch.int64), size, sum(_padded(d) for d in dims[1:-1]))
+    return Packing(dims, torch.tensor(dims, dtype=torch.int32), torch.tensor(offsets, dtype=torch.int64), size,
+                   sum(_padded(d) for d in dims[1:-1]))
 
 
 def pack(linears: list[nn.Linear], packing: Packing) -> torch.Tensor:
