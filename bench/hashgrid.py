@@ -1,11 +1,12 @@
 """Hash grid forward+backward on the CPU: Vista's fused kernel vs its plain-PyTorch twin vs nerfstudio's
 HashEncoding (torch implementation), same points, same run. Prints a table of ms and ratios.
 
-    .venv/bin/python bench/hashgrid.py [--points 65536] [--repeats 5] [--against-source OLD.c]
+    .venv/bin/python bench/hashgrid.py [--points 65536] [--repeats 5] [--against-source OLD.c] [--grid NAME]
 
 `--against-source` also builds another version of `scenes/hashgrid_fused.c` (e.g. `git show HEAD~1:scenes/
 hashgrid_fused.c > /tmp/old.c`) and times it beside the current one, forward alone (rendering) and forward+backward
-(training), in the same run.
+(training), in the same run. `--grid` picks the grid: the `quality` preset's NeRF grid (default), the `preview` preset's, or
+the first `proposal` field's (5 levels).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from scenes import hashgrid_fused
 from scenes.config import HashGridConfig
 from scenes.hashgrid import grid_layout, hash_encode_reference, init_table
 from scenes.hashgrid_fused import LayoutArrays, fused_available, hash_encode
+
+GRIDS = {"quality": HashGridConfig.spanning(1024, n_levels=16, log2_hashmap_size=19),
+         "preview": HashGridConfig.spanning(512, n_levels=16, log2_hashmap_size=17),
+         "proposal": HashGridConfig.spanning(128, n_levels=5, log2_hashmap_size=17)}
 
 
 def timed(fn, repeats: int) -> float:
@@ -39,8 +44,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--against-source", type=Path, help="another hashgrid_fused.c to time beside this one")
     parser.add_argument("--results", type=Path, help="with --against-source: write the timings here (JSON)")
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="quality")
     args = parser.parse_args()
-    config = HashGridConfig.spanning(1024, n_levels=16, log2_hashmap_size=19)
+    config = GRIDS[args.grid]
     layout = grid_layout(config)
     g = torch.Generator().manual_seed(0)
     table = init_table(layout, 2, g).requires_grad_()
@@ -76,7 +82,8 @@ def main() -> None:
     except ImportError:
         pass
     fastest = min(ms for _, ms in rows)
-    print(f"hash grid forward+backward, {args.points} points, 16 levels x 2 features, table 2^19, "
+    print(f"hash grid forward+backward, {args.points} points, {args.grid} grid ({config.n_levels} levels x 2 "
+          f"features, table 2^{config.log2_hashmap_size}), "
           f"{torch.get_num_threads()} threads")
     print("| implementation | ms | x slower than fastest |\n|---|---:|---:|")
     for name, ms in rows:
@@ -94,7 +101,7 @@ def write_results(args, results: dict) -> None:
         "benchmark": "bench/hashgrid.py", "commit": commit,
         "command": " ".join([".venv/bin/python", "bench/hashgrid.py", *sys.argv[1:]]),
         "machine": {"cpus": os.cpu_count(), "threads": torch.get_num_threads()}, "load_average": os.getloadavg(),
-        "points": args.points, "repeats": args.repeats, "against_source": str(args.against_source),
+        "grid": args.grid, "points": args.points, "repeats": args.repeats, "against_source": str(args.against_source),
         "best_ms": {f"{name} / {which}": ms for (name, which), ms in results.items()}}, indent=1) + "\n")
     print(f"written: {args.results}")
 

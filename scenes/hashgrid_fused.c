@@ -23,6 +23,7 @@ typedef struct {
 
 /* |pos| below this converts to int64 and leaves room for the corner offsets (hashgrid.py's MAX_POS). */
 #define MAX_POS 0x1p62f
+#define CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
 
 /* Table rows and trilinear weights of the 8 corners of the cell around x at one level. Returns 0, and touches
  * nothing, for a point with a coordinate that is NaN, infinite or too far out to convert to a cell index: such
@@ -70,40 +71,138 @@ static inline int corners(const float *x, float scale, int64_t resolution, int64
     return 1;
 }
 
+/* Blocks of points whose grid positions at a level all lie in [0, limit) (every point of a NeRF field, whose
+ * coordinates are in [0, 1]) take a blocked path: the corner rows (32-bit) and weights of BLOCK points first, then
+ * the table reads, which no longer wait behind index arithmetic (forward 1.4x, backward 1.3-1.6x on training-sized
+ * batches; bench/results/hashgrid-blocks.json). limit keeps those integers exact: below 2^24 (cell indices exact in
+ * a float and an int32) and, on a dense level, below resolution + 1 (so its index stays below 2^25). The same
+ * operations in the same order per point as `corners`, so the same bits; a block with any other point (or a grid
+ * with other than two features per level) goes through `corners`, point by point. */
+#define BLOCK 16
+#define DENSE 0
+#define HASHED 1 /* a power-of-two table with the prime hash */
+#define OTHER 2  /* a hashed level whose size is not a power of two (no grid Vista builds): `corners` only */
+
+typedef struct {
+    uint32_t idx[8][BLOCK];
+    float w[8][BLOCK];
+} Block;
+
+typedef struct {
+    float scale, limit;
+    uint32_t res, size;
+    int kind;
+} Level;
+
+static Level level_of(const float *scales, const int64_t *resolutions, const int64_t *offsets, int l) {
+    Level lv;
+    const uint64_t res = (uint64_t)resolutions[l], size = (uint64_t)(offsets[l + 1] - offsets[l]);
+    lv.scale = scales[l];
+    lv.res = (uint32_t)res;
+    lv.size = (uint32_t)size;
+    if (res * res * res <= size) {
+        lv.kind = DENSE;
+        lv.limit = res + 1 < (1u << 24) ? (float)(res + 1) : 0x1p24f;
+    } else {
+        lv.kind = (size & (size - 1)) == 0 ? HASHED : OTHER;
+        lv.limit = 0x1p24f;
+    }
+    return lv;
+}
+
+/* Fills `b` for the BLOCK points at x; returns 0 (b unusable) when one of them is outside [0, limit). */
+CLONES static int block_corners(const float *x, const Level *lv, Block *b) {
+    float frac[3][BLOCK];
+    uint32_t cell[3][BLOCK];
+    int outside = 0;
+    for (int i = 0; i < BLOCK; ++i) {
+        for (int d = 0; d < 3; ++d) {
+            float pos = x[3 * i + d] * lv->scale + 0.5f;
+            outside |= !(pos >= 0.0f && pos < lv->limit);
+            pos = pos >= 0.0f && pos < lv->limit ? pos : 0.0f;
+            const float fl = floorf(pos);
+            frac[d][i] = pos - fl;
+            cell[d][i] = (uint32_t)(int32_t)fl;
+        }
+    }
+    if (outside) return 0;
+    for (int c = 0; c < 8; ++c) {
+        const uint32_t bx = c & 1, by = (c >> 1) & 1, bz = (c >> 2) & 1;
+        for (int i = 0; i < BLOCK; ++i) {
+            const uint32_t cx = cell[0][i] + bx, cy = cell[1][i] + by, cz = cell[2][i] + bz;
+            b->idx[c][i] = lv->kind == DENSE ? cx + cy * lv->res + cz * lv->res * lv->res
+                                             : (cx ^ (cy * PRIME_Y) ^ (cz * PRIME_Z)) & (lv->size - 1);
+            const float wx = bx ? frac[0][i] : 1.0f - frac[0][i];
+            const float wy = by ? frac[1][i] : 1.0f - frac[1][i];
+            const float wz = bz ? frac[2][i] : 1.0f - frac[2][i];
+            b->w[c][i] = wx * wy * wz;
+        }
+    }
+    if (lv->kind == DENSE) { /* an index past the level's rows (the upper boundary cell) wraps, as in `corners` */
+        for (int c = 0; c < 8; ++c)
+            for (int i = 0; i < BLOCK; ++i)
+                if (b->idx[c][i] >= lv->size) b->idx[c][i] %= lv->size;
+    }
+    return 1;
+}
+
+static void point_forward(const float *x, const float *table, int n_features, const Level *lv, int64_t offset,
+                          float *o) {
+    int64_t rows[8];
+    float w[8];
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    if (corners(x, lv->scale, lv->res, offset, lv->size, rows, w)) {
+        for (int c = 0; c < 8; ++c) {
+            const float *entry = table + rows[c] * n_features;
+            for (int f = 0; f < n_features; ++f) acc[f] += w[c] * entry[f];
+        }
+    }
+    for (int f = 0; f < n_features; ++f) o[f] = acc[f];
+}
+
+CLONES static void block_forward2(const Block *b, const float *level_table, float *o, int64_t stride) {
+    for (int i = 0; i < BLOCK; ++i) {
+        float a0 = 0.0f, a1 = 0.0f;
+        for (int c = 0; c < 8; ++c) { /* corners in order: the sums of `corners` */
+            const float *entry = level_table + (int64_t)b->idx[c][i] * 2;
+            a0 += b->w[c][i] * entry[0];
+            a1 += b->w[c][i] * entry[1];
+        }
+        o[i * stride] = a0;
+        o[i * stride + 1] = a1;
+    }
+}
+
 void hashgrid_forward(const float *x, int64_t n_points, const float *table, int n_features, int n_levels,
                       const float *scales, const int64_t *resolutions, const int64_t *offsets, float *out,
                       int n_threads) {
-    const int64_t stride = (int64_t)n_levels * n_features;
+    const int64_t stride = (int64_t)n_levels * n_features, n_blocks = (n_points + BLOCK - 1) / BLOCK;
     for (int l = 0; l < n_levels; ++l) {
-        const float scale = scales[l];
-        const int64_t resolution = resolutions[l], offset = offsets[l], size = offsets[l + 1] - offsets[l];
+        const Level lv = level_of(scales, resolutions, offsets, l);
+        const int64_t offset = offsets[l];
 #pragma omp parallel for num_threads(n_threads) schedule(static)
-        for (int64_t p = 0; p < n_points; ++p) {
-            int64_t rows[8];
-            float w[8];
-            float *o = out + p * stride + (int64_t)l * n_features;
-            if (n_features == 2) { /* every grid Vista builds: two scalars, not a loop over a stack array */
-                float a0 = 0.0f, a1 = 0.0f;
-                if (corners(x + 3 * p, scale, resolution, offset, size, rows, w)) {
-                    for (int c = 0; c < 8; ++c) {
-                        const float *entry = table + rows[c] * 2;
-                        a0 += w[c] * entry[0];
-                        a1 += w[c] * entry[1];
-                    }
-                }
-                o[0] = a0;
-                o[1] = a1;
+        for (int64_t k = 0; k < n_blocks; ++k) {
+            const int64_t p0 = k * BLOCK;
+            float *o = out + p0 * stride + (int64_t)l * n_features;
+            Block b;
+            if (n_features == 2 && lv.kind != OTHER && p0 + BLOCK <= n_points && block_corners(x + 3 * p0, &lv, &b)) {
+                block_forward2(&b, table + offset * 2, o, stride);
                 continue;
             }
-            float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            if (corners(x + 3 * p, scale, resolution, offset, size, rows, w)) {
-                for (int c = 0; c < 8; ++c) {
-                    const float *entry = table + rows[c] * n_features;
-                    for (int f = 0; f < n_features; ++f) acc[f] += w[c] * entry[f];
-                }
-            }
-            for (int f = 0; f < n_features; ++f) o[f] = acc[f];
+            for (int64_t p = p0; p < n_points && p < p0 + BLOCK; ++p)
+                point_forward(x + 3 * p, table, n_features, &lv, offset, out + p * stride + (int64_t)l * n_features);
         }
+    }
+}
+
+static void point_backward(const float *x, const float *g, int n_features, const Level *lv, int64_t offset,
+                           float *grad_table) {
+    int64_t rows[8];
+    float w[8];
+    if (!corners(x, lv->scale, lv->res, offset, lv->size, rows, w)) return;
+    for (int c = 0; c < 8; ++c) {
+        float *entry = grad_table + rows[c] * n_features;
+        for (int f = 0; f < n_features; ++f) entry[f] += w[c] * g[f];
     }
 }
 
@@ -114,26 +213,26 @@ void hashgrid_backward(const float *x, int64_t n_points, const float *grad_out, 
     const int64_t stride = (int64_t)n_levels * n_features;
 #pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
     for (int l = n_levels - 1; l >= 0; --l) { /* fine (slow) levels first for balance */
-        const float scale = scales[l];
-        const int64_t resolution = resolutions[l], offset = offsets[l], size = offsets[l + 1] - offsets[l];
-        for (int64_t p = 0; p < n_points; ++p) {
-            int64_t rows[8];
-            float w[8];
-            if (!corners(x + 3 * p, scale, resolution, offset, size, rows, w)) continue;
-            const float *g = grad_out + p * stride + (int64_t)l * n_features;
-            if (n_features == 2) {
-                const float g0 = g[0], g1 = g[1];
-                for (int c = 0; c < 8; ++c) {
-                    float *entry = grad_table + rows[c] * 2;
-                    entry[0] += w[c] * g0;
-                    entry[1] += w[c] * g1;
+        const Level lv = level_of(scales, resolutions, offsets, l);
+        const int64_t offset = offsets[l];
+        float *level_grad = grad_table + offset * n_features;
+        for (int64_t p0 = 0; p0 < n_points; p0 += BLOCK) {
+            const float *g = grad_out + p0 * stride + (int64_t)l * n_features;
+            Block b;
+            if (n_features == 2 && lv.kind != OTHER && p0 + BLOCK <= n_points && block_corners(x + 3 * p0, &lv, &b)) {
+                for (int i = 0; i < BLOCK; ++i) { /* points in order, corners in order: the bits of `corners` */
+                    const float g0 = g[i * stride], g1 = g[i * stride + 1];
+                    for (int c = 0; c < 8; ++c) {
+                        float *entry = level_grad + (int64_t)b.idx[c][i] * 2;
+                        entry[0] += b.w[c][i] * g0;
+                        entry[1] += b.w[c][i] * g1;
+                    }
                 }
                 continue;
             }
-            for (int c = 0; c < 8; ++c) {
-                float *entry = grad_table + rows[c] * n_features;
-                for (int f = 0; f < n_features; ++f) entry[f] += w[c] * g[f];
-            }
+            for (int64_t p = p0; p < n_points && p < p0 + BLOCK; ++p)
+                point_backward(x + 3 * p, grad_out + p * stride + (int64_t)l * n_features, n_features, &lv, offset,
+                               grad_table);
         }
     }
 }

@@ -108,6 +108,26 @@ def test_fused_matches_reference_values_and_gradients(n_features):
 
 
 @needs_fused
+def test_blocked_and_point_by_point_paths_give_the_same_bits():
+    """hashgrid_fused.c encodes blocks of in-range points together and a block holding any other point point by
+    point: the same operations, so the same bits (values and table gradients), dense and hashed levels alike."""
+    layout = grid_layout(SMALL)
+    g = torch.Generator().manual_seed(4)
+    table = torch.randn(layout.n_params, 2, generator=g).requires_grad_()
+    x = torch.cat([torch.rand(4000, 3, generator=g), torch.ones(16, 3), torch.zeros(16, 3)])
+    upstream = torch.randn(x.shape[0], SMALL.n_output_dims, generator=g)
+    spoiled = torch.arange(len(x)) % 16 == 5  # one point per block of 16 (the C BLOCK) below 0
+    upstream[spoiled] = 0.0
+    x_spoiled = x.clone()
+    x_spoiled[spoiled] = -1.0
+    blocked, per_point = hash_encode(x, table, layout), hash_encode(x_spoiled, table, layout)
+    assert torch.equal(blocked[~spoiled], per_point[~spoiled])
+    (grad_blocked,) = torch.autograd.grad(blocked, table, upstream)
+    (grad_per_point,) = torch.autograd.grad(per_point, table, upstream)
+    assert torch.equal(grad_blocked, grad_per_point) and grad_blocked.abs().sum() > 0
+
+
+@needs_fused
 def test_fused_gradient_is_reproducible_across_thread_counts():
     layout = grid_layout(SMALL)
     g = torch.Generator().manual_seed(2)
