@@ -1,5 +1,6 @@
 """Training steps and rendered frames with and without the fused CPU MLP (scenes/mlp_fused.c) and the kept allocator
-(vista_core/memory.py), side by side in one run.
+(vista_core/memory.py), side by side in one run; with `--render-variants`, other kernel switches (e.g. "bake twin": the
+proposal bakes looked up by torch's grid_sample instead of render/proposal_bake_lookup.c).
 
     PYTHONPATH=. .venv/bin/python bench/mlp_fused.py --train DATA[:DOWNSCALE] [...] --render SCENE_DIR [...]
 
@@ -25,9 +26,10 @@ REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {"before": {"VISTA_MLP": "reference", "VISTA_ALLOCATOR": "default", "VISTA_COLOUR": ""},
             "fused MLP": {"VISTA_MLP": "", "VISTA_ALLOCATOR": "default", "VISTA_COLOUR": ""},
             "kept memory": {"VISTA_MLP": "reference", "VISTA_ALLOCATOR": "", "VISTA_COLOUR": ""},
-            "both (default)": {"VISTA_MLP": "", "VISTA_ALLOCATOR": "", "VISTA_COLOUR": ""}}
+            "both (default)": {"VISTA_MLP": "", "VISTA_ALLOCATOR": "", "VISTA_COLOUR": ""},
+            "bake twin": {"VISTA_BAKE": "reference"}}
 TRAIN_VARIANTS = ("before", "fused MLP", "kept memory", "both (default)")
-RENDER_VARIANTS = ("before", "both (default)")
+RENDER_VARIANTS = ["before", "both (default)"]
 """(Runs before render.proposal's `fused_colours` also had "both, fp32 colour": since then it is the default path.)"""
 
 
@@ -107,12 +109,12 @@ def print_tables(training: list[dict], rendering: list[dict], sizes: list[str]) 
     if training:
         _print_training(training)
     for size in sizes if rendering else []:
-        print(f"\n| {size} frame | " + " | ".join(f"{v} s" for v in RENDER_VARIANTS) + " | both / before |")
+        print(f"\n| {size} frame | " + " | ".join(f"{v} s" for v in RENDER_VARIANTS) + " | last / first |")
         print("|---|" + "---|" * (len(RENDER_VARIANTS) + 1))
         for row in rendering:
             best = {v: min(r[size] for r in rs) for v, rs in row["runs"].items()}
             print(f"| {Path(row['scene']).name} | " + " | ".join(f"{best[v]:.2f}" for v in RENDER_VARIANTS)
-                  + f" | {best['both (default)'] / best['before']:.2f} |")
+                  + f" | {best[RENDER_VARIANTS[-1]] / best[RENDER_VARIANTS[0]]:.2f} |")
 
 
 def _print_training(training: list[dict]) -> None:
@@ -140,7 +142,10 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=15)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--results", default="bench/results/mlp-fused.json")
+    parser.add_argument("--render-variants", default=",".join(RENDER_VARIANTS),
+                        help="variants to render, the reference first (e.g. 'bake twin,both (default)')")
     args = parser.parse_args()
+    RENDER_VARIANTS[:] = args.render_variants.split(",")
     sizes = args.sizes.split(",")
     load_before = os.getloadavg()
     training, rendering = measure(args.train, args.render, sizes, args.repeats, args.warmup, args.steps)

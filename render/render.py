@@ -111,6 +111,10 @@ class Renderable:
     def max_samples_per_ray(self) -> int:
         return self.sampling.max_samples_per_ray
 
+    @property
+    def fixed_samples_per_ray(self) -> bool:
+        return self.proposals is not None
+
     def preview_points(self, max_points: int, seed: int,
                        view_direction_scene: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Occupied cell centres (unbounded scenes: only the uncontracted inner region, the capture's focus)."""

@@ -75,6 +75,11 @@ class SceneRepresentation(Protocol):
     def max_samples_per_ray(self) -> int:
         """The most samples one ray can take (bounds a render's memory)."""
 
+    @property
+    def fixed_samples_per_ray(self) -> bool:
+        """True when every ray takes the same number of samples (proposal sampling), False when the count follows
+        what the scene holds (marching an occupancy grid): training caps a step's rays by its samples only then."""
+
     def preview_points(self, max_points: int, seed: int,
                        view_direction_scene: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Points [P, 3] in scene coordinates where the scene holds something, with their colours [P, 3] in [0, 1]

@@ -183,3 +183,22 @@ def test_the_far_weight_penalty_adds_its_term_and_trains_the_nerf_density():
     assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in scene.field.parameters())
     with torch.no_grad():  # renders carry no training terms
         assert render_rays(scene.renderable(), rays).regularizer is None
+
+
+def test_proposal_training_keeps_its_full_batch_under_the_samples_cap(tmp_path, monkeypatch):
+    """The samples-per-step cap shrinks a step's batch while an occupancy grid still makes rays take many samples;
+    proposal rays take `nerf_samples` from the first step, so their batch stays `rays_per_step`."""
+    import scenes.train as train_module
+    from tests.support.procedural import synthetic_capture
+
+    capture = synthetic_capture(n_train=4, width=16, height=12, n_path=8)
+    counts, real = [], train_module.photo_loss
+
+    def counting(representation, pixels, n_rays, *args, **kwargs):
+        counts.append(n_rays)
+        return real(representation, pixels, n_rays, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "photo_loss", counting)
+    config = dataclasses.replace(proposal_config(steps=3), rays_per_step=1024, samples_per_step=1024 * 4)
+    train_scene(capture.data, tmp_path / "scene", config, show_progress=False)
+    assert counts == [1024] * 3  # 12 samples per ray: the cap would have allowed 341

@@ -53,6 +53,7 @@ class PaintedBall:
 
     occupancy_cell = 0.05
     max_samples_per_ray = 1
+    fixed_samples_per_ray = True
 
     def preview_points(self, max_points: int, seed: int, view_direction_scene: torch.Tensor):
         generator = torch.Generator().manual_seed(seed)

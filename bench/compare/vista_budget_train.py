@@ -54,6 +54,8 @@ def main() -> None:
     parser.add_argument("--downscale", type=int, default=1, help="train and evaluate at 1/N of the photos' size")
     parser.add_argument("--sampling", action="append", default=[], metavar="KEY=VALUE",
                         help="a SamplingConfig field of the proposal tuning (repeatable), e.g. far_weight_penalty=0.006")
+    parser.add_argument("--samples-per-step", type=int, default=None,
+                        help="cap on samples per step (default: the preset's; 0: none)")
     parser.add_argument("--distortion", type=float, default=None, help="distortion loss weight (default: preset's)")
     args = parser.parse_args()
 
@@ -77,6 +79,8 @@ def main() -> None:
         config = dataclasses.replace(config, sampling=dataclasses.replace(config.sampling, **{key: parsed}))
     if args.distortion is not None:
         config = dataclasses.replace(config, distortion_loss_weight=args.distortion)
+    if args.samples_per_step is not None:
+        config = dataclasses.replace(config, samples_per_step=args.samples_per_step)
     scene = train_scene(data, args.out, config, minutes=args.minutes, overwrite=True, show_progress=False)
     metrics = evaluate_scene(scene, data)
     camera_index = data.heldout_indices[0]
