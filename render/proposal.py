@@ -20,7 +20,7 @@ from typing import Protocol
 
 import torch
 
-from render import footprint, proposal_bake, unbounded
+from render import footprint, proposal_bake, proposal_fused, unbounded
 from render.cameras import Rays
 from render.nerfstudio_parts import ProposalSampler, contract, interlevel_and_distortion, sample_weights
 from render.representation import RayBundleOutput
@@ -165,13 +165,17 @@ def render_proposal_rays(renderable, proposals: Proposals, rays: Rays, jitter: t
     """Render scene-space rays through the proposal passes and the NeRF (`renderable.field`); in training (jitter
     given) the output carries the interlevel loss (and the distortion loss if asked) as `regularizer`."""
     training = jitter is not None
-    fns = proposals.density_fns(render=not training)
-    with torch.random.fork_rng(devices=[]):
-        if training:
-            torch.manual_seed(_seed_from(jitter))
-        samples, weights_list, samples_list = proposals.sampler.sample(rays.origins, rays.directions, unbounded.NEAR,
-                                                             unbounded.FAR, fns, stratified=training,
-                                                             anneal=proposals.anneal if training else 1.0)
+    samples = None
+    if not training and proposals.bake_for_render and not torch.is_grad_enabled():
+        samples = proposal_fused.render_samples(proposals, rays)
+    if samples is None:
+        fns = proposals.density_fns(render=not training)
+        with torch.random.fork_rng(devices=[]):
+            if training:
+                torch.manual_seed(_seed_from(jitter))
+            samples, weights_list, samples_list = proposals.sampler.sample(
+                rays.origins, rays.directions, unbounded.NEAR, unbounded.FAR, fns, stratified=training,
+                anneal=proposals.anneal if training else 1.0)
     n_rays, n_samples = samples.frustums.starts.shape[:2]
     positions = samples.frustums.get_positions().reshape(-1, 3)
     sigma, features = _field_values(renderable, rays, samples, positions)

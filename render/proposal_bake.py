@@ -27,7 +27,8 @@ from render.native import Kernel, ptr
 DEFAULT_RESOLUTION = 256
 """Cells per side for a field that does not say its finest resolution (`finest` attribute)."""
 BLOCK = 8
-"""Cells per side of a lazily filled block (filled with a one-vertex halo: see `LazyBake._fill`)."""
+"""Cells per side of a lazily filled block (filled with a one-vertex halo: see `LazyBake._fill`); a power of two (the
+C lookup finds a cell's block by shifting)."""
 MIN_DENSITY = 1e-20
 """Densities are interpolated as logarithms; a zero density bakes as this (transmittance over a whole unbounded ray
 changes by less than 1e-18)."""
@@ -39,6 +40,11 @@ def _declare(library: ctypes.CDLL) -> None:
     i64, f32p, u8p = ctypes.c_int64, ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_uint8)
     library.bake_density.argtypes = [f32p, i64, f32p, i64, u8p, i64, u8p, f32p, ctypes.c_int]
     library.bake_density.restype = ctypes.c_int
+    i32, vp, i32p, i64p = ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int64)
+    library.proposal_render_bins.argtypes = [f32p, f32p, i64, ctypes.c_float, ctypes.c_float, i32, i32p, i32,
+                                             ctypes.POINTER(vp), i64p, ctypes.POINTER(vp), ctypes.POINTER(vp), i64,
+                                             f32p, i32]
+    library.proposal_render_bins.restype = i32  # (render/proposal_fused.py)
 
 
 _KERNEL = Kernel(Path(__file__).with_name("proposal_bake_lookup.c"), "VISTA_BAKE", "fused bake lookup", _declare)
@@ -85,7 +91,7 @@ class LazyBake:
                 torch.get_num_threads())
             if not missing:
                 return density
-            self._fill_blocks(torch.nonzero(needed).squeeze(1))
+            self.fill_blocks(torch.nonzero(needed).squeeze(1))
         raise AssertionError("a bake lookup found unfilled blocks after filling them")
 
     def _fill(self, u: torch.Tensor) -> None:
@@ -103,9 +109,9 @@ class LazyBake:
         filled = self.filled[blocks]
         if bool(filled.all()):  # the common case once a video's first frames have filled what it sees
             return
-        self._fill_blocks(torch.unique(blocks[~filled]))
+        self.fill_blocks(torch.unique(blocks[~filled]))
 
-    def _fill_blocks(self, missing: torch.Tensor) -> None:
+    def fill_blocks(self, missing: torch.Tensor) -> None:
         for start in range(0, len(missing), BLOCKS_PER_BATCH):
             self._evaluate(missing[start:start + BLOCKS_PER_BATCH])
         self.filled[missing] = True
