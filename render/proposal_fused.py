@@ -1,10 +1,11 @@
 """The proposal sampler's render path in C: `proposal_render_bins` in `proposal_bake_lookup.c` walks each ray
 through every proposal pass (lin-disp bins, baked densities, compositing weights, inverse-CDF resampling) in one
-go, where nerfstudio's `ProposalNetworkSampler` makes some eighty passes over [rays x samples] tensors per chunk
-(about a third of a 1280x720 frame of fox-small after the bake lookups moved to C; bench/results/bake-lookup.json).
+go, where nerfstudio's `ProposalNetworkSampler` makes some eighty passes over [rays x samples] tensors per chunk.
+With the C bake lookups, 1280x720 frames took 0.78-0.86x and 1920x1080 frames 0.76-0.79x the time of nerfstudio's
+sampler with torch's grid_sample (fox-small, skull-66; bench/results/bake-lookup.json).
 
 Rendering only (no gradients, no jitter, no annealing): training keeps nerfstudio's sampler, whose samples these
-match to float32 rounding (tests/test_proposal_fused.py). VISTA_BAKE=reference forces nerfstudio's sampler (and
+match within 1e-4 (tests/test_proposal_fused.py). VISTA_BAKE=reference forces nerfstudio's sampler (and
 torch's grid_sample for the bake lookups).
 """
 

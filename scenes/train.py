@@ -293,7 +293,8 @@ def _train_step(representation: SceneRepresentation, pixels: TrainingPixels, opt
     active = corrections if corrections is not None and corrections.active else None
     # proposal sampling: 24 samples per ray from the first step, so the cap (made for marching an occupancy grid that
     # still calls the box full) would only shrink every batch by a third (fox-small, 3 min: 27.73 dB with the cap,
-    # 27.74 without at 13% more rays/s; bench/results/proposal-batch.json)
+    # 27.74 without at 13% more rays/s; skull-66, whose held-out score falls with every ray seen, 16.59 / 15.79 dB:
+    # bench/results/proposal-batch.json, README)
     measured = None if representation.fixed_samples_per_ray else last_samples_per_ray
     term = photo_loss(representation, pixels, rays_for_step(config, measured), generator,
                       pixel_jitter=config.pixel_jitter, distortion_weight=config.distortion_loss_weight,
