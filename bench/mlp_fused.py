@@ -1,6 +1,6 @@
 """Training steps and rendered frames with and without the fused CPU MLP (scenes/mlp_fused.c) and the kept allocator
 (vista_core/memory.py), side by side in one run; with `--render-variants`, other kernel switches (e.g. "bake twin": the
-proposal bakes looked up by torch's grid_sample instead of render/proposal_bake_lookup.c).
+proposal passes of renders by nerfstudio's sampler and torch's grid_sample instead of render/proposal_render.c).
 
     PYTHONPATH=. .venv/bin/python bench/mlp_fused.py --train DATA[:DOWNSCALE] [...] --render SCENE_DIR [...]
 

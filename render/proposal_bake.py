@@ -4,8 +4,8 @@ A rendered frame spends about a third of its time evaluating the proposal fields
 32.6 s, `bench/results/proposal-frame-profile.json`): 96 hash-grid lookups per ray for fields that are only asked
 where to put the NeRF's 24 samples. Without gradients the fields are fixed, so each is sampled at the vertices of a
 dense grid as fine as its own finest hash-grid level, and a lookup becomes one trilinear interpolation of log
-density: `proposal_bake_lookup.c` on a CPU (built by `render.native`; VISTA_BAKE=reference forces the twin), torch's
-`grid_sample` elsewhere (1280x720 frames: bench/results/bake-lookup.json).
+density (torch's `grid_sample`; renders on a CPU do the same lookups in C, inside the whole proposal pass:
+`render.proposal_fused`).
 
 The grid is filled lazily, a block of cells at a time, when a lookup first lands in the block: a small render (a
 preview, a test) evaluates the few blocks its rays cross, a video evaluates what its frames see, once. A vertex's
@@ -16,13 +16,8 @@ state starts a new one.
 
 from __future__ import annotations
 
-import ctypes
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
-
-from render.native import Kernel, ptr
 
 DEFAULT_RESOLUTION = 256
 """Cells per side for a field that does not say its finest resolution (`finest` attribute)."""
@@ -34,20 +29,6 @@ MIN_DENSITY = 1e-20
 changes by less than 1e-18)."""
 BLOCKS_PER_BATCH = 256
 """Blocks evaluated per field call (1331 vertices each): bounds the bake's memory."""
-
-
-def _declare(library: ctypes.CDLL) -> None:
-    i64, f32p, u8p = ctypes.c_int64, ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_uint8)
-    library.bake_density.argtypes = [f32p, i64, f32p, i64, u8p, i64, u8p, f32p, ctypes.c_int]
-    library.bake_density.restype = ctypes.c_int
-    i32, vp, i32p, i64p = ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int64)
-    library.proposal_render_bins.argtypes = [f32p, f32p, i64, ctypes.c_float, ctypes.c_float, i32, i32p, i32,
-                                             ctypes.POINTER(vp), i64p, ctypes.POINTER(vp), ctypes.POINTER(vp), i64,
-                                             f32p, i32]
-    library.proposal_render_bins.restype = i32  # (render/proposal_fused.py)
-
-
-_KERNEL = Kernel(Path(__file__).with_name("proposal_bake_lookup.c"), "VISTA_BAKE", "fused bake lookup", _declare)
 
 
 def parameter_versions(module: torch.nn.Module) -> tuple[tuple[int, int], ...]:
@@ -73,26 +54,11 @@ class LazyBake:
 
     def density(self, u: torch.Tensor) -> torch.Tensor:
         """Density [P] at points u [P, 3] of the unit cube (trilinear in log density; outside: the nearest face)."""
-        library = _KERNEL.load() if self.log_density.device.type == "cpu" else None
-        if library is None:
-            self._fill(u)
-            grid = (u * 2.0 - 1.0).reshape(1, 1, 1, -1, 3)
-            log_density = F.grid_sample(self.log_density, grid, mode="bilinear", padding_mode="border",
-                                        align_corners=True)
-            return log_density.reshape(-1).exp()
-        u = u.detach().float().contiguous()
-        density = torch.empty(len(u))
-        for _ in range(2):  # a lookup that lands in blocks not filled yet fills them, then looks up again
-            needed = None if self.complete else torch.zeros(self.n_blocks ** 3, dtype=torch.uint8)
-            missing = library.bake_density(
-                ptr(self.log_density, ctypes.c_float), self.resolution, ptr(u, ctypes.c_float), len(u),
-                None if needed is None else ptr(self.filled.view(torch.uint8), ctypes.c_uint8), BLOCK,
-                None if needed is None else ptr(needed, ctypes.c_uint8), ptr(density, ctypes.c_float),
-                torch.get_num_threads())
-            if not missing:
-                return density
-            self.fill_blocks(torch.nonzero(needed).squeeze(1))
-        raise AssertionError("a bake lookup found unfilled blocks after filling them")
+        self._fill(u)
+        grid = (u * 2.0 - 1.0).reshape(1, 1, 1, -1, 3)
+        log_density = F.grid_sample(self.log_density, grid, mode="bilinear", padding_mode="border",
+                                    align_corners=True)
+        return log_density.reshape(-1).exp()
 
     def _fill(self, u: torch.Tensor) -> None:
         """Evaluate the blocks the points fall in that are not filled yet. Each block also fills the vertex ring

@@ -1,23 +1,39 @@
-"""The proposal sampler's render path in C: `proposal_render_bins` in `proposal_bake_lookup.c` walks each ray
+"""The proposal sampler's render path in C: `proposal_render_bins` in `proposal_render.c` walks each ray
 through every proposal pass (lin-disp bins, baked densities, compositing weights, inverse-CDF resampling) in one
 go, where nerfstudio's `ProposalNetworkSampler` makes some eighty passes over [rays x samples] tensors per chunk.
-With the C bake lookups, 1280x720 frames took 0.78-0.86x and 1920x1080 frames 0.76-0.79x the time of nerfstudio's
+1280x720 frames took 0.78-0.86x and 1920x1080 frames 0.76-0.79x the time of nerfstudio's
 sampler with torch's grid_sample (fox-small, skull-66; bench/results/bake-lookup.json).
 
 Rendering only (no gradients, no jitter, no annealing): training keeps nerfstudio's sampler, whose samples these
-match within 1e-4 (tests/test_proposal_fused.py). VISTA_BAKE=reference forces nerfstudio's sampler (and
-torch's grid_sample for the bake lookups).
+match within 1e-4 (tests/test_proposal_fused.py). VISTA_BAKE=reference forces nerfstudio's sampler (and torch's
+grid_sample for the bake lookups).
 """
 
 from __future__ import annotations
 
 import ctypes
+from pathlib import Path
 
 import torch
 
 from render import proposal_bake, unbounded
 from render.cameras import Rays
-from render.native import ptr
+from render.native import Kernel, ptr
+
+MAX_PASS_SAMPLES = 1024
+"""proposal_render.c keeps a ray's bins on the stack: passes with more samples use nerfstudio's sampler."""
+
+
+def _declare(library: ctypes.CDLL) -> None:
+    i32, i64, f32p, vpp = ctypes.c_int, ctypes.c_int64, ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_void_p)
+    library.proposal_render_bins.argtypes = [f32p, f32p, i64, ctypes.c_float, ctypes.c_float, i32,
+                                             ctypes.POINTER(ctypes.c_int), i32, vpp, ctypes.POINTER(ctypes.c_int64),
+                                             vpp, vpp, i64, f32p, i32]
+    library.proposal_render_bins.restype = i32
+
+
+_KERNEL = Kernel(Path(__file__).with_name("proposal_render.c"), "VISTA_BAKE", "fused proposal render sampler",
+                 _declare)
 
 
 def _pointers(tensors: list) -> ctypes.Array:
@@ -27,12 +43,14 @@ def _pointers(tensors: list) -> ctypes.Array:
 def render_samples(proposals, rays: Rays):
     """nerfstudio `RaySamples` [R, nerf_samples] for rendering `rays` (scene space) through `proposals`' bakes, or
     None where the kernel does not apply (no C compiler, a GPU, VISTA_BAKE=reference)."""
-    library = proposal_bake._KERNEL.load()
+    library = _KERNEL.load()
     if library is None or rays.origins.device.type != "cpu":
         return None
     sampler = proposals.sampler.sampler  # nerfstudio's ProposalNetworkSampler
     passes = list(sampler.num_proposal_samples_per_ray[:len(proposals.fields)])
     nerf_samples = int(sampler.num_nerf_samples_per_ray)
+    if max(*passes, nerf_samples) > MAX_PASS_SAMPLES:
+        return None
     bakes = [proposal_bake.baked(field, proposals.bakes) for field in proposals.fields]
     origins = rays.origins.float().contiguous()
     directions = rays.directions.float().contiguous()
@@ -48,6 +66,8 @@ def render_samples(proposals, rays: Rays):
             len(passes), counts, nerf_samples, _pointers([bake.log_density for bake in bakes]),
             ptr(resolutions, ctypes.c_int64), _pointers(filled), _pointers(needed), proposal_bake.BLOCK,
             ptr(bins, ctypes.c_float), torch.get_num_threads())
+        if missing < 0:
+            raise ValueError(f"proposal_render_bins refused sample counts {passes} + {nerf_samples}")
         if not missing:
             return _ray_samples(sampler, origins, directions, bins)
         for bake, blocks in zip(bakes, needed):

@@ -78,22 +78,3 @@ def test_going_back_to_training_frees_the_bakes():
     representation.train(True)
     assert not scene.proposals.bakes  # the next optimiser step makes them stale: not kept until the next render
 
-
-def test_the_c_lookup_matches_grid_sample_and_fills_what_it_needs(monkeypatch):
-    """render/proposal_bake_lookup.c against torch's grid_sample (the twin): inside, on the faces and vertices,
-    outside the cube (clamped to the nearest face), and NaN (as grid_sample's border padding treats it: a face)."""
-    if proposal_bake._KERNEL.load() is None:
-        pytest.skip("no C compiler: the bake lookup kernel was not built")
-    field = perturbed(unbounded_scene()).proposals.fields[0]
-    g = torch.Generator().manual_seed(5)
-    u = torch.cat([torch.rand(3000, 3, generator=g), torch.rand(200, 3, generator=g) * 1.6 - 0.3,
-                   torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [1.0, 0.5, 0.0], [0.25, 0.5, 0.75]])])
-    with torch.no_grad():
-        fused_bake = LazyBake(field, 64)
-        corner = torch.rand(20, 3, generator=g) * 0.2
-        fused_bake.density(corner)
-        assert 0 < int(fused_bake.filled.sum()) <= 8  # only the blocks (8 cells a side) the points fell in
-        fused = fused_bake.density(u)
-        monkeypatch.setattr(proposal_bake._KERNEL, "load", lambda: None)
-        twin = LazyBake(field, 64).density(u)
-    torch.testing.assert_close(fused.log(), twin.log(), rtol=1e-5, atol=1e-5)

@@ -1,15 +1,16 @@
-"""The proposal sampler's render path in C (render/proposal_fused.py) against nerfstudio's sampler."""
+"""The proposal sampler's render path in C (render/proposal_fused.py) against nerfstudio's sampler on the same
+bakes (whose Python lookups are torch's grid_sample)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from render import proposal_bake, proposal_fused, unbounded
+from render import proposal_fused, unbounded
 from tests.test_proposal_bake import perturbed
 from tests.test_proposal_sampler import random_rays, unbounded_scene
 
-needs_kernel = pytest.mark.skipif(proposal_bake._KERNEL.load() is None, reason="no C compiler: kernel not built")
+needs_kernel = pytest.mark.skipif(proposal_fused._KERNEL.load() is None, reason="no C compiler: kernel not built")
 
 
 @needs_kernel
@@ -44,6 +45,12 @@ def test_the_fused_sampler_fills_the_blocks_each_pass_needs_and_gives_the_same_s
 
 
 def test_without_the_kernel_rendering_uses_nerfstudios_sampler(monkeypatch):
-    monkeypatch.setattr(proposal_bake._KERNEL, "load", lambda: None)
+    monkeypatch.setattr(proposal_fused._KERNEL, "load", lambda: None)
     proposals = unbounded_scene().proposals
+    assert proposal_fused.render_samples(proposals, random_rays(4)) is None
+
+
+def test_sample_counts_beyond_the_kernels_stack_fall_back_to_nerfstudio():
+    proposals = unbounded_scene().proposals
+    proposals.sampler.sampler.num_proposal_samples_per_ray = (proposal_fused.MAX_PASS_SAMPLES + 1, 16)
     assert proposal_fused.render_samples(proposals, random_rays(4)) is None

@@ -1,13 +1,15 @@
-/* Lookups in a proposal bake (render/proposal_bake.py): a point's density is exp of its log density trilinearly
- * interpolated at u * R on the (R+1)^3 vertex grid, u clamped to the unit cube, as torch's grid_sample
- * (align_corners=True, padding "border") interpolates it, without that op's general [N, C, D, H, W] machinery: its
- * 88M lookups took 2.1 of a 1280x720 frame's 12.6 s (fox-small, 2026-12-07).
+/* The proposal sampler's render path (render/proposal_fused.py): nerfstudio's ProposalNetworkSampler without
+ * gradients or jitter, one ray at a time, each pass's densities looked up in its proposal field's bake
+ * (render/proposal_bake.py).
  *
- * The same pass checks that the cell's block of the lazily filled bake is filled: points in a block that is not set
- * in `filled` mark it in `needed` (the caller fills those blocks and looks up again); a NULL `filled` means the bake
- * is complete. A block of B cells per side owns vertices [bB - 1, bB + B + 1] (its fill has a halo of one), so the
- * cell's block covers all eight of its vertices. Threads split the points; each writes its own outputs, so the
- * result does not depend on the thread count.
+ * A lookup is exp of the log density trilinearly interpolated at u * R on the bake's (R+1)^3 vertex grid, u clamped
+ * to the unit cube, as torch's grid_sample (align_corners=True, padding "border") interpolates it (the Python twin),
+ * without that op's general [N, C, D, H, W] machinery: its 88M lookups took 2.1 of a 1280x720 frame's 12.6 s
+ * (fox-small, 2026-12-07). The lookup also checks that the cell's block of the lazily filled bake is filled: one that
+ * is not set in `filled` is marked in `needed`, and the caller fills those blocks and calls again; a NULL `filled`
+ * means the bake is complete. A block of B cells per side owns vertices [bB - 1, bB + B + 1] (its fill has a halo of
+ * one), so the cell's block covers all eight of its vertices. Threads split the rays; each writes its own outputs, so
+ * the result does not depend on the thread count.
  */
 #include <math.h>
 #include <stddef.h>
@@ -53,26 +55,11 @@ static inline float lookup(const Bake *bake, const float u[3]) {
     return expf(value);
 }
 
-int bake_density(const float *log_density, int64_t resolution, const float *u, int64_t n, const uint8_t *filled,
-                 int64_t block, uint8_t *needed, float *out, int n_threads) {
-    const Bake bake = {log_density, resolution, (resolution + block - 1) / block, __builtin_ctzll(block), filled,
-                       needed};
-    int missing = 0;
-#pragma omp parallel for num_threads(n_threads) schedule(static) reduction(| : missing)
-    for (int64_t p = 0; p < n; ++p) {
-        const float density = lookup(&bake, u + 3 * p);
-        missing |= density < 0.0f;
-        out[p] = density < 0.0f ? 0.0f : density;
-    }
-    return missing;
-}
-
-/* ---- the proposal sampler's render path, one ray at a time (render/proposal_fused.py) ----
- * nerfstudio's ProposalNetworkSampler without gradients or jitter: lin-disp bins (UniformLinDispPiecewiseSampler),
+/* The sampler: lin-disp bins (UniformLinDispPiecewiseSampler),
  * then per pass the baked density at the samples' midpoints, compositing weights (RaySamples.get_weights) and
  * inverse-CDF resampling (PDFSampler, histogram padding 0.01, eps 1e-5, bin centres), in float32 and in the same
  * order of operations except the transmittance, a running product instead of exp of a running sum. */
-#define MAX_BINS 1025 /* render.config's MAX_SAMPLES_PER_RAY samples + 1 */
+#define MAX_BINS 1025 /* 1024 samples + 1 per pass (proposal_fused.MAX_PASS_SAMPLES; more: nerfstudio's sampler) */
 
 static inline float spacing(float x) { return x < 1.0f ? x / 2.0f : 1.0f - 1.0f / (2.0f * x); }
 static inline float spacing_inv(float x) { return x < 0.5f ? 2.0f * x : 1.0f / (2.0f - 2.0f * x); }
@@ -136,13 +123,15 @@ static void resample(const float *s, const float *w, int n, int m, float *out) {
 }
 
 /* The final spacing bins [R, nerf_samples + 1] of each ray. Returns 1 when some lookup hit an unfilled block of a
- * bake (marked in its `needed`): the caller fills them and calls again. */
+ * bake (marked in its `needed`): the caller fills them and calls again; -1 for counts it does not take. */
 int proposal_render_bins(const float *origins, const float *directions, int64_t n_rays, float near, float far,
                          int n_passes, const int *pass_samples, int nerf_samples, const float *const *grids,
                          const int64_t *resolutions, const uint8_t *const *filled, uint8_t *const *needed,
                          int64_t block, float *out, int n_threads) {
     Bake bakes[3];
+    if (n_passes < 1 || n_passes > 3 || nerf_samples >= MAX_BINS) return -1;
     for (int p = 0; p < n_passes; ++p) {
+        if (pass_samples[p] < 1 || pass_samples[p] >= MAX_BINS) return -1;
         bakes[p] = (Bake){grids[p], resolutions[p], (resolutions[p] + block - 1) / block, __builtin_ctzll(block),
                           filled[p], needed[p]};
     }
