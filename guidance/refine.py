@@ -144,6 +144,7 @@ def refine_scene(scene: Scene, data: PosedImages, targets: Cameras, config: Refi
             report(progress, "guided training", done, config.steps, metrics={"loss": loss})
         result.train_seconds += time.perf_counter() - round_start
     bar.close()
+    representation.settle(scene.step)
     representation.train(False)
     # 5. a new scene folder, with what was done
     result.total_seconds = time.perf_counter() - started

@@ -153,6 +153,13 @@ class OccupancyGrid:
         self.threshold = threshold
         self._binarize(threshold)
 
+    def rebuild(self, opacity_fn: OpacityFn, generator: torch.Generator, points_per_cell: int = 4) -> None:
+        """Every cell from `opacity_fn` now, forgetting the past: the most of `points_per_cell` jittered points in
+        it (conservative, as the maximum over a training's updates is; ~0.15 s a point per cell on fox-small)."""
+        for i in range(points_per_cell):
+            self.update(opacity_fn, self.schedule.threshold, all_cells=True, generator=generator,
+                        decay=0.0 if i == 0 else 1.0)
+
     def _cells_to_update(self, all_cells: bool, generator: torch.Generator) -> torch.Tensor:
         n = self.density.numel()
         if self.seen is not None:

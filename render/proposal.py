@@ -54,9 +54,14 @@ class Proposals:
     def parameters(self) -> list[torch.nn.Parameter]:
         return [p for f in self.fields for p in f.parameters()]
 
+    @property
+    def renders_from_bakes(self) -> bool:
+        """Whether a render now (no gradients, bakes allowed) looks the proposal densities up in the bakes."""
+        return self.bake_for_render and not torch.is_grad_enabled()
+
     def density_fns(self, render: bool) -> list:
         """The sampler's density functions, one per pass: the baked fields for a render without gradients."""
-        if render and self.bake_for_render and not torch.is_grad_enabled():
+        if render and self.renders_from_bakes:
             return [_density_fn(proposal_bake.baked(f, self.bakes)) for f in self.fields]
         return [_density_fn(f) for f in self.fields]
 
@@ -166,7 +171,7 @@ def render_proposal_rays(renderable, proposals: Proposals, rays: Rays, jitter: t
     given) the output carries the interlevel loss (and the distortion loss if asked) as `regularizer`."""
     training = jitter is not None
     samples = None
-    if not training and proposals.bake_for_render and not torch.is_grad_enabled():
+    if not training and proposals.renders_from_bakes:
         samples = proposal_fused.render_samples(proposals, rays)
     if samples is None:
         fns = proposals.density_fns(render=not training)

@@ -125,10 +125,17 @@ class Renderable:
         return groups if self.proposals is None else groups | {"proposal": self.proposals.parameters()}
 
     def refresh(self, step: int, generator: torch.Generator, *, warm_up: bool = True) -> None:
-        """The occupancy grid's update, when its schedule says so; the proposal weights' annealing exponent."""
-        self.grid.maybe_update(step, self.opacity_over_step, generator, warm_up=warm_up)
-        if self.proposals is not None:
+        """The occupancy grid's update, when its schedule says so; the proposal weights' annealing exponent. Proposal
+        sampling never reads the grid (only `occupied` and the map do): `settle` rebuilds it before saves instead,
+        sparing ~4% of a step (fox-small: a grid update ~120-160 ms, every 16 steps of ~180 ms)."""
+        if self.proposals is None:
+            self.grid.maybe_update(step, self.opacity_over_step, generator, warm_up=warm_up)
+        else:
             self.proposals.anneal = anneal_exponent(step, self.sampling.proposal_anneal_steps)
+
+    def settle(self, seed: int) -> None:
+        if self.proposals is not None:  # a marched grid is kept up to date by the training steps themselves
+            self.grid.rebuild(self.opacity_over_step, torch.Generator().manual_seed(seed))
 
     def opacity_over_step(self, u: torch.Tensor) -> torch.Tensor:
         """sigma * marching step at field coordinates u [P, 3]: what the occupancy grid thresholds (the real step

@@ -91,6 +91,10 @@ class SceneRepresentation(Protocol):
     def refresh(self, step: int, generator: torch.Generator, *, warm_up: bool = True) -> None:
         """Upkeep before training step `step` (the NeRF updates its occupancy grid on its own schedule)."""
 
+    def settle(self, seed: int) -> None:
+        """Bring what only answers queries after training (`occupied`) up to date with the field, before a save;
+        `seed` makes it repeatable without drawing on the training's random stream."""
+
     def train(self, mode: bool = True) -> None:
         """Switch between training and rendering behaviour."""
 

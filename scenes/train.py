@@ -308,8 +308,11 @@ def _show_step(bar, scene: Scene, run: _Run, config: TrainConfig) -> None:
     bar.update(1)
     if scene.step % 10 == 0 or scene.step == config.steps:
         live = run.live_metrics(run.elapsed_s())
-        bar.set_postfix(loss=f"{run.loss:.4f}", psnr=f"{run.psnr:.2f}", rays_s=f"{live['rays_per_s']:,.0f}",
-                        spr=f"{live['samples_per_ray']:.1f}", occ=f"{scene.grid.occupied_fraction:.3f}")
+        shown = dict(loss=f"{run.loss:.4f}", psnr=f"{run.psnr:.2f}", rays_s=f"{live['rays_per_s']:,.0f}",
+                     spr=f"{live['samples_per_ray']:.1f}")
+        if not scene.renderable().fixed_samples_per_ray:  # a proposal scene's grid is settled only at saves
+            shown["occ"] = f"{scene.grid.occupied_fraction:.3f}"
+        bar.set_postfix(**shown)
 
 
 def _finish(scene: Scene, optimizer: torch.optim.Optimizer, generator: torch.Generator, out_dir: Path,
@@ -326,6 +329,8 @@ def _finish(scene: Scene, optimizer: torch.optim.Optimizer, generator: torch.Gen
 
 
 def _record_metrics(scene: Scene, run: _Run) -> None:
+    """Before every save: also settles the representation (`SceneRepresentation.settle`), inside the run's time."""
+    scene.renderable().settle(scene.step)
     elapsed = run.elapsed_s()
     scene.metrics.update({
         "train_loss": run.loss if math.isfinite(run.loss) else None,

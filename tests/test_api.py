@@ -33,6 +33,7 @@ def test_requests_refuse_bad_values_with_the_cli_messages():
 
     assert "unknown preset 'fast'" in _message(lambda: TrainRequest("data", "scene", preset="fast"))
     assert "steps must be >= 1" in _message(lambda: TrainRequest("data", "scene", preset="test", steps=0))
+    assert "distortion_loss_weight" in _message(lambda: TrainRequest("data", "scene", distortion=-0.1))
     assert "need --steps >= --rounds >= 1" in _message(lambda: RefineRequest("scene", "out", steps=2, rounds=3))
     assert "--tier pipeline needs --model-dir" in _message(lambda: RefineRequest("scene", "out", tier="pipeline"))
     assert "--end-factor does not apply to preset orbit" in _message(
@@ -47,6 +48,17 @@ def test_requests_refuse_bad_values_with_the_cli_messages():
     assert "needs both a certificate" in _message(lambda: Labels(sign_cert=Path("chain.pem")))
     assert "--samples 0: must be at least 1" in _message(lambda: VerifyRequest(Path("shot.mp4"), samples=0))
     assert "unknown matcher 'all'" in _message(lambda: PosesRequest("photos", "data", matcher="all"))
+
+
+def test_the_distortion_weight_reaches_the_config_and_none_keeps_the_presets():
+    from scenes.config import PRESETS
+    from vista_api.train import TrainRequest
+
+    assert TrainRequest("data", "scene", distortion=0.01).config().distortion_loss_weight == 0.01
+    assert TrainRequest("data", "scene", distortion=0.0).config().distortion_loss_weight == 0.0
+    for name, preset in PRESETS.items():
+        assert TrainRequest("data", "scene", preset=name).config().distortion_loss_weight == \
+            preset.distortion_loss_weight
 
 
 def _quality(**changes):

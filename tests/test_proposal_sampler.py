@@ -202,3 +202,27 @@ def test_proposal_training_keeps_its_full_batch_under_the_samples_cap(tmp_path, 
     config = dataclasses.replace(proposal_config(steps=3), rays_per_step=1024, samples_per_step=1024 * 4)
     train_scene(capture.data, tmp_path / "scene", config, show_progress=False)
     assert counts == [1024] * 3  # 12 samples per ray: the cap would have allowed 341
+
+
+def test_the_grid_of_a_proposal_scene_is_left_to_the_saves_and_settled_repeatably(tmp_path, monkeypatch):
+    """Proposal sampling never reads the occupancy grid, so training steps do not update it (`Renderable.refresh`);
+    each save (a checkpoint, the end) rebuilds it from the field (`settle`), the same way for the same step."""
+    from render.occupancy import OccupancyGrid
+    from tests.support.procedural import synthetic_capture
+
+    capture = synthetic_capture(n_train=4, width=16, height=12, n_path=8)
+    updates, real = [], OccupancyGrid.update
+
+    def counting(grid, *args, **kwargs):
+        updates.append((kwargs["all_cells"], kwargs.get("decay")))
+        return real(grid, *args, **kwargs)
+
+    monkeypatch.setattr(OccupancyGrid, "update", counting)
+    scene = train_scene(capture.data, tmp_path / "scene", proposal_config(steps=40, checkpoint_every=20),
+                        show_progress=False)
+    assert updates == [(True, 0.0), (True, 1.0), (True, 1.0), (True, 1.0)] * 2  # steps 20 and 40, 4 points a cell
+    settled = scene.grid.density.clone()
+    assert 0.0 < scene.metrics["occupied_fraction"] < 1.0
+    scene.renderable().settle(scene.step)
+    assert torch.equal(scene.grid.density, settled)
+    assert torch.equal(load_scene(tmp_path / "scene").grid.density, settled)

@@ -66,6 +66,9 @@ class PaintedBall:
     def refresh(self, step: int, generator: torch.Generator, *, warm_up: bool = True) -> None:
         self.refreshed.append(step)
 
+    def settle(self, seed: int) -> None:
+        pass
+
     def train(self, mode: bool = True) -> None:
         pass
 

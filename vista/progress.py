@@ -68,6 +68,7 @@ class TerminalProgress:
 def _postfix(event: ProgressEvent) -> dict[str, str]:
     shown = {name: format(event.metrics[key], spec) for key, (name, spec) in POSTFIX.items() if key in event.metrics}
     grid = getattr(event.snapshot, "grid", None)  # the scene being trained: how much of its box is occupied
-    if grid is not None:
+    # (not for proposal sampling, which leaves the grid to the saves: `Renderable.settle`)
+    if grid is not None and getattr(event.snapshot, "proposals", None) is None:
         shown["occ"] = f"{grid.occupied_fraction:.3f}"
     return shown

@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--sampler", choices=["occupancy", "proposal"], default=None,
                        help="unbounded captures: march the occupancy grid, or a fixed number of samples per ray "
                             "placed by small proposal fields (mip-NeRF 360 / nerfacto) (default: the preset's)")
+    train.add_argument("--distortion", type=float, default=None, metavar="WEIGHT",
+                       help="mip-NeRF 360's distortion loss weight: pulls each ray's density together, against "
+                            "floaters (0: off; default: the preset's, see the README)")
     train.set_defaults(handler=run_train)
 
     evaluate = subparsers.add_parser("eval", help="PSNR/SSIM of a scene on its held-out views")
@@ -70,7 +73,7 @@ def run_train(args: argparse.Namespace) -> int:
                            backend=args.backend, pixel_jitter=args.pixel_jitter, resume=args.resume,
                            overwrite=args.overwrite, evaluate=not args.no_eval, downscale=args.downscale,
                            max_long_side=args.max_long_side, skip_missing=args.skip_missing, sampler=args.sampler,
-                           anti_alias=args.anti_alias)
+                           anti_alias=args.anti_alias, distortion=args.distortion)
     with TerminalProgress() as progress:
         result = train(request, progress)
     print(result.speed_line())

@@ -60,6 +60,8 @@ class TrainRequest:
     """Unbounded captures' sampler, "occupancy" or "proposal" (None: the preset's)."""
     anti_alias: bool = False
     """Weigh the hash grid's levels by each sample's pixel footprint (`HashGridConfig.footprint_weighting`)."""
+    distortion: float | None = None
+    """mip-NeRF 360's distortion loss weight (`TrainConfig.distortion_loss_weight`; None: the preset's; 0: off)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -83,7 +85,7 @@ class TrainRequest:
         from scenes.config import preset_config, with_footprint_weighting
 
         config = preset_config(self.preset, steps=self.steps, seed=self.seed, backend=self.backend,
-                               pixel_jitter=self.pixel_jitter)
+                               pixel_jitter=self.pixel_jitter, distortion_loss_weight=self.distortion)
         if self.sampler is not None:
             config = replace(config, sampling=replace(config.sampling, unbounded_sampler=self.sampler))
         return with_footprint_weighting(config) if self.anti_alias else config
