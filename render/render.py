@@ -127,7 +127,7 @@ class Renderable:
     def refresh(self, step: int, generator: torch.Generator, *, warm_up: bool = True) -> None:
         """The occupancy grid's update, when its schedule says so; the proposal weights' annealing exponent. Proposal
         sampling never reads the grid (only `occupied` and the map do): `settle` rebuilds it before saves instead,
-        sparing ~4% of a step (fox-small: a grid update ~120-160 ms, every 16 steps of ~180 ms)."""
+        sparing 6-9% of a step (fox-small, 156 vs 167 ms at best; bench/results/grid-upkeep.json)."""
         if self.proposals is None:
             self.grid.maybe_update(step, self.opacity_over_step, generator, warm_up=warm_up)
         else:
