@@ -75,7 +75,10 @@ def main() -> None:
         if not hasattr(config.sampling, key):
             raise SystemExit(f"--sampling {item}: SamplingConfig has no field {key!r}")
         kind = type(getattr(config.sampling, key))
-        parsed = value == "True" if kind is bool else kind(value)  # bool("False") would be True
+        if kind is tuple:  # proposal_samples=48,24
+            parsed = tuple(int(v) for v in value.split(","))
+        else:
+            parsed = value == "True" if kind is bool else kind(value)  # bool("False") would be True
         config = dataclasses.replace(config, sampling=dataclasses.replace(config.sampling, **{key: parsed}))
     if args.distortion is not None:
         config = dataclasses.replace(config, distortion_loss_weight=args.distortion)
