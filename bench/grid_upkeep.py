@@ -12,15 +12,14 @@ steps as they are (no grid update) and the same steps plus the former 16-step up
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
 
+from bench.record import write_record
 from scenes.step import TrainingPixels, make_optimizer
 from scenes.train import _new_scene_for, _train_step
 from vista_api.train import TrainRequest, load_dataset
@@ -95,13 +94,7 @@ def main() -> int:
         now, before = min(r["step_s"]["without updates (now)"]), min(r["step_s"]["with 16-step updates (before)"])
         print(f"| {r['capture']} | {r['update_all_cells_s'] * 1e3:.0f} / {r['update_after_warmup_s'] * 1e3:.0f} ms "
               f"| {r['settle_s']:.2f} s | {now * 1e3:.0f} / {before * 1e3:.0f} | {r['best_ratio']:.3f} |")
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
-    result = {"benchmark": "bench/grid_upkeep.py", "commit": commit, "command": "PYTHONPATH=. " + " ".join(sys.argv),
-              "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
-              "load_average": os.getloadavg(), "rows": rows}
-    out = REPO / "bench" / "results" / "grid-upkeep.json"
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {out.relative_to(REPO)}")
+    write_record("bench/grid_upkeep.py", "grid-upkeep.json", {"rows": rows})
     return 0
 
 

@@ -12,9 +12,7 @@ torch's layers are the path whose precision this compares.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 import torch
 
 from bench.proposal_bake import camera_at, timed_frame
+from bench.record import write_record
 from render import proposal
 from scenes.evaluate import psnr
 from scenes.scene import load_scene
@@ -88,13 +87,8 @@ def main() -> int:
               f"{' / '.join(f'{s:.2f}' for s in r['seconds']['bf16'])} | {r['ratio']:.2f} | "
               f"{min(r['colour_stage_seconds']['fp32']):.2f} / {min(r['colour_stage_seconds']['bf16']):.2f} "
               f"({r['stage_ratio']:.2f}) | {r['psnr_bf16_vs_fp32']:.1f} |")
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
-    result = {"benchmark": "bench/render_colour.py", "commit": commit, "command": "PYTHONPATH=. " + " ".join(sys.argv),
-              "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
-              "load_average_before": load_before, "load_average_after": os.getloadavg(), "rows": rows}
-    target = REPO / "bench" / "results" / "render-colour-bf16.json"
-    target.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"written to {target.relative_to(REPO)}")
+    write_record("bench/render_colour.py", "render-colour-bf16.json",
+                 {"load_average_before": load_before, "load_average_after": os.getloadavg(), "rows": rows})
     return 0
 
 
