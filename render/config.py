@@ -81,6 +81,16 @@ class SamplingConfig:
     """"proposal" sampler: training steps over which the proposal weights' exponent rises from 0 to 1 before each
     resampling (nerfacto's proposal weight annealing, slope 10 over 1000 steps): early on the NeRF's samples spread
     along the ray instead of trusting a still-untrained proposal density. 0: no annealing. Renders never anneal."""
+    proposal_update_every: int = 1
+    """"proposal" sampler: the proposal fields get gradients on one training step in this many (the others evaluate
+    them without, sparing their backward pass); nerfacto's `proposal_update_every` (5). 1: every step."""
+    proposal_update_warmup: int = 0
+    """"proposal" sampler: steps over which that interval rises from 1 to `proposal_update_every` (nerfacto's
+    `proposal_warmup`, 5000)."""
+    proposal_ray_share: float = 1.0
+    """"proposal" sampler: on an update step, the share of the step's rays (its first ones; the batch is a random
+    draw) whose proposal samples give the proposal fields gradients; the rest are evaluated without (their backward
+    pass spared). 1: all rays."""
     far_weight_penalty: float = 0.006
     """"proposal" sampler: weight of a prior on the compositing weight beyond the unit cube (`render.proposal.
     far_weight`), the occupancy grid's pruning of weak far density made soft. 0: none. 0.006 was the best of
@@ -110,6 +120,9 @@ class SamplingConfig:
             check_int("proposal_samples", count, 2, MAX_SAMPLES_PER_RAY)
         check_int("nerf_samples", self.nerf_samples, 2, MAX_SAMPLES_PER_RAY)
         check_int("proposal_anneal_steps", self.proposal_anneal_steps, 0)
+        check_int("proposal_update_every", self.proposal_update_every, 1)
+        check_int("proposal_update_warmup", self.proposal_update_warmup, 0)
+        check_float("proposal_ray_share", self.proposal_ray_share, 0.0, 1.0, low_open=True)
         if not (isinstance(self.far_weight_penalty, (int, float)) and 0.0 <= self.far_weight_penalty < float("inf")):
             raise ConfigValueError(f"far_weight_penalty must be a number >= 0, got {self.far_weight_penalty!r}")
         if not isinstance(self.mask_unseen, bool):

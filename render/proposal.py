@@ -49,6 +49,10 @@ class Proposals:
     bake_for_render: bool = True
     """Renders without gradients look the proposal densities up in dense bakes (`render.proposal_bake`); False
     evaluates the fields themselves (for comparisons)."""
+    update: bool = True
+    """Whether this training step gives the proposal fields gradients (`updates_proposals`)."""
+    ray_share: float = 1.0
+    """On such a step, the share of rays whose samples carry those gradients (`SamplingConfig.proposal_ray_share`)."""
     bakes: dict = dataclasses.field(default_factory=dict, repr=False)
 
     def parameters(self) -> list[torch.nn.Parameter]:
@@ -60,10 +64,19 @@ class Proposals:
         return self.bake_for_render and not torch.is_grad_enabled()
 
     def density_fns(self, render: bool) -> list:
-        """The sampler's density functions, one per pass: the baked fields for a render without gradients."""
+        """The sampler's density functions, one per pass: the baked fields for a render without gradients; without
+        gradients on a training step that does not update the fields (as nerfstudio's sampler does off its
+        `update_sched`)."""
         if render and self.renders_from_bakes:
             return [_density_fn(proposal_bake.baked(f, self.bakes)) for f in self.fields]
-        return [_density_fn(f) for f in self.fields]
+        share = 1.0 if render else self.ray_share if self.update else 0.0
+        return [_density_fn(f, share) for f in self.fields]
+
+    def at_step(self, step: int, sampling) -> None:
+        """The annealing exponent and whether the fields get gradients at training step `step` (`SamplingConfig`)."""
+        self.anneal = anneal_exponent(step, sampling.proposal_anneal_steps)
+        self.update = updates_proposals(step, sampling.proposal_update_every, sampling.proposal_update_warmup)
+        self.ray_share = float(sampling.proposal_ray_share)
 
     def train(self, mode: bool) -> None:
         if mode:  # the next optimiser step makes every bake stale: free them now, not at the next render
@@ -91,10 +104,28 @@ def anneal_exponent(step: int, anneal_steps: int, slope: float = 10.0) -> float:
     return slope * x / ((slope - 1.0) * x + 1.0)
 
 
-def _density_fn(field: DensityField):
+def updates_proposals(step: int, every: int, warmup: int) -> bool:
+    """Whether training step `step` gives the proposal fields gradients: nerfacto's schedule, written as a function
+    of the step so that a resumed run updates on the same steps. Always in the first 10 steps (as nerfstudio's
+    sampler), then on one step in `interval`, which rises from 1 to `every` over `warmup` steps."""
+    if step < 10 or every <= 1:
+        return True
+    interval = every if warmup <= 0 else min(every, 1 + (every - 1) * step // warmup)
+    return step % interval == 0
+
+
+def _density_fn(field: DensityField, grad_share: float = 1.0):
+    """Density at sample positions [R, S, 3] -> [R, S, 1]; only the first `grad_share` of the rays' samples carry
+    gradients to the field (0: none)."""
     def density(positions: torch.Tensor) -> torch.Tensor:
-        shape = positions.shape[:-1]
-        return field.density(_coords(positions.reshape(-1, 3))).reshape(*shape, 1)
+        shape, flat = positions.shape[:-1], positions.reshape(-1, 3)
+        tracked = round(shape[0] * grad_share) * flat.shape[0] // max(shape[0], 1) if torch.is_grad_enabled() else 0
+        if tracked >= flat.shape[0]:
+            return field.density(_coords(flat)).reshape(*shape, 1)
+        parts = [field.density(_coords(flat[:tracked]))] if tracked else []
+        with torch.no_grad():
+            parts.append(field.density(_coords(flat[tracked:])))
+        return torch.cat(parts).reshape(*shape, 1)
 
     return density
 

@@ -25,7 +25,7 @@ from render import footprint, march_native, unbounded
 from render.cameras import Cameras, Rays, image_rays
 from render.config import DEFAULT_CHUNK_RAYS, SamplingConfig
 from render.occupancy import OccupancyGrid, occupied_cell_points
-from render.proposal import Proposals, anneal_exponent, render_proposal_rays
+from render.proposal import Proposals, render_proposal_rays
 from render.representation import Image, ParameterGroups, RayBundleOutput, SceneKind, SceneRepresentation
 from render.volume import accumulate, distortion_loss, exclusive_optical_depth, ray_start_offsets, render_weights
 
@@ -131,7 +131,7 @@ class Renderable:
         if self.proposals is None:
             self.grid.maybe_update(step, self.opacity_over_step, generator, warm_up=warm_up)
         else:
-            self.proposals.anneal = anneal_exponent(step, self.sampling.proposal_anneal_steps)
+            self.proposals.at_step(step, self.sampling)
 
     def settle(self, seed: int) -> None:
         if self.proposals is not None:  # a marched grid is kept up to date by the training steps themselves

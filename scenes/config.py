@@ -177,6 +177,13 @@ PLACES_DISTORTION = 0.002
 score collapsing (3 / 10 minutes: 15.86 -> 22.01 / 13.13 -> 20.30 dB), lifted fox-small's (27.38 -> 28.10 / 28.72 ->
 30.11 dB) and left lego-200's (34.29 / 34.31 dB at 10 minutes; bench/results/distortion.json)."""
 
+PLACES_PROPOSAL_RAY_SHARE = 0.5
+"""The share of a step's rays whose proposal samples train the proposal fields in `preview` and `quality` (the rest
+are evaluated without gradients). At 3 minutes, one run each: skull-66 (½ size) 21.96 -> 21.85 dB at 23,059 -> 25,744
+rays/s, fox-small 28.22 -> 28.15 dB; training steps on fox-small timed in one process 1.14-1.21x faster
+(bench/results/proposal-updates.json). Updating the fields on fewer steps instead (nerfacto's schedule) cost
+skull-66 0.5-1.2 dB."""
+
 PRESETS: dict[str, TrainConfig] = {
     # Seconds on a CPU: for tests and a first look.
     "test": TrainConfig(
@@ -194,7 +201,8 @@ PRESETS: dict[str, TrainConfig] = {
         field=FieldConfig(grid=HashGridConfig.spanning(512, n_levels=16, log2_hashmap_size=17)),
         # places: proposal sampling with the far-weight prior (README "Real captures": at 3 minutes 3.3-3.5x the
         # occupancy grid's rays/s, +1.5 dB on fox-small, -0.7 dB on skull-66, and all seven path presets fit)
-        sampling=SamplingConfig(grid_resolution=96, max_samples_per_ray=384, unbounded_sampler="proposal"),
+        sampling=SamplingConfig(grid_resolution=96, max_samples_per_ray=384, unbounded_sampler="proposal",
+                                proposal_ray_share=PLACES_PROPOSAL_RAY_SHARE),
         steps=1500,
         rays_per_step=4096,
         samples_per_step=4096 * 16,
@@ -204,7 +212,8 @@ PRESETS: dict[str, TrainConfig] = {
     "quality": TrainConfig(
         preset="quality",
         field=FieldConfig(grid=HashGridConfig.spanning(1024, n_levels=16, log2_hashmap_size=19)),
-        sampling=SamplingConfig(grid_resolution=128, max_samples_per_ray=512, unbounded_sampler="proposal"),
+        sampling=SamplingConfig(grid_resolution=128, max_samples_per_ray=512, unbounded_sampler="proposal",
+                                proposal_ray_share=PLACES_PROPOSAL_RAY_SHARE),
         steps=20000,
         rays_per_step=4096,
         samples_per_step=4096 * 16,

@@ -226,3 +226,62 @@ def test_the_grid_of_a_proposal_scene_is_left_to_the_saves_and_settled_repeatabl
     scene.renderable().settle(scene.step)
     assert torch.equal(scene.grid.density, settled)
     assert torch.equal(load_scene(tmp_path / "scene").grid.density, settled)
+
+
+def test_proposal_updates_follow_nerfactos_schedule_as_a_function_of_the_step():
+    from render.proposal import updates_proposals
+
+    assert all(updates_proposals(step, 1, 0) for step in range(200))
+    assert all(updates_proposals(step, 3, 0) for step in range(10))  # nerfstudio's sampler: the first 10 always
+    assert [updates_proposals(step, 3, 0) for step in range(10, 16)] == [False, False, True, False, False, True]
+    assert updates_proposals(24, 5, 100)  # warm-up: the interval is still 1
+    assert [updates_proposals(step, 5, 100) for step in range(50, 54)] == [False, True, False, False]  # 3
+    assert [updates_proposals(step, 5, 100) for step in range(200, 206)] == [True, False, False, False, False, True]
+
+
+def test_a_step_that_skips_the_proposal_update_trains_only_the_nerf():
+    """Off the update schedule the proposal fields run without gradients (their backward pass is what is spared);
+    the NeRF still gets its gradients, and an update step gives both theirs."""
+    scene = unbounded_scene()
+    representation = scene.renderable()
+    every_other = dataclasses.replace(representation, sampling=dataclasses.replace(representation.sampling,
+                                                                                   proposal_update_every=2))
+    rays, jitter = random_rays(64), torch.rand(64, generator=torch.Generator().manual_seed(1))
+    for step, updates in ((11, False), (12, True)):
+        every_other.refresh(step, torch.Generator().manual_seed(0))
+        out = render_rays(every_other, rays, jitter=jitter)
+        (out.rgb.sum() + out.regularizer).backward()
+        proposal_grads = [p.grad for p in scene.proposals.parameters()]
+        if updates:
+            assert all(g is not None for g in proposal_grads) and any(float(g.abs().sum()) > 0 for g in proposal_grads)
+        else:
+            assert all(g is None for g in proposal_grads)
+        assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in scene.field.parameters())
+        for p in [*scene.proposals.parameters(), *scene.field.parameters()]:
+            p.grad = None
+
+
+def test_a_ray_share_limits_the_proposal_gradients_to_the_first_rays():
+    """`proposal_ray_share` 0.25 on 64 rays: each pass evaluates the first 16 rays' samples with gradients and the
+    other 48's without; a render evaluates all of them without."""
+    scene = unbounded_scene()
+    representation = scene.renderable()
+    shared = dataclasses.replace(representation, sampling=dataclasses.replace(representation.sampling,
+                                                                              proposal_ray_share=0.25))
+    calls = []
+    for field in scene.proposals.fields:
+        real = field.density
+
+        def recording(u, real=real):
+            calls.append((len(u), torch.is_grad_enabled()))
+            return real(u)
+
+        field.density = recording
+    shared.refresh(12, torch.Generator().manual_seed(0))
+    render_rays(shared, random_rays(64), jitter=torch.rand(64, generator=torch.Generator().manual_seed(1)))
+    assert calls == [(16 * 32, True), (48 * 32, False), (16 * 16, True), (48 * 16, False)]
+    calls.clear()
+    scene.proposals.bake_for_render = False  # the fields themselves, not their bakes
+    with torch.no_grad():
+        render_rays(shared, random_rays(64))
+    assert calls == [(64 * 32, False), (64 * 16, False)]
