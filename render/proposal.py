@@ -119,7 +119,8 @@ def _density_fn(field: DensityField, grad_share: float = 1.0):
     gradients to the field (0: none)."""
     def density(positions: torch.Tensor) -> torch.Tensor:
         shape, flat = positions.shape[:-1], positions.reshape(-1, 3)
-        tracked = round(shape[0] * grad_share) * flat.shape[0] // max(shape[0], 1) if torch.is_grad_enabled() else 0
+        tracked_rays = round(shape[0] * grad_share) if torch.is_grad_enabled() else 0
+        tracked = tracked_rays * (flat.shape[0] // max(shape[0], 1))  # rays first: a ray's samples are contiguous
         if tracked >= flat.shape[0]:
             return field.density(_coords(flat)).reshape(*shape, 1)
         parts = [field.density(_coords(flat[:tracked]))] if tracked else []

@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--distortion", type=float, default=None, help="distortion loss weight (default: preset's)")
     args = parser.parse_args()
 
+    from bench.sampling_overrides import with_sampling
     from scenes.config import preset_config
     from scenes.data import LoadOptions, load_posed_images
     from scenes.evaluate import evaluate_scene
@@ -70,16 +71,7 @@ def main() -> None:
     if args.sampler is not None:
         config = dataclasses.replace(config, sampling=dataclasses.replace(config.sampling,
                                                                           unbounded_sampler=args.sampler))
-    for item in args.sampling:
-        key, _, value = item.partition("=")
-        if not hasattr(config.sampling, key):
-            raise SystemExit(f"--sampling {item}: SamplingConfig has no field {key!r}")
-        kind = type(getattr(config.sampling, key))
-        if kind is tuple:  # proposal_samples=48,24
-            parsed = tuple(int(v) for v in value.split(","))
-        else:
-            parsed = value == "True" if kind is bool else kind(value)  # bool("False") would be True
-        config = dataclasses.replace(config, sampling=dataclasses.replace(config.sampling, **{key: parsed}))
+    config = with_sampling(config, args.sampling)
     if args.distortion is not None:
         config = dataclasses.replace(config, distortion_loss_weight=args.distortion)
     if args.samples_per_step is not None:
