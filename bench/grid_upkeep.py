@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from bench.record import write_record
-from scenes.step import TrainingPixels, make_optimizer
-from scenes.train import _new_scene_for, _train_step
+from bench.step_ab import seconds_per_step
+from scenes.train import _new_scene_for
 from vista_api.train import TrainRequest, load_dataset
 from vista_core.memory import keep_freed_memory
 
@@ -38,26 +38,10 @@ def seconds(fn, repeats: int = 3) -> float:
 def timed_steps(data, config, with_updates: bool, start: int, steps: int) -> float:
     """Seconds per step from `start` on a fresh scene (8 untimed steps first); `with_updates` adds the former
     16-step grid updates to every step on their schedule."""
-    scene = _new_scene_for(data, config)
-    representation = scene.renderable()
-    optimizer = make_optimizer(representation, config, scene.corrections)
-    pixels = TrainingPixels(data)
-    scene.corrections.bind(data.train_indices, len(data.names))
-    representation.train()
-    generator = torch.Generator().manual_seed(0)
+    def grid_update(representation, i: int, generator: torch.Generator) -> None:
+        representation.grid.maybe_update(i, representation.opacity_over_step, generator)
 
-    def step(i: int) -> None:
-        if with_updates:
-            representation.grid.maybe_update(i, representation.opacity_over_step, generator)
-        _train_step(representation, pixels, optimizer, generator, config, i, i / config.steps, None,
-                    scene.corrections)
-
-    for i in range(start, start + 8):
-        step(i)
-    began = time.perf_counter()
-    for i in range(start + 8, start + 8 + steps):
-        step(i)
-    return (time.perf_counter() - began) / steps
+    return seconds_per_step(data, config, start, steps, untimed=8, before_step=grid_update if with_updates else None)
 
 
 def measure(data_dir: Path, steps: int, rounds: int) -> dict:

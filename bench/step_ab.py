@@ -16,6 +16,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -30,8 +31,10 @@ from vista_core.memory import keep_freed_memory
 REPO = Path(__file__).resolve().parents[1]
 
 
-def seconds_per_step(data, config, start: int, steps: int) -> float:
-    """Seconds per step of a fresh scene from step `start` (6 untimed steps first)."""
+def seconds_per_step(data, config, start: int, steps: int, untimed: int = 6,
+                     before_step: Callable | None = None) -> float:
+    """Seconds per training step of a fresh scene from step `start` (`untimed` steps first), each step as training
+    runs it; `before_step(representation, step, generator)`, if given, runs (and is timed) before each one."""
     scene = _new_scene_for(data, config)
     representation = scene.renderable()
     optimizer = make_optimizer(representation, config, scene.corrections)
@@ -41,14 +44,16 @@ def seconds_per_step(data, config, start: int, steps: int) -> float:
     generator = torch.Generator().manual_seed(0)
 
     def step(i: int) -> None:
+        if before_step is not None:
+            before_step(representation, i, generator)
         representation.refresh(i, generator)
         _train_step(representation, pixels, optimizer, generator, config, i, i / config.steps, None,
                     scene.corrections)
 
-    for i in range(start, start + 6):
+    for i in range(start, start + untimed):
         step(i)
     began = time.perf_counter()
-    for i in range(start + 6, start + 6 + steps):
+    for i in range(start + untimed, start + untimed + steps):
         step(i)
     return (time.perf_counter() - began) / steps
 
