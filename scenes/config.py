@@ -180,8 +180,9 @@ score collapsing (3 / 10 minutes: 15.86 -> 22.01 / 13.13 -> 20.30 dB), lifted fo
 PLACES_PROPOSAL_RAY_SHARE = 0.5
 """The share of a step's rays whose proposal samples train the proposal fields in `preview` and `quality` (the rest
 are evaluated without gradients). At 3 minutes, one run each: skull-66 (½ size) 21.96 -> 21.85 dB at 23,059 -> 25,744
-rays/s, fox-small 28.22 -> 28.15 dB; training steps on fox-small timed in one process 1.14-1.21x faster
-(bench/results/proposal-updates.json). Updating the fields on fewer steps instead (nerfacto's schedule) cost
+rays/s, fox-small 28.22 -> 28.15 dB (bench/results/proposal-updates.json); steps timed in one process 1.07x / 1.06x
+faster on fox-small / skull-66 (bench/step_ab.py, bench/results/step-ab-ray-share-*.json; 1.21x and 1.14x in two
+earlier runs of the same loop). Updating the fields on fewer steps instead (nerfacto's schedule) cost
 skull-66 0.5-1.2 dB."""
 
 PRESETS: dict[str, TrainConfig] = {
