@@ -95,9 +95,14 @@ class FieldConfig:
     """Width of the two hidden layers of the colour MLP."""
     sh_degree: int = 4
     """Spherical-harmonics degree of the view-direction encoding (1..4)."""
+    mlp_precision: str = "float32"
+    """"bfloat16": the density and colour MLPs multiply in bfloat16 (float32 sums) on a CPU with AVX-512 BF16, as
+    tiny-cuda-nn's fused MLP runs in half precision on a GPU (`scenes.mlp_fused`); float32 on other CPUs."""
 
     def __post_init__(self) -> None:
         check_int("sh_degree", self.sh_degree, 1, 4)
+        if self.mlp_precision not in ("float32", "bfloat16"):
+            raise ConfigValueError(f"mlp_precision must be 'float32' or 'bfloat16', got {self.mlp_precision!r}")
         for name in ("hidden_dim", "geo_feature_dim", "color_hidden_dim"):
             check_int(name, getattr(self, name), 1, MAX_WIDTH)
 
@@ -177,13 +182,17 @@ PLACES_DISTORTION = 0.002
 score collapsing (3 / 10 minutes: 15.86 -> 22.01 / 13.13 -> 20.30 dB), lifted fox-small's (27.38 -> 28.10 / 28.72 ->
 30.11 dB) and left lego-200's (34.29 / 34.31 dB at 10 minutes; bench/results/distortion.json)."""
 
-PLACES_PROPOSAL_RAY_SHARE = 0.5
+PLACES_PROPOSAL_RAY_SHARE = 0.25
 """The share of a step's rays whose proposal samples train the proposal fields in `preview` and `quality` (the rest
-are evaluated without gradients). At 3 minutes, one run each: skull-66 (½ size) 21.96 -> 21.85 dB at 23,059 -> 25,744
-rays/s, fox-small 28.22 -> 28.15 dB (bench/results/proposal-updates.json); steps timed in one process 1.07x / 1.06x
-faster on fox-small / skull-66 (bench/step_ab.py, bench/results/step-ab-ray-share-*.json; 1.21x and 1.14x in two
-earlier runs of the same loop). Updating the fields on fewer steps instead (nerfacto's schedule) cost
-skull-66 0.5-1.2 dB."""
+are evaluated without gradients). 1 -> 0.5, at 3 minutes, one run each: skull-66 (½ size) 21.96 -> 21.85 dB at
+23,059 -> 25,744 rays/s, fox-small 28.22 -> 28.15 dB (bench/results/proposal-updates.json); steps timed in one process
+1.07x / 1.06x faster (bench/results/step-ab-ray-share-*.json). 0.5 -> 0.25 together with `PLACES_MLP_PRECISION`:
+see there. Updating the fields on fewer steps instead (nerfacto's schedule) cost skull-66 0.5-1.2 dB."""
+
+PLACES_MLP_PRECISION = "bfloat16"
+"""The NeRF MLPs' precision in `preview` and `quality` (`FieldConfig.mlp_precision`). Together with the proposal ray
+share 0.5 -> 0.25, at 3 minutes, one run each, side by side (bench/results/bf16-share.json): fox-small 27.80 ->
+28.16 dB at 19,624 -> 22,102 rays/s, skull-66 (½ size) 21.79 -> 21.64 dB at 19,661 -> 22,029 rays/s."""
 
 PRESETS: dict[str, TrainConfig] = {
     # Seconds on a CPU: for tests and a first look.
@@ -199,7 +208,8 @@ PRESETS: dict[str, TrainConfig] = {
     # A few minutes on a CPU.
     "preview": TrainConfig(
         preset="preview",
-        field=FieldConfig(grid=HashGridConfig.spanning(512, n_levels=16, log2_hashmap_size=17)),
+        field=FieldConfig(grid=HashGridConfig.spanning(512, n_levels=16, log2_hashmap_size=17),
+                          mlp_precision=PLACES_MLP_PRECISION),
         # places: proposal sampling with the far-weight prior (README "Real captures": at 3 minutes 3.3-3.5x the
         # occupancy grid's rays/s, +1.5 dB on fox-small, -0.7 dB on skull-66, and all seven path presets fit)
         sampling=SamplingConfig(grid_resolution=96, max_samples_per_ray=384, unbounded_sampler="proposal",
@@ -212,7 +222,8 @@ PRESETS: dict[str, TrainConfig] = {
     # Ten minutes or more on a CPU, far less on a GPU.
     "quality": TrainConfig(
         preset="quality",
-        field=FieldConfig(grid=HashGridConfig.spanning(1024, n_levels=16, log2_hashmap_size=19)),
+        field=FieldConfig(grid=HashGridConfig.spanning(1024, n_levels=16, log2_hashmap_size=19),
+                          mlp_precision=PLACES_MLP_PRECISION),
         sampling=SamplingConfig(grid_resolution=128, max_samples_per_ray=512, unbounded_sampler="proposal",
                                 proposal_ray_share=PLACES_PROPOSAL_RAY_SHARE),
         steps=20000,

@@ -32,6 +32,9 @@ class NerfField(nn.Module):
                                     backend)
         self.color_mlp = make_mlp(config.sh_degree**2 + config.geo_feature_dim, 3, config.color_hidden_dim, 2,
                                   backend)
+        for mlp in (self.density_mlp, self.color_mlp):
+            if isinstance(mlp, ReluMLP):
+                mlp.bf16 = config.mlp_precision == "bfloat16"
 
     @property
     def uses_footprint(self) -> bool:

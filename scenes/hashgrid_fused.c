@@ -10,6 +10,7 @@
  * in the same order, so the same bits, and a 1.7x faster forward (bench/results/hashgrid-two-features.json).
  */
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 
 static const uint32_t PRIME_Y = 2654435761u;
@@ -174,6 +175,23 @@ CLONES static void block_forward2(const Block *b, const float *level_table, floa
     }
 }
 
+/* Whether block k takes the blocked path (filling `b`). */
+static inline int fast_block(const float *x, int64_t n_points, int n_features, const Level *lv, int64_t k, Block *b) {
+    const int64_t p0 = k * BLOCK;
+    return n_features == 2 && lv->kind != OTHER && p0 + BLOCK <= n_points && block_corners(x + 3 * p0, lv, b);
+}
+
+/* Asks for the table rows of a filled block ahead of their use: a thread finds the next block's rows, prefetches
+ * them and only then reads the current block's, so the cache misses of the finer levels (a level's 2^17 rows are
+ * about a core's L2) overlap with work instead of stalling it. */
+static inline void prefetch_rows(const Block *b, const float *level_table, int for_write) {
+    for (int c = 0; c < 8; ++c)
+        for (int i = 0; i < BLOCK; ++i) {
+            if (for_write) __builtin_prefetch(level_table + (int64_t)b->idx[c][i] * 2, 1, 3);
+            else __builtin_prefetch(level_table + (int64_t)b->idx[c][i] * 2, 0, 3);
+        }
+}
+
 void hashgrid_forward(const float *x, int64_t n_points, const float *table, int n_features, int n_levels,
                       const float *scales, const int64_t *resolutions, const int64_t *offsets, float *out,
                       int n_threads) {
@@ -181,17 +199,26 @@ void hashgrid_forward(const float *x, int64_t n_points, const float *table, int 
     for (int l = 0; l < n_levels; ++l) {
         const Level lv = level_of(scales, resolutions, offsets, l);
         const int64_t offset = offsets[l];
-#pragma omp parallel for num_threads(n_threads) schedule(static)
-        for (int64_t k = 0; k < n_blocks; ++k) {
-            const int64_t p0 = k * BLOCK;
-            float *o = out + p0 * stride + (int64_t)l * n_features;
-            Block b;
-            if (n_features == 2 && lv.kind != OTHER && p0 + BLOCK <= n_points && block_corners(x + 3 * p0, &lv, &b)) {
-                block_forward2(&b, table + offset * 2, o, stride);
-                continue;
+        const float *level_table = table + offset * n_features;
+#pragma omp parallel num_threads(n_threads)
+        {
+            const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            const int64_t lo = n_blocks * t / nt, hi = n_blocks * (t + 1) / nt;
+            Block blocks[2];
+            int fast[2] = {0, 0};
+            if (lo < hi) fast[lo & 1] = fast_block(x, n_points, n_features, &lv, lo, &blocks[lo & 1]);
+            for (int64_t k = lo; k < hi; ++k) {
+                const int cur = (int)(k & 1), next = cur ^ 1;
+                if (k + 1 < hi && (fast[next] = fast_block(x, n_points, n_features, &lv, k + 1, &blocks[next])))
+                    prefetch_rows(&blocks[next], level_table, 0);
+                const int64_t p0 = k * BLOCK;
+                if (fast[cur]) {
+                    block_forward2(&blocks[cur], level_table, out + p0 * stride + (int64_t)l * n_features, stride);
+                    continue;
+                }
+                for (int64_t p = p0; p < n_points && p < p0 + BLOCK; ++p)
+                    point_forward(x + 3 * p, table, n_features, &lv, offset, out + p * stride + (int64_t)l * n_features);
             }
-            for (int64_t p = p0; p < n_points && p < p0 + BLOCK; ++p)
-                point_forward(x + 3 * p, table, n_features, &lv, offset, out + p * stride + (int64_t)l * n_features);
         }
     }
 }
@@ -217,16 +244,24 @@ void hashgrid_backward(const float *x, int64_t n_points, const float *grad_out, 
         const Level lv = level_of(scales, resolutions, offsets, l);
         const int64_t offset = offsets[l];
         float *level_grad = grad_table + offset * n_features;
-        for (int64_t p0 = 0; p0 < n_points; p0 += BLOCK) {
+        const int64_t n_blocks = (n_points + BLOCK - 1) / BLOCK;
+        Block blocks[2];
+        int fast[2] = {0, 0};
+        if (n_blocks > 0) fast[0] = fast_block(x, n_points, n_features, &lv, 0, &blocks[0]);
+        for (int64_t k = 0; k < n_blocks; ++k) {
+            const int cur = (int)(k & 1), next = cur ^ 1;
+            if (k + 1 < n_blocks && (fast[next] = fast_block(x, n_points, n_features, &lv, k + 1, &blocks[next])))
+                prefetch_rows(&blocks[next], level_grad, 1);
+            const int64_t p0 = k * BLOCK;
             const float *g = grad_out + p0 * stride + (int64_t)l * n_features;
-            Block b;
-            if (n_features == 2 && lv.kind != OTHER && p0 + BLOCK <= n_points && block_corners(x + 3 * p0, &lv, &b)) {
+            if (fast[cur]) {
+                const Block *b = &blocks[cur];
                 for (int i = 0; i < BLOCK; ++i) { /* points in order, corners in order: the bits of `corners` */
                     const float g0 = g[i * stride], g1 = g[i * stride + 1];
                     for (int c = 0; c < 8; ++c) {
-                        float *entry = level_grad + (int64_t)b.idx[c][i] * 2;
-                        entry[0] += b.w[c][i] * g0;
-                        entry[1] += b.w[c][i] * g1;
+                        float *entry = level_grad + (int64_t)b->idx[c][i] * 2;
+                        entry[0] += b->w[c][i] * g0;
+                        entry[1] += b->w[c][i] * g1;
                     }
                 }
                 continue;

@@ -35,6 +35,14 @@ def _declare(library: ctypes.CDLL) -> None:
     library.mlp_forward.restype = None
     library.mlp_backward.argtypes = [f32p, i64, f32p, i64p, i32p, i32, f32p, f32p, f32p, f32p, i64, f32p, i32]
     library.mlp_backward.restype = None
+    u32p = ctypes.POINTER(ctypes.c_uint32)
+    library.mlp_bf16_supported.argtypes = []
+    library.mlp_bf16_supported.restype = ctypes.c_int
+    library.mlp_forward_bf16.argtypes = [f32p, i64, f32p, i64p, i32p, i32, f32p, f32p, u32p, i32]
+    library.mlp_forward_bf16.restype = None
+    library.mlp_backward_bf16.argtypes = [f32p, i64, f32p, i64p, i32p, i32, f32p, f32p, f32p, f32p, i64, f32p, u32p,
+                                          i32]
+    library.mlp_backward_bf16.restype = None
 
 
 _KERNEL = Kernel(_SOURCE, "VISTA_MLP", "fused CPU MLP", _declare)
@@ -78,25 +86,39 @@ def pack(linears: list[nn.Linear], packing: Packing) -> torch.Tensor:
     return buffer
 
 
-def _forward(x: torch.Tensor, params: torch.Tensor, packing: Packing, save_hidden: bool):
+@functools.cache
+def bf16_available() -> bool:
+    """Whether this CPU runs the kernel's bfloat16 variant natively (AVX-512 BF16) and the kernel builds."""
+    library = _KERNEL.load()
+    return library is not None and bool(library.mlp_bf16_supported())
+
+
+def _pairs(packing: Packing) -> torch.Tensor:
+    return torch.empty(packing.size, dtype=torch.int32)  # the bfloat16 weight pairs (mlp_fused.c: pack_pairs)
+
+
+def _forward(x: torch.Tensor, params: torch.Tensor, packing: Packing, save_hidden: bool, bf16: bool):
     n = x.shape[0]
     y = torch.empty(n, packing.dims[-1], dtype=torch.float32)
     hidden = torch.empty(n, packing.hidden_width, dtype=torch.float32) if save_hidden else None
-    dims = packing.dims_array
-    _KERNEL.load().mlp_forward(ptr(x, ctypes.c_float), n, ptr(params, ctypes.c_float),
-                               ptr(packing.offsets, ctypes.c_int64), ptr(dims, ctypes.c_int), len(packing.dims) - 1,
-                               ptr(y, ctypes.c_float), None if hidden is None else ptr(hidden, ctypes.c_float),
-                               torch.get_num_threads())
+    args = (ptr(x, ctypes.c_float), n, ptr(params, ctypes.c_float), ptr(packing.offsets, ctypes.c_int64),
+            ptr(packing.dims_array, ctypes.c_int), len(packing.dims) - 1, ptr(y, ctypes.c_float),
+            None if hidden is None else ptr(hidden, ctypes.c_float))
+    if bf16:
+        pairs = _pairs(packing)  # held here: a temporary would be freed before the kernel writes to it
+        _KERNEL.load().mlp_forward_bf16(*args, ptr(pairs, ctypes.c_uint32), torch.get_num_threads())
+    else:
+        _KERNEL.load().mlp_forward(*args, torch.get_num_threads())
     return y, hidden
 
 
 class _FusedMLP(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, packing: Packing, linears: list[nn.Linear], *weights_and_biases):
+    def forward(ctx, x: torch.Tensor, packing: Packing, linears: list[nn.Linear], bf16: bool, *weights_and_biases):
         params = pack(linears, packing)
-        y, hidden = _forward(x, params, packing, save_hidden=True)
+        y, hidden = _forward(x, params, packing, save_hidden=True, bf16=bf16)
         ctx.save_for_backward(x, params, hidden)
-        ctx.packing, ctx.linears = packing, linears
+        ctx.packing, ctx.linears, ctx.bf16 = packing, linears, bf16
         return y
 
     @staticmethod
@@ -107,14 +129,16 @@ class _FusedMLP(torch.autograd.Function):
         grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
         grads = torch.empty(packing.size, dtype=torch.float32)
         scratch = torch.empty(CHUNKS * packing.size, dtype=torch.float32)
-        dims = packing.dims_array
-        _KERNEL.load().mlp_backward(ptr(x, ctypes.c_float), x.shape[0], ptr(params, ctypes.c_float),
-                                    ptr(packing.offsets, ctypes.c_int64), ptr(dims, ctypes.c_int),
-                                    len(packing.dims) - 1, ptr(hidden, ctypes.c_float), ptr(grad_y, ctypes.c_float),
-                                    None if grad_x is None else ptr(grad_x, ctypes.c_float),
-                                    ptr(grads, ctypes.c_float), packing.size, ptr(scratch, ctypes.c_float),
-                                    torch.get_num_threads())
-        out: list[torch.Tensor | None] = [grad_x, None, None]
+        args = (ptr(x, ctypes.c_float), x.shape[0], ptr(params, ctypes.c_float), ptr(packing.offsets, ctypes.c_int64),
+                ptr(packing.dims_array, ctypes.c_int), len(packing.dims) - 1, ptr(hidden, ctypes.c_float),
+                ptr(grad_y, ctypes.c_float), None if grad_x is None else ptr(grad_x, ctypes.c_float),
+                ptr(grads, ctypes.c_float), packing.size, ptr(scratch, ctypes.c_float))
+        if ctx.bf16:
+            pairs = _pairs(packing)
+            _KERNEL.load().mlp_backward_bf16(*args, ptr(pairs, ctypes.c_uint32), torch.get_num_threads())
+        else:
+            _KERNEL.load().mlp_backward(*args, torch.get_num_threads())
+        out: list[torch.Tensor | None] = [grad_x, None, None, None]
         for layer, linear in enumerate(ctx.linears):
             o, k = linear.weight.shape
             _, w, b = packing.offsets[3 * layer: 3 * layer + 3].tolist()
@@ -136,6 +160,8 @@ class ReluMLP(nn.Sequential):
         super().__init__(*layers)
         self._linears = [m for m in layers if isinstance(m, nn.Linear)]
         self._packing = packing_for((n_input, *([hidden] * n_hidden_layers), n_output))
+        self.bf16 = False
+        """Run the kernel's bfloat16 variant where the CPU has it (`bf16_available`; float32 elsewhere)."""
 
     @property
     def fused_available(self) -> bool:
@@ -153,6 +179,7 @@ class ReluMLP(nn.Sequential):
             return super().forward(x)
         x = x.contiguous()
         params = [p for linear in self._linears for p in (linear.weight, linear.bias)]
+        bf16 = self.bf16 and bf16_available()
         if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
-            return _FusedMLP.apply(x, self._packing, self._linears, *params)
-        return _forward(x, pack(self._linears, self._packing), self._packing, save_hidden=False)[0]
+            return _FusedMLP.apply(x, self._packing, self._linears, bf16, *params)
+        return _forward(x, pack(self._linears, self._packing), self._packing, save_hidden=False, bf16=bf16)[0]

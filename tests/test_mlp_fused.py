@@ -109,3 +109,79 @@ def test_torch_runs_under_autocast_and_for_wide_layers(monkeypatch):
         assert calls == []
         mlp(torch.randn(50, 31))
         assert calls == [1]
+
+
+bf16_only = pytest.mark.skipif(not mlp_fused.bf16_available(), reason="this CPU has no AVX-512 BF16")
+
+
+def _bf16(t: torch.Tensor) -> torch.Tensor:
+    return t.bfloat16().float()
+
+
+def _bf16_emulation(mlp: ReluMLP, x: torch.Tensor, grad_y: torch.Tensor) -> list[torch.Tensor]:
+    """The kernel's bfloat16 arithmetic in torch: [y, grad x, grad W1, grad b1, ...]. Operands of every product
+    are rounded to bfloat16; their products are then exact in float32, so only the order of the sums differs."""
+    linears = [m for m in mlp if isinstance(m, nn.Linear)]
+    inputs, h = [], x
+    for i, linear in enumerate(linears):
+        inputs.append(h)
+        h = _bf16(h) @ _bf16(linear.weight).t() + linear.bias
+        h = h.clamp_min(0.0) if i < len(linears) - 1 else h
+    grads: list[torch.Tensor] = []
+    dy = grad_y
+    for i in reversed(range(len(linears))):
+        grads[:0] = [_bf16(dy).t() @ _bf16(inputs[i]), dy.sum(0)]
+        dy = (_bf16(dy) @ _bf16(linears[i].weight)) * ((inputs[i] > 0) if i > 0 else 1.0)
+    return [h, dy] + grads
+
+
+def _relative_errors(values: list[torch.Tensor], reference: list[torch.Tensor]) -> list[float]:
+    return [float((a - b).norm() / b.norm().clamp_min(1e-30)) for a, b in zip(values, reference)]
+
+
+@bf16_only
+@pytest.mark.parametrize("shape", SHAPES)
+def test_bfloat16_kernel_computes_bfloat16_products_with_float32_sums(shape):
+    torch.manual_seed(6)
+    n_in, n_out, hidden, layers = shape
+    mlp = ReluMLP(n_in, n_out, hidden, layers)
+    x, grad_y = torch.randn(500, n_in), torch.randn(500, n_out)
+    emulated = _bf16_emulation(mlp, x, grad_y)
+    float32 = [mlp(x).detach()] + _grads(mlp, x, grad_y, mlp)
+    mlp.bf16 = True
+    bfloat16 = [mlp(x).detach()] + _grads(mlp, x, grad_y, mlp)
+    # far closer to the emulation than float32 is (a rounded hidden value may land on the other side of a tie)
+    for kernel, plain in zip(_relative_errors(bfloat16, emulated), _relative_errors(float32, emulated)):
+        assert kernel < 0.05 * plain + 1e-6
+    with torch.no_grad():
+        assert torch.equal(mlp(x), bfloat16[0])
+
+
+@bf16_only
+def test_bfloat16_weight_gradients_do_not_depend_on_the_thread_count():
+    torch.manual_seed(7)
+    mlp = ReluMLP(31, 3, 64, 2)
+    mlp.bf16 = True
+    x, grad_y = torch.randn(5000, 31), torch.randn(5000, 3)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _grads(mlp, x, grad_y, mlp)
+        torch.set_num_threads(2)
+        two = _grads(mlp, x, grad_y, mlp)
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(one, two):
+        assert torch.equal(a, b)
+
+
+def test_the_field_config_picks_the_precision_of_the_nerf_mlps():
+    from scenes.config import FieldConfig, HashGridConfig
+    from scenes.field import NerfField
+
+    grid = HashGridConfig.spanning(64, n_levels=4, log2_hashmap_size=12)
+    assert not NerfField(FieldConfig(grid=grid), "torch").color_mlp.bf16
+    field = NerfField(FieldConfig(grid=grid, mlp_precision="bfloat16"), "torch")
+    assert field.density_mlp.bf16 and field.color_mlp.bf16
+    with pytest.raises(ValueError, match="mlp_precision"):
+        FieldConfig(mlp_precision="float16")
