@@ -151,9 +151,10 @@ def colour_precision(device: torch.device, field=None) -> contextlib.AbstractCon
     """bfloat16 matmuls for a render's colour MLP on a CPU that has them natively (AVX-512 BF16, AMX; oneDNN) when
     the field's colour MLP runs torch's layers: on 720p frames of fox-small and skull-66 the colour stage took 37% /
     25% less time, the frame 16% / 4%, and the frame stayed 70-73 dB from the fp32 one (well under an 8-bit level;
-    bench/results/render-colour-bf16.json). A field whose colour MLP runs the fused fp32 kernel (`fused_colours`,
-    `scenes.mlp_fused`) keeps fp32: its 720p frames were 6% faster than with torch's bf16 layers, its 1080p frames
-    5% faster and 4% slower (bench/results/mlp-fused.json). Elsewhere fp32, since oneDNN would emulate bf16 there
+    bench/results/render-colour-bf16.json). A field whose colour MLP runs the fused kernel (`fused_colours`,
+    `scenes.mlp_fused`) keeps the kernel's own precision (float32, or bfloat16 where `FieldConfig.mlp_precision`
+    asks): in float32 its 720p frames were 6% faster than with torch's bf16 layers, its 1080p frames 5% faster and 4%
+    slower (bench/results/mlp-fused.json). Elsewhere fp32, since oneDNN would emulate bf16 there
     (not measured). VISTA_COLOUR=fp32 forces fp32 (e.g. for 16-bit frames that must match fp32 ones)."""
     if device.type == "cpu" and _bf16_colours() and not getattr(field, "fused_colours", False):
         return torch.autocast("cpu", dtype=torch.bfloat16)

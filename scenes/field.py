@@ -62,7 +62,8 @@ class NerfField(nn.Module):
 
     @property
     def fused_colours(self) -> bool:
-        """Whether the colour MLP runs the fused fp32 CPU kernel (renders then skip bf16: `render.proposal`)."""
+        """Whether the colour MLP runs the fused CPU kernel (float32, or bfloat16 as `FieldConfig.mlp_precision` says):
+        renders then skip torch's bfloat16 autocast (`render.proposal.colour_precision`)."""
         return isinstance(self.color_mlp, ReluMLP) and self.color_mlp.fused_available
 
     def density(self, u: torch.Tensor) -> torch.Tensor:
