@@ -6,6 +6,8 @@ parameters, same state-dict keys, so checkpoints load either way); its forward r
 inputs and falls back to the Sequential's own torch ops elsewhere: on a GPU, under autocast (the bfloat16 colour
 pass `render.proposal.colour_precision` takes where this kernel does not run), for layers wider than the kernel's
 128, or where the kernel cannot be built (warned once). Both agree to float32 rounding (tests/test_mlp_fused.py).
+A module whose `bf16` is set (the NeRF's MLPs when `FieldConfig.mlp_precision` is "bfloat16") runs the kernel's
+bfloat16 variant instead, where the CPU has AVX-512 BF16 (`bf16_available`): bfloat16 products, float32 sums.
 
 VISTA_MLP=reference forces the torch ops (for comparisons).
 """
