@@ -169,6 +169,16 @@ CLONES static void backward_block(const Net *net, const float *x, int64_t start,
     }
 }
 
+/* grads = the sum of the CHUNKS partial gradients in scratch, in chunk order (the same bits for any thread count). */
+static void sum_chunks(const float *scratch, int64_t n_params, float *grads, int threads) {
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < n_params; ++i) {
+        float s = 0.0f;
+        for (int c = 0; c < CHUNKS; ++c) s += scratch[c * n_params + i];
+        grads[i] = s;
+    }
+}
+
 /* scratch: [CHUNKS][n_params] floats (zeroed here); grads: [n_params], overwritten with the sum of the chunks. */
 void mlp_backward(const float *x, int64_t n, const float *params, const int64_t *offsets, const int *dims,
                   int n_layers, const float *hidden, const float *grad_y, float *grad_x, float *grads,
@@ -185,12 +195,7 @@ void mlp_backward(const float *x, int64_t n, const float *params, const int64_t 
                            grad_y, grad_x, scratch + c * n_params);
         }
     }
-    #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < n_params; ++i) {
-        float s = 0.0f;
-        for (int c = 0; c < CHUNKS; ++c) s += scratch[c * n_params + i];
-        grads[i] = s;
-    }
+    sum_chunks(scratch, n_params, grads, threads);
 }
 
 /* ---- bfloat16 variant: the same blocks with vdpbf16ps (AVX-512 BF16), two multiply-adds per lane and instruction.
@@ -392,10 +397,5 @@ void mlp_backward_bf16(const float *x, int64_t n, const float *params, const int
                                 hidden_stride, grad_y, grad_x, scratch + c * n_params);
         }
     }
-    #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < n_params; ++i) {
-        float s = 0.0f;
-        for (int c = 0; c < CHUNKS; ++c) s += scratch[c * n_params + i];
-        grads[i] = s;
-    }
+    sum_chunks(scratch, n_params, grads, threads);
 }
