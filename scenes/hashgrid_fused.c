@@ -183,7 +183,7 @@ static inline int fast_block(const float *x, int64_t n_points, int n_features, c
 
 /* Asks for the table rows of a filled block ahead of their use: a thread finds the next block's rows, prefetches
  * them and only then reads the current block's, so the cache misses of the finer levels (a level's 2^17 rows are
- * about a core's L2) overlap with work instead of stalling it. */
+ * about a core's L2) overlap with work instead of stalling it. (Two calls: the read/write hint must be a constant.) */
 static inline void prefetch_rows(const Block *b, const float *level_table, int for_write) {
     for (int c = 0; c < 8; ++c)
         for (int i = 0; i < BLOCK; ++i) {
