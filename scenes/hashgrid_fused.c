@@ -217,7 +217,8 @@ void hashgrid_forward(const float *x, int64_t n_points, const float *table, int 
                     continue;
                 }
                 for (int64_t p = p0; p < n_points && p < p0 + BLOCK; ++p)
-                    point_forward(x + 3 * p, table, n_features, &lv, offset, out + p * stride + (int64_t)l * n_features);
+                    point_forward(x + 3 * p, table, n_features, &lv, offset,
+                                  out + p * stride + (int64_t)l * n_features);
             }
         }
     }
