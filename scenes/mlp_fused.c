@@ -305,10 +305,12 @@ BF16 static void pack_pairs(const Net *net, uint32_t *pairs) {
         for (int i = 0; i < net->dims[l]; i += 2) {
             const float *second = i + 1 < net->dims[l] ? wt + (int64_t)(i + 1) * op : NULL;
             static const float zeros[MAX_WIDTH] = {0};
-            pair_rows(wt + (int64_t)i * op, second ? second : zeros, op, pairs + net->offsets[3 * l] + (int64_t)(i / 2) * op);
+            pair_rows(wt + (int64_t)i * op, second ? second : zeros, op,
+                      pairs + net->offsets[3 * l] + (int64_t)(i / 2) * op);
         }
         for (int o = 0; o < op; o += 2)
-            pair_rows(w + (int64_t)o * kp, w + (int64_t)(o + 1) * kp, kp, pairs + net->offsets[3 * l + 1] + (int64_t)(o / 2) * kp);
+            pair_rows(w + (int64_t)o * kp, w + (int64_t)(o + 1) * kp, kp,
+                      pairs + net->offsets[3 * l + 1] + (int64_t)(o / 2) * kp);
     }
 }
 
@@ -326,7 +328,8 @@ BF16 static void forward_block_bf16(const Net *net, const uint32_t *pairs, const
         if (last) break;
         if (hidden != NULL) {
             for (int p = 0; p < count; ++p)
-                memcpy(hidden + (start + p) * hidden_stride + hidden_offset, a + p * padded(o), sizeof(float) * padded(o));
+                memcpy(hidden + (start + p) * hidden_stride + hidden_offset, a + p * padded(o),
+                       sizeof(float) * padded(o));
             hidden_offset += padded(o);
         }
         round_rows(a, BLOCK, padded(o), in);
@@ -339,7 +342,8 @@ BF16 static void backward_block_bf16(const Net *net, const uint32_t *pairs, cons
                                      const float *hidden, int hidden_stride, const float *grad_y, float *grad_x,
                                      float *grads) {
     float dy[BLOCK * MAX_WIDTH] __attribute__((aligned(64))), in[BLOCK * MAX_WIDTH] __attribute__((aligned(64)));
-    uint32_t dy2[BLOCK / 2 * MAX_WIDTH] __attribute__((aligned(64))), in2[BLOCK / 2 * MAX_WIDTH] __attribute__((aligned(64)));
+    uint32_t dy2[BLOCK / 2 * MAX_WIDTH] __attribute__((aligned(64)));
+    uint32_t in2[BLOCK / 2 * MAX_WIDTH] __attribute__((aligned(64)));
     uint16_t dy1[BLOCK * MAX_WIDTH] __attribute__((aligned(64)));
     const int L = net->n_layers;
     load_rows(grad_y, net->dims[L], start, count, net->dims[L], padded(net->dims[L]), dy);
