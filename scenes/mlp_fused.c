@@ -129,18 +129,6 @@ CLONES static void forward_block(const Net *net, const float *x, int64_t start, 
     for (int p = 0; p < count; ++p) memcpy(y + (start + p) * o, in + p * padded(o), sizeof(float) * o);
 }
 
-void mlp_forward(const float *x, int64_t n, const float *params, const int64_t *offsets, const int *dims,
-                 int n_layers, float *y, float *hidden, int threads) {
-    const Net net = {params, offsets, dims, n_layers};
-    const int hidden_stride = hidden_width(&net);
-    const int64_t blocks = (n + BLOCK - 1) / BLOCK;
-    #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < blocks; ++i) {
-        const int64_t start = i * BLOCK;
-        forward_block(&net, x, start, (int)(n - start < BLOCK ? n - start : BLOCK), y, hidden, hidden_stride);
-    }
-}
-
 /* One block's backward: the weight gradients added to `grads` (laid out as the packed params), the input's
  * gradient written to grad_x when it is not NULL. */
 CLONES static void backward_block(const Net *net, const float *x, int64_t start, int count, const float *hidden,
@@ -167,35 +155,6 @@ CLONES static void backward_block(const Net *net, const float *x, int64_t start,
         }
         float *t = dy; dy = din; din = t;
     }
-}
-
-/* grads = the sum of the CHUNKS partial gradients in scratch, in chunk order (the same bits for any thread count). */
-static void sum_chunks(const float *scratch, int64_t n_params, float *grads, int threads) {
-    #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < n_params; ++i) {
-        float s = 0.0f;
-        for (int c = 0; c < CHUNKS; ++c) s += scratch[c * n_params + i];
-        grads[i] = s;
-    }
-}
-
-/* scratch: [CHUNKS][n_params] floats (zeroed here); grads: [n_params], overwritten with the sum of the chunks. */
-void mlp_backward(const float *x, int64_t n, const float *params, const int64_t *offsets, const int *dims,
-                  int n_layers, const float *hidden, const float *grad_y, float *grad_x, float *grads,
-                  int64_t n_params, float *scratch, int threads) {
-    const Net net = {params, offsets, dims, n_layers};
-    const int hidden_stride = hidden_width(&net);
-    const int64_t blocks = (n + BLOCK - 1) / BLOCK;
-    memset(scratch, 0, sizeof(float) * CHUNKS * n_params);
-    #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int c = 0; c < CHUNKS; ++c) {
-        for (int64_t i = blocks * c / CHUNKS; i < blocks * (c + 1) / CHUNKS; ++i) {
-            const int64_t start = i * BLOCK;
-            backward_block(&net, x, start, (int)(n - start < BLOCK ? n - start : BLOCK), hidden, hidden_stride,
-                           grad_y, grad_x, scratch + c * n_params);
-        }
-    }
-    sum_chunks(scratch, n_params, grads, threads);
 }
 
 /* ---- bfloat16 variant: the same blocks with vdpbf16ps (AVX-512 BF16), two multiply-adds per lane and instruction.
@@ -370,35 +329,52 @@ BF16 static void backward_block_bf16(const Net *net, const uint32_t *pairs, cons
     }
 }
 
-/* mlp_forward and mlp_backward in bfloat16 (mlp_bf16_supported() must hold); pairs: [n_params] scratch. */
-void mlp_forward_bf16(const float *x, int64_t n, const float *params, const int64_t *offsets, const int *dims,
-                      int n_layers, float *y, float *hidden, uint32_t *pairs, int threads) {
-    const Net net = {params, offsets, dims, n_layers};
-    const int hidden_stride = hidden_width(&net);
-    const int64_t blocks = (n + BLOCK - 1) / BLOCK;
-    pack_pairs(&net, pairs);
+/* grads = the sum of the CHUNKS partial gradients in scratch, in chunk order (the same bits for any thread count). */
+static void sum_chunks(const float *scratch, int64_t n_params, float *grads, int threads) {
     #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < blocks; ++i) {
-        const int64_t start = i * BLOCK;
-        forward_block_bf16(&net, pairs, x, start, (int)(n - start < BLOCK ? n - start : BLOCK), y, hidden,
-                           hidden_stride);
+    for (int64_t i = 0; i < n_params; ++i) {
+        float s = 0.0f;
+        for (int c = 0; c < CHUNKS; ++c) s += scratch[c * n_params + i];
+        grads[i] = s;
     }
 }
 
-void mlp_backward_bf16(const float *x, int64_t n, const float *params, const int64_t *offsets, const int *dims,
-                       int n_layers, const float *hidden, const float *grad_y, float *grad_x, float *grads,
-                       int64_t n_params, float *scratch, uint32_t *pairs, int threads) {
+/* pairs: NULL for float32, or [n_params] scratch for the bfloat16 weight pairs (mlp_bf16_supported() must hold). */
+void mlp_forward(const float *x, int64_t n, const float *params, const int64_t *offsets, const int *dims,
+                 int n_layers, float *y, float *hidden, uint32_t *pairs, int threads) {
     const Net net = {params, offsets, dims, n_layers};
     const int hidden_stride = hidden_width(&net);
     const int64_t blocks = (n + BLOCK - 1) / BLOCK;
-    pack_pairs(&net, pairs);
+    if (pairs != NULL) pack_pairs(&net, pairs);
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < blocks; ++i) {
+        const int64_t start = i * BLOCK;
+        const int count = (int)(n - start < BLOCK ? n - start : BLOCK);
+        if (pairs != NULL) forward_block_bf16(&net, pairs, x, start, count, y, hidden, hidden_stride);
+        else forward_block(&net, x, start, count, y, hidden, hidden_stride);
+    }
+}
+
+/* scratch: [CHUNKS][n_params] floats (zeroed here); grads: [n_params], overwritten with the sum of the chunks;
+ * pairs as for mlp_forward. */
+void mlp_backward(const float *x, int64_t n, const float *params, const int64_t *offsets, const int *dims,
+                  int n_layers, const float *hidden, const float *grad_y, float *grad_x, float *grads,
+                  int64_t n_params, float *scratch, uint32_t *pairs, int threads) {
+    const Net net = {params, offsets, dims, n_layers};
+    const int hidden_stride = hidden_width(&net);
+    const int64_t blocks = (n + BLOCK - 1) / BLOCK;
+    if (pairs != NULL) pack_pairs(&net, pairs);
     memset(scratch, 0, sizeof(float) * CHUNKS * n_params);
     #pragma omp parallel for num_threads(threads) schedule(static)
     for (int c = 0; c < CHUNKS; ++c) {
         for (int64_t i = blocks * c / CHUNKS; i < blocks * (c + 1) / CHUNKS; ++i) {
             const int64_t start = i * BLOCK;
-            backward_block_bf16(&net, pairs, x, start, (int)(n - start < BLOCK ? n - start : BLOCK), hidden,
-                                hidden_stride, grad_y, grad_x, scratch + c * n_params);
+            const int count = (int)(n - start < BLOCK ? n - start : BLOCK);
+            float *partial = scratch + c * n_params;
+            if (pairs != NULL)
+                backward_block_bf16(&net, pairs, x, start, count, hidden, hidden_stride, grad_y, grad_x, partial);
+            else
+                backward_block(&net, x, start, count, hidden, hidden_stride, grad_y, grad_x, partial);
         }
     }
     sum_chunks(scratch, n_params, grads, threads);

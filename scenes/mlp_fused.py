@@ -31,21 +31,14 @@ CHUNKS = 32  # mlp_fused.c's CHUNKS: the backward's scratch holds this many part
 
 
 def _declare(library: ctypes.CDLL) -> None:
-    i64, i32, f32p = ctypes.c_int64, ctypes.c_int, ctypes.POINTER(ctypes.c_float)
+    i64, i32, f32p, u32p = ctypes.c_int64, ctypes.c_int, ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_uint32)
     i64p, i32p = ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int)
-    library.mlp_forward.argtypes = [f32p, i64, f32p, i64p, i32p, i32, f32p, f32p, i32]
+    library.mlp_forward.argtypes = [f32p, i64, f32p, i64p, i32p, i32, f32p, f32p, u32p, i32]
     library.mlp_forward.restype = None
-    library.mlp_backward.argtypes = [f32p, i64, f32p, i64p, i32p, i32, f32p, f32p, f32p, f32p, i64, f32p, i32]
+    library.mlp_backward.argtypes = [f32p, i64, f32p, i64p, i32p, i32, f32p, f32p, f32p, f32p, i64, f32p, u32p, i32]
     library.mlp_backward.restype = None
-    u32p = ctypes.POINTER(ctypes.c_uint32)
     library.mlp_bf16_supported.argtypes = []
     library.mlp_bf16_supported.restype = ctypes.c_int
-    library.mlp_forward_bf16.argtypes = [f32p, i64, f32p, i64p, i32p, i32, f32p, f32p, u32p, i32]
-    library.mlp_forward_bf16.restype = None
-    library.mlp_backward_bf16.argtypes = [f32p, i64, f32p, i64p, i32p, i32, f32p, f32p, f32p, f32p, i64, f32p, u32p,
-                                          i32]
-    library.mlp_backward_bf16.restype = None
-
 
 _KERNEL = Kernel(_SOURCE, "VISTA_MLP", "fused CPU MLP", _declare)
 
@@ -95,22 +88,21 @@ def bf16_available() -> bool:
     return library is not None and bool(library.mlp_bf16_supported())
 
 
-def _pairs(packing: Packing) -> torch.Tensor:
-    return torch.empty(packing.size, dtype=torch.int32)  # the bfloat16 weight pairs (mlp_fused.c: pack_pairs)
+def _pairs(packing: Packing, bf16: bool) -> torch.Tensor | None:
+    """Scratch for the bfloat16 weight pairs (mlp_fused.c: pack_pairs), or None: the kernel then runs float32."""
+    return torch.empty(packing.size, dtype=torch.int32) if bf16 else None
 
 
 def _forward(x: torch.Tensor, params: torch.Tensor, packing: Packing, save_hidden: bool, bf16: bool):
     n = x.shape[0]
     y = torch.empty(n, packing.dims[-1], dtype=torch.float32)
     hidden = torch.empty(n, packing.hidden_width, dtype=torch.float32) if save_hidden else None
-    args = (ptr(x, ctypes.c_float), n, ptr(params, ctypes.c_float), ptr(packing.offsets, ctypes.c_int64),
-            ptr(packing.dims_array, ctypes.c_int), len(packing.dims) - 1, ptr(y, ctypes.c_float),
-            None if hidden is None else ptr(hidden, ctypes.c_float))
-    if bf16:
-        pairs = _pairs(packing)  # held here: a temporary would be freed before the kernel writes to it
-        _KERNEL.load().mlp_forward_bf16(*args, ptr(pairs, ctypes.c_uint32), torch.get_num_threads())
-    else:
-        _KERNEL.load().mlp_forward(*args, torch.get_num_threads())
+    pairs = _pairs(packing, bf16)  # held here: a temporary would be freed before the kernel writes to it
+    _KERNEL.load().mlp_forward(ptr(x, ctypes.c_float), n, ptr(params, ctypes.c_float),
+                               ptr(packing.offsets, ctypes.c_int64), ptr(packing.dims_array, ctypes.c_int),
+                               len(packing.dims) - 1, ptr(y, ctypes.c_float),
+                               None if hidden is None else ptr(hidden, ctypes.c_float),
+                               None if pairs is None else ptr(pairs, ctypes.c_uint32), torch.get_num_threads())
     return y, hidden
 
 
@@ -131,15 +123,13 @@ class _FusedMLP(torch.autograd.Function):
         grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
         grads = torch.empty(packing.size, dtype=torch.float32)
         scratch = torch.empty(CHUNKS * packing.size, dtype=torch.float32)
-        args = (ptr(x, ctypes.c_float), x.shape[0], ptr(params, ctypes.c_float), ptr(packing.offsets, ctypes.c_int64),
-                ptr(packing.dims_array, ctypes.c_int), len(packing.dims) - 1, ptr(hidden, ctypes.c_float),
-                ptr(grad_y, ctypes.c_float), None if grad_x is None else ptr(grad_x, ctypes.c_float),
-                ptr(grads, ctypes.c_float), packing.size, ptr(scratch, ctypes.c_float))
-        if ctx.bf16:
-            pairs = _pairs(packing)
-            _KERNEL.load().mlp_backward_bf16(*args, ptr(pairs, ctypes.c_uint32), torch.get_num_threads())
-        else:
-            _KERNEL.load().mlp_backward(*args, torch.get_num_threads())
+        pairs = _pairs(packing, ctx.bf16)
+        _KERNEL.load().mlp_backward(ptr(x, ctypes.c_float), x.shape[0], ptr(params, ctypes.c_float),
+                                    ptr(packing.offsets, ctypes.c_int64), ptr(packing.dims_array, ctypes.c_int),
+                                    len(packing.dims) - 1, ptr(hidden, ctypes.c_float), ptr(grad_y, ctypes.c_float),
+                                    None if grad_x is None else ptr(grad_x, ctypes.c_float),
+                                    ptr(grads, ctypes.c_float), packing.size, ptr(scratch, ctypes.c_float),
+                                    None if pairs is None else ptr(pairs, ctypes.c_uint32), torch.get_num_threads())
         out: list[torch.Tensor | None] = [grad_x, None, None, None]
         for layer, linear in enumerate(ctx.linears):
             o, k = linear.weight.shape
