@@ -17,7 +17,8 @@ The protocol, for any posed dataset (a `transforms.json` or Blender folder):
 5. **Variants**, each continuing from the same base scene for the same number of steps (`vista refine`'s defaults:
    the settings come from `vista_api.refine.RefineRequest`, the object the CLI reads its defaults from):
      none       plain training continued (no guidance terms, no fixer)
-     geometric  `--tier geometric` (the CPU default): depth smoothness, no fixer (before 2026-12-07 05:00 UTC: + visibility)
+     smoothness the geometric tier without its seen-direction prior: depth smoothness alone (the tier 12-07 05:00-21:00)
+     geometric  `--tier geometric` (the CPU default): depth smoothness and the seen-direction prior, no fixer
      inpaint    the fixer loop, OpenCV inpainting of the holes only (`--tier inpaint`; the default 12-06 to 12-07)
      fixer      inpainting + the patch prior's one-step denoise (`--tier prior`; the default until issue 24)
      score      fixer + the patch prior's score regulariser (weight 0.02)
@@ -81,7 +82,7 @@ from vista_api.train import TrainRequest  # noqa: E402
 
 OUT = REPO / "bench" / "out" / "guidance-real"
 RESULTS = REPO / "bench" / "results"
-VARIANTS = ("none", "geometric", "inpaint", "fixer", "score", "pipeline")
+VARIANTS = ("none", "smoothness", "geometric", "inpaint", "fixer", "score", "pipeline")
 SCORE_WEIGHT = 0.02  # the score variant's regulariser weight (as in bench/guidance.py)
 FLOATER_MARGIN = 0.05  # weight more than this fraction in front of the reference depth floats (as bench/guidance.py)
 TRAIN_VIEWS = 8  # training views scored for the PSNR-drop check
@@ -250,6 +251,8 @@ def variant_config(name: str, request: RefineRequest) -> RefineConfig | None:
     """The RefineConfig of variant `name`, built as `vista refine` builds its own (None: not on this machine)."""
     if name == "none":
         return dataclasses.replace(request.config("prior"), geometric=False, fixer="none")
+    if name == "smoothness":  # the geometric tier without its seen-direction prior (the tier until 2026-12-07)
+        return dataclasses.replace(request.config("geometric"), seen_direction_weight=0.0)
     if name == "geometric":
         return request.config("geometric")
     if name == "inpaint":

@@ -51,6 +51,16 @@ class RefineConfig:
     polish_fraction: float = 0.15
     """Final fraction of the steps trained on the photos and the visibility loss alone (no pseudo views, no
     smoothness, no score), so the photos have the last word on the surfaces they see."""
+    seen_direction_weight: float = 0.0
+    """Weight of the seen-direction prior (`guidance.terms.seen_direction_loss`): along the path, a surface's colour
+    should be what it shows toward the photos that looked at it from the nearest directions. 0 disables it."""
+    seen_direction_rays: int = 512
+    """Path rays the seen-direction prior renders each step (plus `seen_directions` renders of them, no gradients)."""
+    seen_directions: int = 3
+    """How many of the nearest photo directions the seen-direction target averages."""
+    seen_direction_angle: float = 0.0
+    """Degrees: a path ray whose direction is within this of a photo's (at its surface) is left to the photos; the
+    term ramps to full weight at twice the angle."""
     score_weight: float = 0.0
     """Weight of the patch prior's score on rendered patches (0 disables the regulariser)."""
     score_every: int = 4

@@ -10,7 +10,8 @@ priors of Nerfbusters and mip-NeRF 360:
    pipeline) replace only the masked pixels, and keep the result as pseudo-ground-truth (`guidance.pseudo`);
 4. train with the spine's own step (`scenes.step`: the photo loss, unchanged) plus the terms of
    `guidance.terms`: the down-weighted pseudo-ground-truth, the visibility loss on space that neither a
-   photo nor a fixed pixel sees, the depth-smoothness prior and optionally the patch prior's score;
+   photo nor a fixed pixel sees, the depth-smoothness prior, the seen-direction prior (the path's colour from
+   the photos' nearest directions) and optionally the patch prior's score;
 5. write a NEW scene folder; the scene it started from is never touched.
 
 Everything is deterministic for a given seed.
@@ -133,7 +134,7 @@ def refine_scene(scene: Scene, data: PosedImages, targets: Cameras, config: Refi
         # 4. train on the photos plus the guidance terms
         also_seen = pseudo.supervised_rays(config.pseudo_masked_only) if len(pseudo) else None
         step = RefineStep(representation, scene.capture, keyframes, round_cameras, pseudo, also_seen, prior,
-                          generator)
+                          generator, path=targets)
         representation.train()
         round_start = time.perf_counter()
         for _ in range(round_steps):

@@ -237,6 +237,9 @@ class Rays:
     radii: torch.Tensor | None = None
     """[R] the pixel's cone radius per unit distance along the ray (mip-NeRF's base radius), or None: rays of no
     known pixel (a footprint-weighted field then samples points, as every field did before radii existed)."""
+    colour_directions: torch.Tensor | None = None
+    """[R, 3] unit directions the colour is seen from, if not `directions` (the samples stay on the ray): guidance's
+    seen-direction prior asks what a surface shows toward the photos (`guidance.terms.seen_direction_term`)."""
 
     def __len__(self) -> int:
         return self.origins.shape[0]
@@ -244,12 +247,14 @@ class Rays:
     def to(self, device: torch.device) -> Rays:
         """The rays on `device` (the same tensors when already there)."""
         radii = None if self.radii is None else self.radii.to(device)
-        return Rays(self.origins.to(device), self.directions.to(device), radii)
+        seen = None if self.colour_directions is None else self.colour_directions.to(device)
+        return Rays(self.origins.to(device), self.directions.to(device), radii, seen)
 
     def slice(self, start: int, stop: int) -> Rays:
         """Rays start..stop-1 (a chunk), radii included."""
         radii = None if self.radii is None else self.radii[start:stop]
-        return Rays(self.origins[start:stop], self.directions[start:stop], radii)
+        seen = None if self.colour_directions is None else self.colour_directions[start:stop]
+        return Rays(self.origins[start:stop], self.directions[start:stop], radii, seen)
 
 
 def pixel_radii(cameras: Cameras, camera_index: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

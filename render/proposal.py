@@ -217,7 +217,8 @@ def render_proposal_rays(renderable, proposals: Proposals, rays: Rays, jitter: t
     n_rays, n_samples = samples.frustums.starts.shape[:2]
     positions = samples.frustums.get_positions().reshape(-1, 3)
     sigma, features = _field_values(renderable, rays, samples, positions)
-    directions = rays.directions[:, None, :].expand(n_rays, n_samples, 3).reshape(-1, 3)
+    seen_from = rays.directions if rays.colour_directions is None else rays.colour_directions
+    directions = seen_from[:, None, :].expand(n_rays, n_samples, 3).reshape(-1, 3)
     weights = sample_weights(samples, sigma.reshape(n_rays, n_samples, 1))
     rgb = _colors(renderable.field, features, directions, weights).reshape(n_rays, n_samples, 3)
     opacity = weights[..., 0].sum(dim=-1)

@@ -357,7 +357,8 @@ def _render_field_rays(scene: Renderable, rays_scene: Rays, jitter: torch.Tensor
         sigma, features = footprint.density_and_features(scene.field, samples.u, radii, keep)
     samples = samples.select(keep)
     deltas = deltas[keep]
-    directions = rays_scene.directions[samples.ray_indices]
+    seen_from = rays_scene.directions if rays_scene.colour_directions is None else rays_scene.colour_directions
+    directions = seen_from[samples.ray_indices]
     rgb = scene.field.color(features, directions)
     weights, _, _ = render_weights(sigma, deltas, samples.ray_indices, n_rays)
     t_mids = (samples.t_starts + samples.t_ends) * 0.5

@@ -225,4 +225,11 @@ def test_the_cpu_default_tier_is_geometric_the_best_measured_on_real_photos(monk
     fixer_tier = RefineRequest("scene", "out").config("prior")
     assert config.visibility_weight == 0.0 and 0 < config.smoothness_weight < fixer_tier.smoothness_weight
     assert RefineRequest("scene", "out", smoothness_weight=0.01).config(GEOMETRIC).smoothness_weight == 0.01
+    # the seen-direction prior: in the geometric tier only (measured there), and the flag overrides it
+    assert config.seen_direction_weight > 0 and fixer_tier.seen_direction_weight == 0
+    assert RefineRequest("scene", "out", seen_direction_weight=0).config(GEOMETRIC).seen_direction_weight == 0
+    from vista_core.errors import VistaError
+
+    with pytest.raises(VistaError, match="seen-direction-weight"):
+        RefineRequest("scene", "out", seen_direction_weight=-1)
     assert RefineRequest("scene", "out").config("inpaint").visibility_weight > 0

@@ -16,14 +16,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Render views stepping from the capture toward the path, let a fixer (inpainting, or a diffusion "
                     "model) repaint only the pixels the scene is unsure about (Tier 1: holes), and train on those "
                     "fixes (Difix3D+-style), with Nerfbusters' visibility loss; the default CPU tier, "
-                    "geometric, trains with depth smoothness along the path alone. The original scene is never "
-                    "modified.")
+                    "geometric, trains with depth smoothness along the path and the colour the photos saw from the "
+                    "nearest directions. The original scene is never modified.")
     refine.add_argument("scene", type=Path, help="trained scene folder (made by `vista train`)")
     refine.add_argument("--out", type=Path, required=True, help="NEW folder for the refined scene")
     refine.add_argument("--path", type=Path, help="camera path JSON (default: the views between the capture photos)")
     refine.add_argument("--data", type=Path, help="dataset folder (default: the one the scene was trained on)")
     refine.add_argument("--tier", default="auto", choices=TIERS,
-                        help="geometric: depth smoothness along the path, no fixer (CPU); inpaint: OpenCV "
+                        help="geometric: depth smoothness and seen-direction colour along the path, no fixer (CPU); "
+                             "inpaint: OpenCV "
                              "inpainting of the holes as pseudo views, with the visibility loss (CPU, no model); "
                              "prior: plus one denoising step of a small diffusion model trained on your photos (CPU, "
                              "~1 min more); "
@@ -43,6 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     refine.add_argument("--smoothness-weight", type=float, default=None,
                         help="weight of the depth-smoothness prior on patches of the path (default: 0.0015 for "
                              "the geometric tier, 0.003 for the fixer tiers; 0: off)")
+    refine.add_argument("--seen-direction-weight", type=float, default=None,
+                        help="weight of the seen-direction prior: along the path a surface shows the colour it "
+                             "shows toward the photos nearest in direction (default: 0.1 for the geometric tier, "
+                             "0 for the fixer tiers; 0: off)")
     refine.add_argument("--rounds", type=int, default=defaults["rounds"].default,
                         help="progressive rounds from the capture to the path (default %(default)s)")
     refine.add_argument("--keyframes", type=int, default=defaults["keyframes"].default,
@@ -60,7 +65,8 @@ def run_refine(args: argparse.Namespace) -> int:
     request = RefineRequest(args.scene, args.out, args.path, data_dir=args.data, tier=args.tier,
                             model_dir=args.model_dir, steps=args.steps, prior_steps=args.prior_steps,
                             strength=args.strength, rounds=args.rounds, keyframes=args.keyframes,
-                            score_weight=args.score_weight, smoothness_weight=args.smoothness_weight, seed=args.seed,
+                            score_weight=args.score_weight, smoothness_weight=args.smoothness_weight,
+                            seen_direction_weight=args.seen_direction_weight, seed=args.seed,
                             check=not args.no_check)
     with TerminalProgress() as progress:
         result = refine(request, progress)

@@ -26,11 +26,15 @@ if TYPE_CHECKING:
 
 GEOMETRIC = "geometric"
 """The tier without a fixer: depth smoothness on the path's keyframes alone (the registry's "none" fixer)."""
-GEOMETRIC_WEIGHTS = {"visibility_weight": 0.0, "smoothness_weight": 0.0015}
+GEOMETRIC_WEIGHTS = {"visibility_weight": 0.0, "smoothness_weight": 0.0015, "seen_direction_weight": 0.1,
+                     "seen_direction_angle": 10.0}
 """The geometric tier's priors. Without a fixer, every setting with the visibility loss (weight 0.0125 to 0.05) cost
 fox-small's training views 0.12-0.24 dB, while the smoothness prior alone at half its weight cost 0.02 dB and kept most
 of the path gain (+1.38 dB, -32% floaters; chosen on fox-small seed 0 only:
-bench/results/guidance-weights-fox-small.json)."""
+bench/results/guidance-weights-fox-small.json). The seen-direction prior (colour toward the nearest photos'
+directions, `guidance.terms.seen_direction_loss`) was chosen on skull-66 seed 0 only: path +0.72 dB over the
+smoothness alone at weights 0.05-1 alike, training views -0.04 dB at 0.1 with rays within 10 degrees of a photo's
+direction left to the photos (bench/results/guidance-seen-direction-weights.json)."""
 TIERS_OFFERED = (GEOMETRIC, *(name for name in FIXERS if name != "none"))
 """The guidance tiers a user picks: the priors alone, then the fixer registry's methods (guidance.fixers), so a new
 fixer file is offered by the CLI and the studio without editing either."""
@@ -52,10 +56,10 @@ class RefineRequest:
     data_dir: Path | None = None
     """Dataset folder (None: the one the scene was trained on)."""
     tier: str = "auto"
-    """geometric: depth smoothness along the path, no fixer (CPU); inpaint: OpenCV inpainting of the holes as
-    pseudo views, with the visibility loss and smoothness (CPU, no model); prior: plus a small diffusion model
-    trained on the photos (CPU); pipeline: a diffusers img2img pipeline from `model_dir` (CUDA); auto: pipeline if
-    `model_dir` is given and CUDA is present, else geometric."""
+    """geometric: depth smoothness and seen-direction colour along the path, no fixer (CPU); inpaint: OpenCV
+    inpainting of the holes as pseudo views, with the visibility loss and smoothness (CPU, no model); prior: plus a
+    small diffusion model trained on the photos (CPU); pipeline: a diffusers img2img pipeline from `model_dir`
+    (CUDA); auto: pipeline if `model_dir` is given and CUDA is present, else geometric."""
     model_dir: Path | None = None
     # The numeric defaults are RefineConfig's and PriorConfig's, read here once: the CLI's flags and the
     # benchmarks (bench/guidance_real.py) take theirs from these fields, so benchmarked settings = CLI defaults.
@@ -71,7 +75,9 @@ class RefineRequest:
     """Path cameras fixed per round."""
     score_weight: float = RefineConfig.score_weight
     smoothness_weight: float | None = None
-    """None: RefineConfig's default."""
+    """None: the tier's default."""
+    seen_direction_weight: float | None = None
+    """None: the tier's default (the geometric tier's 0.1; the fixer tiers run without it)."""
     seed: int = 0
     check: bool = True
     """Check the scene along the path before and after (coverage and floaters, `guidance.check`; seconds)."""
@@ -86,7 +92,7 @@ class RefineRequest:
                              f"rounds {self.rounds}, keyframes {self.keyframes}")
         if self.prior_steps < 1:
             raise VistaError(f"need --prior-steps >= 1, got {self.prior_steps}")
-        for name in ("strength", "score_weight", "smoothness_weight"):
+        for name in ("strength", "score_weight", "smoothness_weight", "seen_direction_weight"):
             value = getattr(self, name)
             if value is not None and not (is_finite_number(value) and value >= 0):
                 raise VistaError(f"--{name.replace('_', '-')} must be a number >= 0, got {value}")
@@ -97,8 +103,9 @@ class RefineRequest:
         """auto -> pipeline when a model folder is given and CUDA is present, else geometric: on real photos the
         patch prior's diffusion step did not beat inpainting alone by more than the seed-to-seed spread, and
         inpainting's pseudo views cost skull-66's held-out path 0.88 dB (up to 1.64 in a seed) where the priors
-        alone cost 0.11 dB (issue 24, bench/results/guidance-real-*-far-prior.json); with its present weights the
-        geometric tier gives fox-small +1.21 dB and skull-66 -0.18 dB (guidance-real-*-smooth-tier.json)."""
+        alone cost 0.11 dB (issue 24, bench/results/guidance-real-*-far-prior.json); with its present priors the
+        geometric tier gives the held-out path of fox-small +0.83 dB and of skull-66 +0.41 dB over plain training
+        (guidance-real-*-seen-direction.json)."""
         import torch
 
         if self.tier != "auto":
@@ -130,8 +137,9 @@ class RefineRequest:
                               seed=self.seed)
         if tier == GEOMETRIC:
             config = dataclasses.replace(config, **GEOMETRIC_WEIGHTS)
-        if self.smoothness_weight is not None:
-            config = dataclasses.replace(config, smoothness_weight=self.smoothness_weight)
+        for name in ("smoothness_weight", "seen_direction_weight"):
+            if getattr(self, name) is not None:
+                config = dataclasses.replace(config, **{name: getattr(self, name)})
         return config
 
 
