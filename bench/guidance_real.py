@@ -32,14 +32,9 @@ Gate (issue 24): mean over 3 seeds, the default against `none` (printed for ever
 floaters >= 25% lower, training-view PSNR >= -0.1 dB, flicker not higher; and `fixer` beats `inpaint` on path PSNR
 or floaters by more than the seed-to-seed spread (it did not: the default became `inpaint`, then `geometric`: README).
 
-Commands (`--smoke` checks the wiring at toy settings; skull-66 is posed once by `vista poses`, 86 s; the runs
-recorded so far add `--sampler proposal --base-steps 800 --reference-steps 800`: see the README):
-
-    nice -n 10 .venv/bin/python bench/guidance_real.py ../shared/data/fox-small --seeds 0 1 2
-    nice -n 10 .venv/bin/python bench/guidance_real.py bench/out/skull-66-posed --downscale 2 --seeds 0 1 2
-
-Writes bench/results/guidance-real-<dataset>.json (commit, command, machine, load average, settings, split, every
-row and the means; `--smoke` writes under bench/out/ instead).
+Commands: the README's guidance section (`--smoke` checks the wiring at toy settings; skull-66 is posed once by
+`vista poses`). Writes bench/results/guidance-real-<dataset>.json (commit, command, machine, load average, settings,
+split, every row and the means; `--smoke` writes under bench/out/): rename it before the next run overwrites it.
 """
 
 from __future__ import annotations
