@@ -17,7 +17,7 @@ The protocol, for any posed dataset (a `transforms.json` or Blender folder):
 5. **Variants**, each continuing from the same base scene for the same number of steps (`vista refine`'s defaults:
    the settings come from `vista_api.refine.RefineRequest`, the object the CLI reads its defaults from):
      none       plain training continued (no guidance terms, no fixer)
-     smoothness the geometric tier without its seen-direction prior: depth smoothness alone (the tier 12-07 05:00-21:00)
+     smoothness the geometric tier without its seen-direction prior: depth smoothness alone (the tier 12-07 05:00-22:00)
      geometric  `--tier geometric` (the CPU default): depth smoothness and the seen-direction prior, no fixer
      inpaint    the fixer loop, OpenCV inpainting of the holes only (`--tier inpaint`; the default 12-06 to 12-07)
      fixer      inpainting + the patch prior's one-step denoise (`--tier prior`; the default until issue 24)
@@ -246,7 +246,7 @@ def variant_config(name: str, request: RefineRequest) -> RefineConfig | None:
     """The RefineConfig of variant `name`, built as `vista refine` builds its own (None: not on this machine)."""
     if name == "none":
         return dataclasses.replace(request.config("prior"), geometric=False, fixer="none")
-    if name == "smoothness":  # the geometric tier without its seen-direction prior (the tier until 2026-12-07)
+    if name == "smoothness":  # the geometric tier without its seen-direction prior (the tier until 2026-12-07 22:00)
         return dataclasses.replace(request.config("geometric"), seen_direction_weight=0.0)
     if name == "geometric":
         return request.config("geometric")

@@ -147,8 +147,8 @@ def seen_direction_loss(scene: SceneRepresentation, capture: Cameras, cameras: C
         centres = capture.world_from_camera[:, :3, 3].to(linear) @ linear.T + scene.scene_from_world[:3, 3]
         points = rays.origins + out.depth[:, None] * rays.directions
         seen, shares = nearest_seen_directions(points, rays.directions, centres, count)
-        target = sum(shares[:, j, None] * render_rays(scene, Rays(rays.origins, rays.directions, rays.radii, seen[:, j]),
-                                                      jitter=jitter).rgb for j in range(seen.shape[1]))
+        toward = [Rays(rays.origins, rays.directions, rays.radii, seen[:, j]) for j in range(seen.shape[1])]
+        target = sum(shares[:, j, None] * render_rays(scene, r, jitter=jitter).rgb for j, r in enumerate(toward))
         weight = out.opacity.detach()
         if min_angle_deg > 0:
             angle = torch.rad2deg(torch.acos((seen[:, 0] * rays.directions).sum(-1).clamp(-1.0, 1.0)))

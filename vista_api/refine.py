@@ -32,9 +32,10 @@ GEOMETRIC_WEIGHTS = {"visibility_weight": 0.0, "smoothness_weight": 0.0015, "see
 fox-small's training views 0.12-0.24 dB, while the smoothness prior alone at half its weight cost 0.02 dB and kept most
 of the path gain (+1.38 dB, -32% floaters; chosen on fox-small seed 0 only:
 bench/results/guidance-weights-fox-small.json). The seen-direction prior (colour toward the nearest photos'
-directions, `guidance.terms.seen_direction_loss`) was chosen on skull-66 seed 0 only: path +0.72 dB over the
-smoothness alone at weights 0.05-1 alike, training views -0.04 dB at 0.1 with rays within 10 degrees of a photo's
-direction left to the photos (bench/results/guidance-seen-direction-weights.json)."""
+directions, `guidance.terms.seen_direction_loss`) was chosen on skull-66 seed 0 only (path 21.12-21.27 dB at weights
+0.05-4 against 20.55 without; bench/results/guidance-seen-direction-weights.json, equal photo weights then). As
+committed, over seeds 0-2 and against the smoothness alone: skull-66 path +0.45 dB, training views -0.02 dB; fox-small
+(not tuned on) +0.10 / -0.08 dB (bench/results/guidance-real-*-seen-direction.json)."""
 TIERS_OFFERED = (GEOMETRIC, *(name for name in FIXERS if name != "none"))
 """The guidance tiers a user picks: the priors alone, then the fixer registry's methods (guidance.fixers), so a new
 fixer file is offered by the CLI and the studio without editing either."""
