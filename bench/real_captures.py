@@ -2,12 +2,13 @@
 as the object-scene regression check, and optionally nerfstudio's nerfacto on the same data in the same run.
 
     .venv/bin/python bench/real_captures.py [--scenes fox-small,skull-66,lego-200] [--budgets 1,3,10]
-        [--lego-budget 10] [--preset preview] [--variants plain,appearance+camera] [--nerfacto]
+        [--lego-budget 10] [--preset preview] [--variants plain,appearance+camera] [--frame-sizes 1280x720,...]
+        [--nerfacto]
         [--nerfacto-budgets 1,3,10,30] [--out bench/out/real] [--results bench/results/real-captures.json]
 
 Per scene and budget, one Vista run (`bench/compare/vista_budget_train.py`, its own process, peak memory as PSS
 polled by `bench/compare/measure.py`): held-out PSNR/SSIM, training rays/s and samples/ray, seconds per frame at
-1280x720 (lego: 320x180 as well). skull-66 has no poses: `vista poses` poses it first (its registration count is
+1280x720 or `--frame-sizes` (lego: 320x180 and 1280x720). skull-66 has no poses: `vista poses` poses it first (its registration count is
 recorded; a capture with fewer than half its photos registered is reported, not trained). With `--nerfacto`,
 nerfstudio's nerfacto (as shipped: its camera optimizer and appearance embedding on, `nerfstudio-data` with every
 8th photo held out, as Vista holds them out) trains once per real scene with checkpoints at `--nerfacto-budgets`
@@ -148,6 +149,7 @@ def main() -> None:
     parser.add_argument("--variants", default="plain,appearance+camera", help=f"of {sorted(VARIANTS)}")
     parser.add_argument("--downscale", default="1",
                         help="real captures at 1/N of their photos' size: N, or per capture (skull-66=2,fox-small=1)")
+    parser.add_argument("--frame-sizes", default="1280x720", help="frame sizes timed on the real scenes (WxH,...)")
     parser.add_argument("--nerfacto", action="store_true", help="also nerfacto on the real scenes (slow)")
     parser.add_argument("--nerfacto-budgets", default="1,3,10,30")
     parser.add_argument("--nerfacto-rays", type=int, default=4096)
@@ -173,7 +175,7 @@ def main() -> None:
             rows += [run_vista(name, data, args.lego_budget, args.preset, "plain", ["320x180", "1280x720"], args.out)]
             continue
         for variant in variants:
-            rows += [run_vista(name, data, b, args.preset, variant, ["1280x720"], args.out,
+            rows += [run_vista(name, data, b, args.preset, variant, parse_list(args.frame_sizes), args.out,
                                downscale_for(args.downscale, name))
                      for b in budgets]
         if args.nerfacto:

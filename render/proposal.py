@@ -23,6 +23,7 @@ import torch
 from render import footprint, proposal_bake, proposal_fused, unbounded
 from render.cameras import Rays
 from render.nerfstudio_parts import ProposalSampler, contract, interlevel_and_distortion, sample_weights
+from render.ray_colours import ray_colours
 from render.representation import RayBundleOutput
 
 
@@ -161,15 +162,19 @@ def colour_precision(device: torch.device, field=None) -> contextlib.AbstractCon
     return contextlib.nullcontext()
 
 
-def _colors(field, features: torch.Tensor, directions: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Colours [S, 3] of the samples; rendering (no gradients) computes only the visible ones (`VISIBLE_WEIGHT`)."""
+def _colors(field, features: torch.Tensor, ray_directions: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Colours [R * S, 3] of the samples (weights [R, S, 1]) seen along `ray_directions` [R, 3]; rendering (no
+    gradients) computes only the visible ones (`VISIBLE_WEIGHT`)."""
+    n_rays, n_samples = weights.shape[:2]
     if torch.is_grad_enabled():
-        return field.color(features, directions)
+        ray_indices = torch.arange(n_rays, device=features.device).repeat_interleave(n_samples)
+        return ray_colours(field, features, ray_directions, ray_indices)
     visible = torch.nonzero(weights.reshape(-1) >= VISIBLE_WEIGHT).squeeze(1)
     rgb = features.new_zeros(len(features), 3)
     if len(visible):
         with colour_precision(features.device, field):
-            rgb[visible] = field.color(features[visible], directions[visible]).to(rgb.dtype)
+            colours = ray_colours(field, features[visible], ray_directions, visible // n_samples)
+            rgb[visible] = colours.to(rgb.dtype)
     return rgb
 
 
@@ -218,9 +223,8 @@ def render_proposal_rays(renderable, proposals: Proposals, rays: Rays, jitter: t
     positions = samples.frustums.get_positions().reshape(-1, 3)
     sigma, features = _field_values(renderable, rays, samples, positions)
     seen_from = rays.directions if rays.colour_directions is None else rays.colour_directions
-    directions = seen_from[:, None, :].expand(n_rays, n_samples, 3).reshape(-1, 3)
     weights = sample_weights(samples, sigma.reshape(n_rays, n_samples, 1))
-    rgb = _colors(renderable.field, features, directions, weights).reshape(n_rays, n_samples, 3)
+    rgb = _colors(renderable.field, features, seen_from, weights).reshape(n_rays, n_samples, 3)
     opacity = weights[..., 0].sum(dim=-1)
     t_mids = ((samples.frustums.starts + samples.frustums.ends) * 0.5)[..., 0]
     depth = (weights[..., 0] * t_mids).sum(dim=-1) / opacity.clamp(min=1e-6)

@@ -26,6 +26,7 @@ from render.cameras import Cameras, Rays, image_rays
 from render.config import DEFAULT_CHUNK_RAYS, SamplingConfig
 from render.occupancy import OccupancyGrid, occupied_cell_points
 from render.proposal import Proposals, render_proposal_rays
+from render.ray_colours import ray_colours
 from render.representation import Image, ParameterGroups, RayBundleOutput, SceneKind, SceneRepresentation
 from render.volume import accumulate, distortion_loss, exclusive_optical_depth, ray_start_offsets, render_weights
 
@@ -358,8 +359,7 @@ def _render_field_rays(scene: Renderable, rays_scene: Rays, jitter: torch.Tensor
     samples = samples.select(keep)
     deltas = deltas[keep]
     seen_from = rays_scene.directions if rays_scene.colour_directions is None else rays_scene.colour_directions
-    directions = seen_from[samples.ray_indices]
-    rgb = scene.field.color(features, directions)
+    rgb = ray_colours(scene.field, features, seen_from, samples.ray_indices)
     weights, _, _ = render_weights(sigma, deltas, samples.ray_indices, n_rays)
     t_mids = (samples.t_starts + samples.t_ends) * 0.5
     opacity = accumulate(weights, None, samples.ray_indices, n_rays)

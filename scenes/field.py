@@ -57,8 +57,14 @@ class NerfField(nn.Module):
         return trunc_exp(h[:, 0] - 1.0), h[:, 1:]
 
     def color(self, features: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
-        sh = spherical_harmonics(directions, self.config.sh_degree)
-        return torch.sigmoid(self.color_mlp(torch.cat([sh, features], dim=-1)))
+        return self.color_encoded(features, self.encode_directions(directions))
+
+    def encode_directions(self, directions: torch.Tensor) -> torch.Tensor:
+        """The colour MLP's direction input (`render.ray_colours`: renderers encode each ray once)."""
+        return spherical_harmonics(directions, self.config.sh_degree)
+
+    def color_encoded(self, features: torch.Tensor, encoded: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.color_mlp(torch.cat([encoded, features], dim=-1)))
 
     @property
     def fused_colours(self) -> bool:
